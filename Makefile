@@ -1,0 +1,122 @@
+# hakmem - a drop-in allocator for programs that churn large blocks.
+#   make            build/libhakmem.so, build/libhakmem.a, build/hakmem-stat
+#   make test       install missing packages, build, run unit + integration tests
+#   make demo       install missing packages, build, run the demo workload
+#   make install PREFIX=/usr/local   (DESTDIR honoured)
+#   V=1 shows every command; O=dir puts the build elsewhere; EXTRA_CFLAGS adds flags.
+
+O        ?= build
+PREFIX   ?= /usr/local
+CC       ?= cc
+SAN      ?=
+V        ?= 0
+
+ifeq ($(V),1)
+  Q =
+  msg =
+else
+  Q = @
+  msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
+endif
+
+HAVE_SDT := $(shell printf '\#include <sys/sdt.h>\nint main(void){return 0;}\n' | $(CC) -x c - -fsyntax-only 2>/dev/null && echo 1)
+
+WARN     := -Wall -Wextra -Wshadow -Wpointer-arith -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
+BASE_CFLAGS := -std=gnu11 -O2 -g -pthread $(WARN) -Iinclude -Isrc $(EXTRA_CFLAGS)
+ifneq ($(SAN),)
+  BASE_CFLAGS += -fsanitize=$(SAN) -fno-omit-frame-pointer -O1
+  SAN_LDFLAGS := -fsanitize=$(SAN)
+endif
+LIB_CFLAGS := $(BASE_CFLAGS) -fPIC -fvisibility=hidden -ftls-model=initial-exec \
+              -fno-builtin-malloc -fno-builtin-free -fno-builtin-calloc -fno-builtin-realloc \
+              $(if $(HAVE_SDT),-DHAK_HAVE_SDT)
+
+# The library, one module per responsibility (see src/README.md).
+LIB_CORE := sizeclass options log os registry bigcache batch knobs stats shm init libc alloc free realloc
+LIB_SRCS := $(addprefix src/,$(addsuffix .c,$(LIB_CORE))) src/override.c
+CORE_OBJS := $(addprefix $(O)/obj/,$(addsuffix .o,$(LIB_CORE)))
+LIB_OBJS := $(CORE_OBJS) $(O)/obj/override.o
+READER_OBJ := $(O)/obj/shm_read.o
+HEADERS  := include/hakmem.h include/hakmem/shm.h src/hak_internal.h
+
+TOOLS    := $(O)/hakmem-stat
+
+.DELETE_ON_ERROR:
+.SECONDARY:
+.PHONY: all lib tools deps test unit integration demo install uninstall clean help bench
+
+all: lib tools
+
+help:
+	@sed -n '2,7p' Makefile | sed 's/^# \{0,1\}//'
+
+lib: $(O)/libhakmem.so $(O)/libhakmem.a $(O)/hakmem.pc
+
+$(O)/obj:
+	$(Q)mkdir -p $@
+
+$(O)/obj/%.o: src/%.c $(HEADERS) | $(O)/obj
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(LIB_CFLAGS) -c $< -o $@
+
+$(O)/libhakmem.so: $(LIB_OBJS)
+	$(call msg,LD,$@)
+	$(Q)$(CC) -shared -pthread -Wl,-soname,libhakmem.so -Wl,-z,now -o $@ $^ -ldl $(SAN_LDFLAGS)
+
+$(O)/libhakmem.a: $(LIB_OBJS)
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+# Core without the malloc overrides: for unit tests and sanitizer builds.
+$(O)/libhakmem_core.a: $(CORE_OBJS)
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(O)/hakmem.pc: Makefile | $(O)/obj
+	$(call msg,GEN,$@)
+	$(Q)printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: hakmem\nDescription: drop-in large-block allocator (BigCache + Batch)\nVersion: 0.1.0\nLibs: -L$${libdir} -lhakmem\nLibs.private: -pthread -ldl\nCflags: -I$${includedir}\n' '$(PREFIX)' > $@
+
+tools: $(TOOLS)
+
+$(O)/obj/shm_read.o: src/shm_read.c include/hakmem/shm.h | $(O)/obj
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(BASE_CFLAGS) -c $< -o $@
+
+$(O)/hakmem-stat: tools/hakmem-stat.c $(READER_OBJ) include/hakmem/shm.h
+	$(call msg,CCLD,$@)
+	$(Q)$(CC) $(BASE_CFLAGS) -o $@ $< $(READER_OBJ) $(SAN_LDFLAGS)
+
+# ---- setup: every Debian package the project needs, installed when missing ----
+deps:
+	$(Q)bash scripts/deps.sh
+
+# ---- tests ----
+include tests/tests.mk
+
+test: deps
+	$(Q)$(MAKE) --no-print-directory all test-build
+	$(Q)bash tests/run.sh $(O)
+
+# ---- demo ----
+demo: deps
+	$(Q)$(MAKE) --no-print-directory all test-build
+	$(Q)bash scripts/demo.sh $(O)
+
+install: lib
+	$(call msg,INSTALL,$(DESTDIR)$(PREFIX))
+	$(Q)install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/hakmem $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
+	$(Q)install -m 0755 $(O)/libhakmem.so $(DESTDIR)$(PREFIX)/lib/
+	$(Q)install -m 0644 $(O)/libhakmem.a $(DESTDIR)$(PREFIX)/lib/
+	$(Q)install -m 0644 include/hakmem.h $(DESTDIR)$(PREFIX)/include/
+	$(Q)install -m 0644 include/hakmem/shm.h $(DESTDIR)$(PREFIX)/include/hakmem/
+	$(Q)install -m 0644 $(O)/hakmem.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+	$(Q)if [ -f $(O)/hakmem-stat ]; then install -m 0755 $(O)/hakmem-stat $(DESTDIR)$(PREFIX)/bin/; fi
+
+uninstall:
+	$(Q)rm -f $(DESTDIR)$(PREFIX)/lib/libhakmem.so $(DESTDIR)$(PREFIX)/lib/libhakmem.a \
+	  $(DESTDIR)$(PREFIX)/include/hakmem.h $(DESTDIR)$(PREFIX)/include/hakmem/shm.h \
+	  $(DESTDIR)$(PREFIX)/lib/pkgconfig/hakmem.pc $(DESTDIR)$(PREFIX)/bin/hakmem-stat
+
+clean:
+	$(call msg,CLEAN,$(O))
+	$(Q)rm -rf $(O)

@@ -1,0 +1,93 @@
+/*
+ * hakmem.h - public API of libhakmem, a large-block allocator.
+ *
+ * Two ways to use hakmem:
+ *   1. Drop-in: LD_PRELOAD=libhakmem.so prog  (or link libhakmem.a before libc):
+ *      malloc, free, calloc, realloc, reallocarray, posix_memalign, aligned_alloc,
+ *      memalign, valloc, pvalloc and malloc_usable_size are replaced.
+ *   2. Native: call the hak_* functions below; no preloading needed.
+ *
+ * Requests of at least HAKMEM_LARGE_MIN bytes (default 64 KiB) are served by
+ * hakmem: size class -> BigCache ring -> fresh mapping.  Smaller requests go to
+ * glibc's own allocator untouched.  Freed large blocks are kept warm in BigCache;
+ * blocks evicted from it go to Batch, which releases them with one munmap per
+ * coalesced address range.  Only Batch ever munmaps a hakmem block.
+ *
+ * Errors: allocation functions return NULL and set errno (ENOMEM, EINVAL) like
+ * their libc counterparts; knob setters return 0 or -errno.
+ */
+#ifndef HAKMEM_H
+#define HAKMEM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define HAKMEM_VERSION_MAJOR 0
+#define HAKMEM_VERSION_MINOR 1
+#define HAKMEM_VERSION_PATCH 0
+#define HAKMEM_VERSION "0.1.0"
+
+#if defined(__GNUC__)
+#define HAKMEM_API __attribute__((visibility("default")))
+#else
+#define HAKMEM_API
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* malloc(size) semantics: size 0 gives a unique pointer; NULL + ENOMEM on failure. */
+HAKMEM_API void  *hak_alloc(size_t size);
+/* free(ptr) semantics: NULL is a no-op; an invalid or double free of a hakmem block
+ * is reported on stderr and aborts the process, like glibc. */
+HAKMEM_API void   hak_free(void *ptr);
+/* calloc semantics: n*size overflow gives NULL + ENOMEM. */
+HAKMEM_API void  *hak_calloc(size_t n, size_t size);
+/* realloc semantics: realloc(NULL,n) = alloc(n); realloc(p,0) frees p and returns NULL
+ * (glibc behaviour); on failure NULL + ENOMEM and p is untouched.  Large blocks grow
+ * in place or by mremap, never by copying. */
+HAKMEM_API void  *hak_realloc(void *ptr, size_t size);
+/* posix_memalign semantics: returns 0, EINVAL (alignment not a power of two multiple
+ * of sizeof(void *)) or ENOMEM. */
+HAKMEM_API int    hak_memalign(void **out, size_t alignment, size_t size);
+/* malloc_usable_size semantics: 0 for NULL. */
+HAKMEM_API size_t hak_usable_size(const void *ptr);
+/* Nonzero if ptr is the start of a live hakmem large block (exact lookup). */
+HAKMEM_API int    hak_owns(const void *ptr);
+
+/* ---- knobs (run-time values, always clamped to their bounds) ---- */
+enum hakmem_knob {
+    HAKMEM_KNOB_RING_CAP = 1,        /* BIGCACHE_RING_CAP: blocks per size-class ring */
+    HAKMEM_KNOB_BATCH_THRESHOLD = 2, /* BATCH_THRESHOLD: pending bytes that trigger a flush */
+    HAKMEM_KNOB_CACHE_MAX_BYTES = 3, /* total bytes BigCache may hold */
+};
+/* Current value of a knob, or 0 for an unknown knob. */
+HAKMEM_API uint64_t hak_knob_get(int knob);
+/* Set a knob.  Returns 0, or -EINVAL for an unknown knob, or -ERANGE when the
+ * value was out of bounds (the knob is then set to the nearest bound). */
+HAKMEM_API int      hak_knob_set(int knob, uint64_t value);
+/* Convenience wrappers. */
+HAKMEM_API int      hak_set_ring_cap(uint64_t cap);
+HAKMEM_API int      hak_set_batch_threshold(uint64_t bytes);
+
+/* Hand every cached block to Batch and flush Batch now (RSS falls back). */
+HAKMEM_API void     hak_trim(void);
+/* Flush Batch now, whatever its pending bytes. */
+HAKMEM_API void     hak_flush(void);
+
+/* A copy of this process's counters (see hakmem/shm.h for the names). */
+typedef struct hak_stats {
+    uint64_t large_allocs, large_frees;
+    uint64_t cache_hits, cache_misses, cache_puts;
+    uint64_t evictions;            /* all reasons */
+    uint64_t batch_adds, batch_flushes, batch_blocks_flushed, batch_bytes_flushed;
+    uint64_t batch_ranges_flushed, munmap_calls, mmap_calls, mremap_calls, madvise_calls;
+    uint64_t bytes_mapped, bytes_cached, bytes_pending, peak_bytes_mapped;
+} hak_stats_t;
+HAKMEM_API void     hak_stats_get(hak_stats_t *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* HAKMEM_H */

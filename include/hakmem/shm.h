@@ -1,0 +1,291 @@
+/*
+ * hakmem/shm.h - THE layout of the hakmem telemetry segment (one definition).
+ *
+ * Every process running libhakmem maps one POSIX shared-memory segment named
+ * "/hakmem.<pid>" (so /dev/shm/hakmem.<pid>), mode 0600. The library, hakmem-stat,
+ * the tuner and the eBPF loader all include this header and nothing else to
+ * understand it.  Rules:
+ *   - the struct opens with magic, version and size: readers refuse another
+ *     magic or version and tolerate a larger size (fields are only appended);
+ *   - fixed-width types only, no pointers, no bool; every counter is a u64;
+ *   - HAK_COUNTERS(X) lists every event counter once; the struct fields, JSON
+ *     and Prometheus names are generated from it;
+ *   - writers never wait for readers (seqlocks); readers retry a bounded
+ *     number of times and report "busy" rather than stall.
+ *
+ * Consistency model.  Event counters live in per-thread slots.  Each slot has
+ * one writer (its thread) and a generation number: odd while the thread is in
+ * the middle of one allocator operation, even between operations.  A reader
+ * copies a slot between two equal even generations, so it sees the slot at an
+ * operation boundary; totals are the sum of the slots.  Slots of exiting
+ * threads are folded into the "retired" slot under shm->fold_gen (also a
+ * seqlock), so a reader that saw fold_gen change retries the whole snapshot.
+ * Per-class figures are written under the class lock, with their own gen.
+ */
+#ifndef HAKMEM_SHM_H
+#define HAKMEM_SHM_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+#define HAK_SHM_MAGIC        0x4d454d4b4148ULL  /* "HAKMEM\0\0" little endian */
+#define HAK_SHM_VERSION      1u
+#define HAK_SHM_NAME_FMT     "/hakmem.%d"       /* shm_open name; /dev/shm/hakmem.<pid> */
+#define HAK_SHM_DIR          "/dev/shm"
+#define HAK_SHM_PREFIX       "hakmem."
+#define HAK_SHM_CLASSES      64u   /* room for size classes (the library uses fewer) */
+#define HAK_SHM_SLOTS        128u  /* thread slots; slot 0 = retired threads, 1 = shared overflow */
+#define HAK_SHM_DECISIONS    256u  /* decision log ring entries (power of two) */
+#define HAK_SHM_COMM_LEN     64u
+
+/* Event counters: X(name, help).  Monotonic, summed over thread slots. */
+#define HAK_COUNTERS(X) \
+    X(large_allocs,          "large allocations served (malloc/calloc/realloc/memalign >= large_min)") \
+    X(large_frees,           "large blocks freed by the program") \
+    X(cache_hits,            "large allocations served from a BigCache ring (no syscall)") \
+    X(cache_misses,          "large allocations that had to map fresh memory") \
+    X(cache_puts,            "freed large blocks kept warm in a BigCache ring") \
+    X(evict_ring_full,       "blocks handed to Batch because their ring was full") \
+    X(evict_cap_lowered,     "blocks handed to Batch because the ring cap was lowered") \
+    X(evict_budget,          "blocks handed to Batch because the cache byte budget was exceeded") \
+    X(evict_idle_trim,       "blocks handed to Batch by a trim (idle or requested)") \
+    X(evict_uncacheable,     "freed blocks that no ring may hold (oversized, over-aligned, mode)") \
+    X(batch_adds,            "blocks added to Batch (= sum of evict_*)") \
+    X(batch_add_bytes,       "block bytes added to Batch") \
+    X(batch_flushes,         "Batch flushes") \
+    X(batch_blocks_flushed,  "blocks released by Batch flushes") \
+    X(batch_bytes_flushed,   "block bytes released by Batch flushes") \
+    X(batch_ranges_flushed,  "coalesced address ranges released by Batch flushes") \
+    X(batch_flush_ns,        "nanoseconds spent inside Batch flushes") \
+    X(mmap_calls,            "mmap calls for large blocks") \
+    X(munmap_calls,          "munmap calls for large blocks (all from Batch)") \
+    X(munmap_bytes,          "bytes of address space those munmap calls released (blocks + alignment tails)") \
+    X(munmap_failures,       "munmap calls that failed (reported, never silent)") \
+    X(madvise_calls,         "madvise calls") \
+    X(mremap_calls,          "mremap calls (large realloc)") \
+    X(mmap_failures,         "mmap/mremap calls that failed (allocation returned ENOMEM)") \
+    X(bytes_mapped_total,    "bytes ever mapped for large blocks") \
+    X(realloc_inplace,       "large reallocs satisfied in place") \
+    X(realloc_mremap,        "large reallocs satisfied by mremap (no copy)") \
+    X(realloc_copy,          "reallocs that copied (crossing large_min, or shrink to a cached class)") \
+    X(calloc_zero_skipped,   "large callocs that skipped memset on a fresh mapping") \
+    X(invalid_frees,         "invalid or double frees of hakmem blocks detected") \
+    X(trims,                 "trim operations (idle or requested)") \
+    X(ctl_applied,           "control-block requests applied")
+
+/* Gauges: X(name, help).  Each slot keeps two monotonic sums per gauge, what it
+ * added (gauge_in) and what it removed (gauge_out); the value is
+ * sum(in) - sum(out).  Every removal happens after its addition, so a reader
+ * that sums all gauge_out (and the "effect" counters below) BEFORE all gauge_in
+ * never sees a negative gauge or more bytes flushed than added. */
+#define HAK_GAUGES(X) \
+    X(bytes_mapped,          "address space currently mapped for large blocks (live + cached + pending, with tails)") \
+    X(bytes_live,            "bytes in large blocks the program holds") \
+    X(blocks_live,           "large blocks the program holds") \
+    X(bytes_cached,          "bytes held warm in BigCache rings") \
+    X(blocks_cached,         "blocks held warm in BigCache rings") \
+    X(bytes_pending,         "block bytes waiting in Batch for the next flush") \
+    X(blocks_pending,        "blocks waiting in Batch for the next flush")
+
+#define HAK_X_ENUM(name, help) HAK_C_##name,
+enum hak_counter_id { HAK_COUNTERS(HAK_X_ENUM) HAK_NCOUNTERS };
+#define HAK_X_GENUM(name, help) HAK_G_##name,
+enum hak_gauge_id { HAK_GAUGES(HAK_X_GENUM) HAK_NGAUGES };
+#undef HAK_X_ENUM
+#undef HAK_X_GENUM
+
+/* Modes (hak_shm_t.mode, HAKMEM_MODE). */
+enum hak_mode { HAK_MODE_OFF = 0, HAK_MODE_FIXED = 1, HAK_MODE_EVOLVING = 2 };
+
+/* Eviction reasons (USDT probe argument, per-class figures). */
+enum hak_evict_reason {
+    HAK_EVICT_RING_FULL = 0, HAK_EVICT_CAP_LOWERED = 1, HAK_EVICT_BUDGET = 2,
+    HAK_EVICT_IDLE_TRIM = 3, HAK_EVICT_UNCACHEABLE = 4, HAK_EVICT_NREASONS = 5
+};
+
+/* Knob ids (knob change probes, decision log). */
+enum hak_knob_id { HAK_KNOB_RING_CAP = 1, HAK_KNOB_BATCH_THRESHOLD = 2, HAK_KNOB_CLASS_CAP = 3 };
+
+/* Counters that record the effect of an earlier counted cause (read in the
+ * first pass of a snapshot, with gauge_out). */
+#define HAK_COUNTER_IS_EFFECT(id) \
+    ((id) == HAK_C_batch_flushes || (id) == HAK_C_batch_blocks_flushed || (id) == HAK_C_batch_bytes_flushed || \
+     (id) == HAK_C_batch_ranges_flushed || (id) == HAK_C_batch_flush_ns || (id) == HAK_C_munmap_calls || \
+     (id) == HAK_C_munmap_failures || (id) == HAK_C_munmap_bytes)
+
+/* One thread slot: single writer (owner thread), seqlock by gen. */
+typedef struct hak_shm_slot {
+    uint64_t gen;                      /* odd while the owner is inside an operation */
+    uint64_t owner_tid;                /* 0 = free; nonzero = kernel tid of the owner */
+    uint64_t counter[HAK_NCOUNTERS];
+    uint64_t gauge_in[HAK_NGAUGES];    /* sum of increments */
+    uint64_t gauge_out[HAK_NGAUGES];   /* sum of decrements */
+} __attribute__((aligned(64))) hak_shm_slot_t;
+
+/* Per size class: written under the class lock; seqlock by gen. */
+typedef struct hak_shm_class {
+    uint64_t gen;
+    uint64_t size;                     /* block size of the class, bytes */
+    uint64_t hits, misses, puts;
+    uint64_t evictions[HAK_EVICT_NREASONS];
+    uint64_t cached_blocks;            /* blocks in the ring now */
+    uint64_t cap;                      /* effective ring cap of this class now */
+    uint64_t ghost_hits;               /* misses that a bigger ring would have hit (tuner) */
+    uint64_t reuse_hist[8];            /* misses by ghost depth bucket (tuner's hit prediction) */
+} __attribute__((aligned(64))) hak_shm_class_t;
+
+/* Knob values the library is using now (written by the library only). */
+typedef struct hak_shm_knobs {
+    uint64_t gen;
+    uint64_t ring_cap;                 /* BIGCACHE_RING_CAP */
+    uint64_t batch_threshold;          /* BATCH_THRESHOLD, bytes */
+    uint64_t cache_max_bytes;          /* HAKMEM_CACHE_MAX_BYTES */
+    uint64_t large_min;                /* HAKMEM_LARGE_MIN */
+    uint64_t thp;                      /* 0 never, 1 madvise-aligned, 2 always */
+    uint64_t tune_interval_ms;
+    uint64_t idle_ms;
+    uint64_t pad_[8];
+} hak_shm_knobs_t;
+
+/* Control block: written by other processes (hakmem-stat --set, the tuner).
+ * Protocol: write flags and values, then store seq+1 (release).  The library
+ * compares seq with applied_seq, reads the values, CLAMPS them to the knob
+ * bounds, applies those whose flag is set, and stores applied_seq = seq.
+ * Torn or hostile writes can only move knobs within their bounds. */
+#define HAK_CTL_RING_CAP        0x1u   /* apply ring_cap */
+#define HAK_CTL_BATCH_THRESHOLD 0x2u   /* apply batch_threshold */
+#define HAK_CTL_TRIM            0x4u   /* hand every cached block to Batch and flush */
+typedef struct hak_shm_control {
+    uint64_t seq;                      /* bumped by the requester after writing the rest */
+    uint64_t flags;                    /* HAK_CTL_* */
+    uint64_t ring_cap;                 /* requested BIGCACHE_RING_CAP */
+    uint64_t batch_threshold;          /* requested BATCH_THRESHOLD, bytes */
+    uint64_t applied_seq;              /* written by the library */
+    uint64_t applied_ns;               /* CLOCK_REALTIME ns when applied */
+    uint64_t rejected;                 /* requested values that had to be clamped */
+    uint64_t pad_[9];
+} hak_shm_control_t;
+
+/* One tuner decision (filled by the in-process tuner or hakmem-tuner --drive). */
+typedef struct hak_shm_decision {
+    uint64_t seq;                      /* 1-based decision number; 0 = empty */
+    uint64_t time_ns;                  /* CLOCK_REALTIME */
+    uint32_t knob;                     /* enum hak_knob_id */
+    uint32_t size_class;               /* for HAK_KNOB_CLASS_CAP, else UINT32_MAX */
+    uint64_t old_value, new_value;
+    uint32_t reason;                   /* tuner reason code */
+    uint32_t pad0_;
+    double   predicted;                /* predicted effect (hit rate, cost...) */
+    uint64_t grade;                    /* 0 ungraded, 1 confirmed, 2 refuted (tuner) */
+} hak_shm_decision_t;
+
+/* Kernel-side figures published by hakmem-probe (eBPF loader). */
+typedef struct hak_shm_kernel {
+    uint64_t gen;
+    uint64_t updated_ns;               /* 0 = nobody publishes */
+    uint64_t munmap_calls, munmap_bytes, munmap_ns_total;
+    uint64_t munmap_outside_flush;     /* munmaps of the process outside flush windows */
+    uint64_t madvise_calls, madvise_ns_total;
+    uint64_t pad_[8];
+} hak_shm_kernel_t;
+
+typedef struct hak_shm {
+    /* header: never moves */
+    uint64_t magic;                    /* HAK_SHM_MAGIC */
+    uint32_t version;                  /* HAK_SHM_VERSION */
+    uint32_t size;                     /* sizeof(hak_shm_t) of the writer */
+    uint32_t pid;
+    uint32_t uid;
+    uint32_t mode;                     /* enum hak_mode */
+    uint32_t nclasses;                 /* size classes in use (<= HAK_SHM_CLASSES) */
+    uint32_t ncounters;                /* HAK_NCOUNTERS of the writer */
+    uint32_t ngauges;                  /* HAK_NGAUGES of the writer */
+    uint64_t start_ns;                 /* CLOCK_REALTIME ns at creation */
+    uint64_t last_op_ns;               /* CLOCK_MONOTONIC ns of the last slow-path op */
+    char     comm[HAK_SHM_COMM_LEN];   /* NUL-terminated command name */
+    uint64_t fold_gen;                 /* seqlock around folding retired slots */
+    uint64_t peak_bytes_mapped;        /* high-water mark of bytes_mapped */
+    uint64_t pad0_[6];
+
+    hak_shm_knobs_t   knobs;
+    hak_shm_control_t control;
+    hak_shm_kernel_t  kernel;
+
+    /* decision log ring: entry (n-1) % HAK_SHM_DECISIONS holds decision n */
+    uint64_t decision_head;            /* number of decisions ever written */
+    uint64_t pad1_[7];
+    hak_shm_decision_t decisions[HAK_SHM_DECISIONS];
+
+    hak_shm_class_t classes[HAK_SHM_CLASSES];
+    hak_shm_slot_t  slots[HAK_SHM_SLOTS];
+} hak_shm_t;
+
+/* Layout guards: a change here is a new HAK_SHM_VERSION. */
+_Static_assert(offsetof(hak_shm_t, magic) == 0, "magic first");
+_Static_assert(offsetof(hak_shm_t, version) == 8, "version at 8");
+_Static_assert(offsetof(hak_shm_t, size) == 12, "size at 12");
+_Static_assert(sizeof(hak_shm_slot_t) % 64 == 0, "slots are cache-line sized");
+_Static_assert(sizeof(hak_shm_class_t) % 64 == 0, "classes are cache-line sized");
+_Static_assert(sizeof(hak_shm_decision_t) == 64, "decision entry is 64 bytes");
+_Static_assert((HAK_SHM_DECISIONS & (HAK_SHM_DECISIONS - 1)) == 0, "ring size power of two");
+_Static_assert(offsetof(hak_shm_t, slots) % 64 == 0, "slots aligned");
+
+/* ---- reader side (implemented in src/shm_read.c, linked into the tools) ---- */
+
+/* A consistent copy of one segment. */
+typedef struct hak_snapshot {
+    uint32_t pid, uid, mode, nclasses;
+    uint64_t start_ns, last_op_ns, peak_bytes_mapped;
+    char     comm[HAK_SHM_COMM_LEN];
+    uint64_t counter[HAK_NCOUNTERS];
+    int64_t  gauge[HAK_NGAUGES];
+    hak_shm_knobs_t   knobs;
+    hak_shm_control_t control;
+    hak_shm_kernel_t  kernel;
+    hak_shm_class_t   classes[HAK_SHM_CLASSES];
+    uint64_t decision_head;
+    uint64_t taken_ns;                 /* CLOCK_MONOTONIC ns when taken */
+} hak_snapshot_t;
+
+/* Errors returned (negated) by the reader functions. */
+enum hak_shm_err {
+    HAK_SHM_OK = 0,
+    HAK_SHM_ENOENT = 1,     /* no segment for that pid */
+    HAK_SHM_EACCES = 2,     /* permission denied, or owned by another uid */
+    HAK_SHM_EMAGIC = 3,     /* not a hakmem segment */
+    HAK_SHM_EVERSION = 4,   /* hakmem segment of another layout version */
+    HAK_SHM_ESHORT = 5,     /* truncated segment */
+    HAK_SHM_ECORRUPT = 6,   /* inconsistent contents */
+    HAK_SHM_EBUSY = 7,      /* writer kept it busy; no consistent snapshot */
+    HAK_SHM_EIO = 8,        /* other system error (errno kept) */
+    HAK_SHM_ESRCH = 9,      /* no such process */
+};
+
+typedef struct hak_shm_handle {
+    int          fd;
+    hak_shm_t   *shm;        /* read-write mapping (control block writes) */
+    size_t       map_size;
+    int          pid;
+} hak_shm_handle_t;
+
+/* Open the segment of pid (read-write if allowed, else read-only).
+ * Returns 0 or -enum hak_shm_err; validates magic, version, size, owner. */
+int  hak_shm_open_pid(int pid, hak_shm_handle_t *h);
+/* Open a segment file by path (tests, fuzzing). Same checks. */
+int  hak_shm_open_path(const char *path, hak_shm_handle_t *h);
+/* Validate an in-memory segment image of len bytes. Returns 0 or -err. */
+int  hak_shm_validate(const void *buf, size_t len);
+void hak_shm_close(hak_shm_handle_t *h);
+/* Take a consistent snapshot; never blocks the writer. 0 or -err. */
+int  hak_shm_snapshot(const hak_shm_t *shm, hak_snapshot_t *out);
+/* Post a control request (flags = HAK_CTL_*); returns the request's seq.
+ * Wait for shm->control.applied_seq >= seq to know it was applied. */
+uint64_t hak_shm_control_post(hak_shm_t *shm, uint64_t flags, uint64_t ring_cap, uint64_t batch_threshold);
+const char *hak_shm_strerror(int err);
+extern const char *const hak_counter_names[HAK_NCOUNTERS];
+extern const char *const hak_counter_help[HAK_NCOUNTERS];
+extern const char *const hak_gauge_names[HAK_NGAUGES];
+extern const char *const hak_gauge_help[HAK_NGAUGES];
+const char *hak_mode_name(uint32_t mode);
+
+#endif /* HAKMEM_SHM_H */

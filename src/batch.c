@@ -1,0 +1,147 @@
+/*
+ * batch.c - Batch: the one place where hakmem blocks are released.
+ *
+ * Evicted blocks wait here until their sizes add up to BATCH_THRESHOLD
+ * bytes (a run-time knob).  A flush takes every pending block, sorts them by
+ * address, merges neighbours whose mappings touch, and issues ONE munmap per
+ * merged range: fewer syscalls and one TLB shootdown per range instead of one
+ * per block.  USDT probes hakmem:batch_flush_begin(blocks, bytes) and
+ * hakmem:batch_flush_end(ranges, munmaps, ns) bracket every flush, so an eBPF
+ * program can tell munmaps inside a flush window from all others.
+ *
+ * Locking: batch_lock guards the pending list (short); flush_lock serialises
+ * flushes, which run without batch_lock held so evictions never wait on munmap.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "hak_internal.h"
+
+#define BATCH_MAX 4096u                 /* pending blocks; a full list flushes */
+
+static pthread_mutex_t batch_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t flush_lock = PTHREAD_MUTEX_INITIALIZER;
+static hak_block_t *pending[BATCH_MAX];
+static size_t npending;
+static uint64_t pending_bytes;
+static hak_block_t *flushing[BATCH_MAX];  /* guarded by flush_lock */
+static uintptr_t range_start[BATCH_MAX];
+static size_t range_len[BATCH_MAX];
+static _Atomic int munmap_warned;
+
+void hak_batch_lock(void) {
+    pthread_mutex_lock(&flush_lock);
+    pthread_mutex_lock(&batch_lock);
+}
+void hak_batch_unlock(void) {
+    pthread_mutex_unlock(&batch_lock);
+    pthread_mutex_unlock(&flush_lock);
+}
+void hak_batch_child_reset(void) {
+    pthread_mutex_init(&batch_lock, NULL);
+    pthread_mutex_init(&flush_lock, NULL);
+}
+
+/* In-place heap sort by map_base: no allocation, O(n log n), n <= BATCH_MAX. */
+static void sift(hak_block_t **v, size_t i, size_t n) {
+    for (;;) {
+        size_t l = 2 * i + 1, m = i;
+        if (l < n && v[l]->map_base > v[m]->map_base) m = l;
+        if (l + 1 < n && v[l + 1]->map_base > v[m]->map_base) m = l + 1;
+        if (m == i) return;
+        hak_block_t *t = v[i]; v[i] = v[m]; v[m] = t;
+        i = m;
+    }
+}
+
+size_t hak_batch_coalesce(hak_block_t **v, size_t n, uintptr_t *starts, size_t *lens) {
+    for (size_t i = n / 2; i-- > 0;) sift(v, i, n);
+    for (size_t end = n; end-- > 1;) {
+        hak_block_t *t = v[0]; v[0] = v[end]; v[end] = t;
+        sift(v, 0, end);
+    }
+    size_t nr = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (nr > 0 && starts[nr - 1] + lens[nr - 1] == v[i]->map_base) {
+            lens[nr - 1] += v[i]->map_size;
+        } else {
+            starts[nr] = v[i]->map_base;
+            lens[nr] = v[i]->map_size;
+            nr++;
+        }
+    }
+    return nr;
+}
+
+void hak_batch_add(hak_block_t *b, int reason) {
+    static const int reason_counter[HAK_EVICT_NREASONS] = {
+        HAK_C_evict_ring_full, HAK_C_evict_cap_lowered, HAK_C_evict_budget,
+        HAK_C_evict_idle_trim, HAK_C_evict_uncacheable,
+    };
+    HAK_PROBE3(bigcache_evict, b->cls, b->size, reason);
+    atomic_store_explicit(&b->state, HAK_BLOCK_PENDING, memory_order_relaxed);
+    hak_cnt_add(reason_counter[reason], 1);
+    HAK_CNT(batch_adds);
+    HAK_CNT_ADD(batch_add_bytes, b->size);
+    HAK_GAUGE(bytes_pending, (int64_t)b->size);
+    HAK_GAUGE(blocks_pending, 1);
+
+    pthread_mutex_lock(&batch_lock);
+    pending[npending++] = b;
+    pending_bytes += b->size;
+    bool due = pending_bytes >= atomic_load_explicit(&hak_batch_threshold, memory_order_relaxed) ||
+               npending == BATCH_MAX;
+    pthread_mutex_unlock(&batch_lock);
+    if (due) hak_batch_flush(false);
+}
+
+void hak_batch_flush(bool force) {
+    if (force) pthread_mutex_lock(&flush_lock);
+    else if (pthread_mutex_trylock(&flush_lock) != 0) return;   /* a flush is running */
+
+    pthread_mutex_lock(&batch_lock);
+    bool due = force || npending == BATCH_MAX ||
+               pending_bytes >= atomic_load_explicit(&hak_batch_threshold, memory_order_relaxed);
+    size_t n = due ? npending : 0;
+    uint64_t bytes = due ? pending_bytes : 0;
+    if (n > 0) {
+        memcpy(flushing, pending, n * sizeof pending[0]);
+        npending = 0;
+        pending_bytes = 0;
+    }
+    pthread_mutex_unlock(&batch_lock);
+    if (n == 0) {
+        pthread_mutex_unlock(&flush_lock);
+        return;
+    }
+
+    HAK_PROBE2(batch_flush_begin, n, bytes);
+    uint64_t t0 = hak_now_ns();
+    for (size_t i = 0; i < n; i++) hak_registry_remove(flushing[i]);
+    size_t nr = hak_batch_coalesce(flushing, n, range_start, range_len);
+    uint64_t calls = 0, mapped = 0;
+    for (size_t i = 0; i < nr; i++) {
+        mapped += range_len[i];
+        int rc = hak_os_unmap(range_start[i], range_len[i]);
+        calls++;
+        if (rc != 0 && atomic_exchange(&munmap_warned, 1) == 0)
+            hak_warn("munmap(%p, %zu) failed: %s (counted in munmap_failures; later failures are only counted)",
+                     (void *)range_start[i], range_len[i], strerror(-rc));
+    }
+    uint64_t ns = hak_now_ns() - t0;
+    HAK_PROBE3(batch_flush_end, nr, calls, ns);
+    for (size_t i = 0; i < n; i++) hak_block_delete(flushing[i]);
+    pthread_mutex_unlock(&flush_lock);
+
+    HAK_CNT(batch_flushes);
+    HAK_CNT_ADD(batch_blocks_flushed, n);
+    HAK_CNT_ADD(batch_bytes_flushed, bytes);
+    HAK_CNT_ADD(batch_ranges_flushed, nr);
+    HAK_CNT_ADD(batch_flush_ns, ns);
+    HAK_GAUGE(bytes_pending, -(int64_t)bytes);
+    HAK_GAUGE(blocks_pending, -(int64_t)n);
+    HAK_GAUGE(bytes_mapped, -(int64_t)mapped);
+    if (hak_opt.verbose >= 2)
+        hak_log("flush: %zu blocks, %llu bytes, %zu ranges, %llu ns", n, (unsigned long long)bytes, nr,
+                (unsigned long long)ns);
+}

@@ -1,0 +1,210 @@
+/*
+ * bigcache.c - BigCache: one ring of warm blocks per size class.
+ *
+ * Hits are served newest-first (warmest pages); evictions take the oldest.
+ * A ring holds at most cap blocks (BIGCACHE_RING_CAP, a run-time knob); all
+ * rings together hold at most HAKMEM_CACHE_MAX_BYTES.  A block that does not
+ * fit (ring full, cap lowered, budget exceeded, trim) is handed to Batch:
+ * BigCache never releases memory itself.
+ *
+ * Ghost accounting for the tuner: every capacity eviction leaves a "ghost"; a
+ * later miss that finds a ghost would have been a hit with a bigger ring.  The
+ * length of the current run of such misses (deficit) is how many more slots
+ * that hit needed; its log2 histogram per class (reuse_hist) lets the tuner
+ * predict the hit rate of every candidate cap without trial and error.
+ *
+ * Locking: one mutex per class; no global lock on the hit path.  Victims are
+ * handed to Batch after the ring lock is dropped.
+ */
+#include <string.h>
+
+#include "hak_internal.h"
+
+#define GHOST_MAX 4096u
+
+typedef struct hak_ring {
+    pthread_mutex_t lock;
+    uint32_t tail;                      /* index of the oldest block */
+    uint32_t count;
+    uint32_t ghosts;                    /* capacity evictions not yet "reused" by a miss */
+    uint32_t deficit;                   /* current run of ghost-served misses */
+    hak_block_t *v[HAK_RING_CAP_MAX];
+} __attribute__((aligned(64))) hak_ring_t;
+
+static hak_ring_t rings[HAK_NCLASSES];
+
+void hak_bigcache_init(void) {
+    for (uint32_t c = 0; c < HAK_NCLASSES; c++) {
+        pthread_mutex_init(&rings[c].lock, NULL);
+        hak_seg->classes[c].size = hak_class_size(c);
+        hak_seg->classes[c].cap = atomic_load(&hak_ring_cap);
+    }
+    hak_seg->nclasses = HAK_NCLASSES;
+}
+
+void hak_bigcache_lock_all(void) {
+    for (uint32_t c = 0; c < HAK_NCLASSES; c++) pthread_mutex_lock(&rings[c].lock);
+}
+void hak_bigcache_unlock_all(void) {
+    for (uint32_t c = 0; c < HAK_NCLASSES; c++) pthread_mutex_unlock(&rings[c].lock);
+}
+void hak_bigcache_child_reset(void) {
+    for (uint32_t c = 0; c < HAK_NCLASSES; c++) pthread_mutex_init(&rings[c].lock, NULL);
+}
+
+/* Per-class figures in the segment: written under the ring lock, seqlock'd. */
+static inline void cls_begin(hak_shm_class_t *s) {
+    atomic_store_explicit((_Atomic uint64_t *)&s->gen, s->gen + 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release);
+}
+static inline void cls_end(hak_shm_class_t *s, const hak_ring_t *r) {
+    atomic_store_explicit((_Atomic uint64_t *)&s->cached_blocks, r->count, memory_order_relaxed);
+    atomic_store_explicit((_Atomic uint64_t *)&s->gen, s->gen + 1, memory_order_release);
+}
+static inline void cls_inc(uint64_t *field, uint64_t n) {
+    atomic_store_explicit((_Atomic uint64_t *)field, *field + n, memory_order_relaxed);
+}
+
+static inline hak_block_t *ring_take_oldest(hak_ring_t *r) {
+    hak_block_t *b = r->v[r->tail];
+    r->tail = (r->tail + 1) % HAK_RING_CAP_MAX;
+    r->count--;
+    return b;
+}
+
+static void evict_all(hak_block_t **victims, uint32_t n, int reason) {
+    for (uint32_t i = 0; i < n; i++) {
+        size_t sz = victims[i]->size;
+        atomic_fetch_sub_explicit(&hak_cached_bytes, (int64_t)sz, memory_order_relaxed);
+        HAK_GAUGE(bytes_cached, -(int64_t)sz);
+        HAK_GAUGE(blocks_cached, -1);
+        hak_batch_add(victims[i], reason);
+    }
+}
+
+hak_block_t *hak_bigcache_pop(uint32_t c) {
+    hak_ring_t *r = &rings[c];
+    hak_shm_class_t *s = &hak_seg->classes[c];
+    hak_block_t *b = NULL;
+    pthread_mutex_lock(&r->lock);
+    cls_begin(s);
+    if (r->count > 0) {
+        r->count--;
+        b = r->v[(r->tail + r->count) % HAK_RING_CAP_MAX];
+        cls_inc(&s->hits, 1);
+    } else {
+        cls_inc(&s->misses, 1);
+        if (r->ghosts > 0) {
+            r->ghosts--;
+            r->deficit++;
+            unsigned bucket = 31u - (unsigned)__builtin_clz(r->deficit);
+            if (bucket > 7) bucket = 7;
+            cls_inc(&s->ghost_hits, 1);
+            cls_inc(&s->reuse_hist[bucket], 1);
+        }
+    }
+    cls_end(s, r);
+    pthread_mutex_unlock(&r->lock);
+    if (b != NULL) {
+        atomic_store_explicit(&b->state, HAK_BLOCK_LIVE, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&hak_cached_bytes, (int64_t)b->size, memory_order_relaxed);
+        HAK_CNT(cache_hits);
+        HAK_GAUGE(bytes_cached, -(int64_t)b->size);
+        HAK_GAUGE(blocks_cached, -1);
+    } else {
+        HAK_CNT(cache_misses);
+    }
+    return b;
+}
+
+void hak_bigcache_put(hak_block_t *b) {
+    uint32_t c = b->cls;
+    if (c == HAK_CLASS_NONE) {
+        hak_batch_add(b, HAK_EVICT_UNCACHEABLE);
+        return;
+    }
+    hak_ring_t *r = &rings[c];
+    hak_shm_class_t *s = &hak_seg->classes[c];
+    uint32_t cap = (uint32_t)atomic_load_explicit(&hak_ring_cap, memory_order_relaxed);
+    uint64_t budget = atomic_load_explicit(&hak_cache_max_bytes, memory_order_relaxed);
+    hak_block_t *victims[HAK_RING_CAP_MAX + 1];
+    uint32_t nfull = 0, nlow = 0, nbudget = 0;
+
+    pthread_mutex_lock(&r->lock);
+    cls_begin(s);
+    r->deficit = 0;
+    while (r->count > cap) victims[nlow++] = ring_take_oldest(r);          /* cap was lowered */
+    if (cap > 0 && r->count == cap) victims[nlow + nfull++] = ring_take_oldest(r); /* make room */
+    /* budget: oldest blocks of this class first, then the freed block itself */
+    int64_t cached = atomic_load_explicit(&hak_cached_bytes, memory_order_relaxed);
+    int64_t freed = 0;
+    for (uint32_t i = 0; i < nfull + nlow; i++) freed += (int64_t)victims[i]->size;
+    while (r->count > 0 && (uint64_t)(cached - freed) + b->size > budget) {
+        hak_block_t *v = ring_take_oldest(r);
+        freed += (int64_t)v->size;
+        victims[nfull + nlow + nbudget++] = v;
+    }
+    bool keep = cap > 0 && (uint64_t)(cached - freed) + b->size <= budget;
+    if (keep) {
+        r->v[(r->tail + r->count) % HAK_RING_CAP_MAX] = b;
+        r->count++;
+        atomic_store_explicit(&b->state, HAK_BLOCK_CACHED, memory_order_relaxed);
+        cls_inc(&s->puts, 1);
+    }
+    uint32_t ncap = nfull + nlow + nbudget + (keep ? 0 : 1);
+    r->ghosts = r->ghosts + ncap > GHOST_MAX ? GHOST_MAX : r->ghosts + ncap;
+    cls_inc(&s->evictions[HAK_EVICT_RING_FULL], nfull + (!keep && cap == 0 ? 1 : 0));
+    cls_inc(&s->evictions[HAK_EVICT_CAP_LOWERED], nlow);
+    cls_inc(&s->evictions[HAK_EVICT_BUDGET], nbudget + (!keep && cap > 0 ? 1 : 0));
+    cls_end(s, r);
+    pthread_mutex_unlock(&r->lock);
+
+    if (keep) {
+        atomic_fetch_add_explicit(&hak_cached_bytes, (int64_t)b->size, memory_order_relaxed);
+        HAK_CNT(cache_puts);
+        HAK_GAUGE(bytes_cached, (int64_t)b->size);
+        HAK_GAUGE(blocks_cached, 1);
+    }
+    evict_all(victims, nlow, HAK_EVICT_CAP_LOWERED);
+    evict_all(victims + nlow, nfull, HAK_EVICT_RING_FULL);
+    evict_all(victims + nfull + nlow, nbudget, HAK_EVICT_BUDGET);
+    if (!keep) hak_batch_add(b, cap == 0 ? HAK_EVICT_RING_FULL : HAK_EVICT_BUDGET);
+}
+
+/* Take blocks out of ring c until it holds at most keep; returns how many. */
+static uint32_t shrink_ring(uint32_t c, uint32_t keep, int reason, hak_block_t **victims) {
+    hak_ring_t *r = &rings[c];
+    hak_shm_class_t *s = &hak_seg->classes[c];
+    uint32_t n = 0;
+    pthread_mutex_lock(&r->lock);
+    cls_begin(s);
+    while (r->count > keep) victims[n++] = ring_take_oldest(r);
+    if (reason == HAK_EVICT_IDLE_TRIM) {
+        r->ghosts = 0;
+        r->deficit = 0;
+    } else {
+        r->ghosts = r->ghosts + n > GHOST_MAX ? GHOST_MAX : r->ghosts + n;
+    }
+    cls_inc(&s->evictions[reason], n);
+    atomic_store_explicit((_Atomic uint64_t *)&s->cap, atomic_load(&hak_ring_cap), memory_order_relaxed);
+    cls_end(s, r);
+    pthread_mutex_unlock(&r->lock);
+    return n;
+}
+
+void hak_bigcache_apply_cap(void) {
+    hak_block_t *victims[HAK_RING_CAP_MAX];
+    uint32_t cap = (uint32_t)atomic_load(&hak_ring_cap);
+    for (uint32_t c = 0; c < HAK_NCLASSES; c++) {
+        uint32_t n = shrink_ring(c, cap, HAK_EVICT_CAP_LOWERED, victims);
+        evict_all(victims, n, HAK_EVICT_CAP_LOWERED);
+    }
+}
+
+void hak_bigcache_trim(void) {
+    hak_block_t *victims[HAK_RING_CAP_MAX];
+    for (uint32_t c = 0; c < HAK_NCLASSES; c++) {
+        uint32_t n = shrink_ring(c, 0, HAK_EVICT_IDLE_TRIM, victims);
+        evict_all(victims, n, HAK_EVICT_IDLE_TRIM);
+    }
+}

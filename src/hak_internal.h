@@ -1,0 +1,322 @@
+/*
+ * hak_internal.h - internal types and cross-file prototypes of libhakmem,
+ * grouped by the file that defines them.  Nothing here is exported.
+ *
+ * The pipeline of a large block, file by file:
+ *   alloc.c    malloc(n >= large_min) -> sizeclass.c -> bigcache.c pop: hit? reuse
+ *                                     miss? -> os.c map (THP-aware) -> registry.c insert
+ *   free.c     free(p) -> registry.c lookup ("ours"?) -> bigcache.c put: room? keep warm
+ *                                     full / cap lowered / budget / trim -> batch.c add
+ *   batch.c    pending >= batch_threshold -> flush: sort, coalesce, os.c unmap per range
+ * Only batch.c asks os.c to unmap a block.
+ */
+#ifndef HAK_INTERNAL_H
+#define HAK_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hakmem.h"
+#include "hakmem/shm.h"
+
+#define HAK_HIDDEN __attribute__((visibility("hidden")))
+#define likely(x)   __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+#define HAK_PAGE           4096u
+#define HAK_HUGE_PAGE      (2u << 20)
+#define HAK_LARGE_MIN_MIN  (64u << 10)     /* registry needs blocks >= 64 KiB */
+#define HAK_CLASS_NONE     UINT32_MAX
+#define HAK_RING_CAP_MAX   512u            /* upper bound of BIGCACHE_RING_CAP */
+
+static inline size_t hak_align_up(size_t n, size_t a) { return (n + a - 1) & ~(a - 1); }
+
+// ---------------------------------------------------------------------------
+// Block metadata, out of band (never in front of the user's bytes)
+// ---------------------------------------------------------------------------
+enum hak_block_state {
+    HAK_BLOCK_UNUSED = 0,   /* metadata record on the free list */
+    HAK_BLOCK_LIVE = 1,     /* held by the program */
+    HAK_BLOCK_CACHED = 2,   /* warm in a BigCache ring */
+    HAK_BLOCK_PENDING = 3,  /* waiting in Batch for munmap */
+};
+
+typedef struct hak_block {
+    _Atomic uintptr_t user;     /* user pointer: the registry key */
+    uintptr_t map_base;         /* the mapping that holds the block */
+    size_t    map_size;         /* its length (may include alignment slack) */
+    size_t    size;             /* usable bytes from user */
+    uint32_t  cls;              /* size class, or HAK_CLASS_NONE (never cached) */
+    _Atomic uint32_t state;     /* enum hak_block_state */
+    struct hak_block *next;     /* free list link of metadata records */
+} hak_block_t;
+
+// ---------------------------------------------------------------------------
+// options.c: the HAKMEM_* table, read once at init
+// ---------------------------------------------------------------------------
+enum hak_thp_mode { HAK_THP_AUTO = 0, HAK_THP_ALWAYS = 1, HAK_THP_NEVER = 2 };
+
+typedef struct hak_options {
+    uint64_t mode;              /* enum hak_mode */
+    uint64_t ring_cap;          /* initial BIGCACHE_RING_CAP */
+    uint64_t batch_threshold;   /* initial BATCH_THRESHOLD */
+    uint64_t cache_max_bytes;
+    uint64_t large_min;
+    uint64_t thp;               /* enum hak_thp_mode as configured */
+    uint64_t stats;             /* telemetry segment on/off */
+    uint64_t verbose;
+    uint64_t tune_interval_ms;
+    uint64_t idle_ms;
+    char     history[256];      /* HAKMEM_HISTORY path, "" = none */
+} hak_options_t;
+
+typedef struct hak_option_def {
+    const char *name;           /* env var */
+    int         kind;           /* HAK_OPT_SIZE, HAK_OPT_UINT, HAK_OPT_BOOL, HAK_OPT_ENUM, HAK_OPT_STR */
+    uint64_t    def, min, max;
+    const char *const *choices; /* HAK_OPT_ENUM: NULL-terminated names, value = index */
+    const char *help;
+    size_t      offset;         /* offsetof(hak_options_t, field) */
+} hak_option_def_t;
+enum { HAK_OPT_SIZE, HAK_OPT_UINT, HAK_OPT_BOOL, HAK_OPT_ENUM, HAK_OPT_STR };
+
+extern hak_options_t hak_opt HAK_HIDDEN;
+/* Fill hak_opt from the environment (getter may be NULL = getenv).  Bad values
+ * warn and keep the default; out-of-range values warn and are clamped. */
+HAK_HIDDEN void hak_options_load(const char *(*getter)(const char *));
+/* Parse a size "123", "64K", "4M", "1G" (case-insensitive, optional B/iB).
+ * Returns 0 or -EINVAL / -ERANGE. */
+HAK_HIDDEN int  hak_parse_size(const char *s, uint64_t *out);
+HAK_HIDDEN void hak_options_print(void);
+HAK_HIDDEN const hak_option_def_t *hak_option_table(size_t *n);
+
+// ---------------------------------------------------------------------------
+// log.c: malloc-free messages on stderr
+// ---------------------------------------------------------------------------
+HAK_HIDDEN void hak_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+HAK_HIDDEN void hak_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Report a fatal misuse (invalid free...) and abort(), like glibc. */
+HAK_HIDDEN void hak_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+// ---------------------------------------------------------------------------
+// sizeclass.c: size -> class (pure)
+// ---------------------------------------------------------------------------
+#define HAK_NCLASSES 49u        /* 64 KiB .. 256 MiB, 4 classes per doubling */
+_Static_assert(HAK_NCLASSES <= HAK_SHM_CLASSES, "shm has room for every class");
+/* Class of a request of n bytes (n <= 256 MiB), or HAK_CLASS_NONE above. */
+HAK_HIDDEN uint32_t hak_size_class(size_t n);
+/* Block size of class c (c < HAK_NCLASSES). */
+HAK_HIDDEN size_t   hak_class_size(uint32_t c);
+#define HAK_CLASS_MAX_SIZE ((size_t)256 << 20)
+
+// ---------------------------------------------------------------------------
+// os.c: the only file that calls mmap/munmap/mremap/madvise
+// ---------------------------------------------------------------------------
+/* Map a block of size bytes, 2 MiB-aligned with MADV_HUGEPAGE when THP applies,
+ * or aligned to align (power of two >= page) when align > page.
+ * Fills map_base and map_size; returns the user pointer or NULL (errno ENOMEM). */
+HAK_HIDDEN void *hak_os_map_block(size_t size, size_t align, uintptr_t *map_base, size_t *map_size);
+/* Release [base, base+len).  Only batch.c calls this for blocks. 0 or -errno. */
+HAK_HIDDEN int   hak_os_unmap(uintptr_t base, size_t len);
+/* Grow/move a mapping (MREMAP_MAYMOVE). New base or NULL (errno). */
+HAK_HIDDEN void *hak_os_remap(uintptr_t base, size_t old_len, size_t new_len);
+/* Anonymous zeroed memory for metadata (never released). NULL on failure. */
+HAK_HIDDEN void *hak_os_meta_alloc(size_t len);
+/* Release non-block memory (metadata/segment mappings). */
+HAK_HIDDEN void  hak_os_meta_free(void *p, size_t len);
+/* Effective THP mode after reading /sys: 0 never, 1 madvise-aligned, 2 always. */
+HAK_HIDDEN int   hak_os_thp_effective(void);
+HAK_HIDDEN void  hak_os_init(void);
+/* Test hook: make the next n block mmaps/mremaps fail with ENOMEM. */
+HAK_HIDDEN extern _Atomic int hak_os_fail_next;
+HAK_HIDDEN uint64_t hak_now_ns(void);     /* CLOCK_MONOTONIC */
+HAK_HIDDEN uint64_t hak_wall_ns(void);    /* CLOCK_REALTIME */
+
+// ---------------------------------------------------------------------------
+// registry.c: exact ownership (user pointer -> metadata), metadata records
+// ---------------------------------------------------------------------------
+HAK_HIDDEN hak_block_t *hak_block_new(void);
+HAK_HIDDEN void         hak_block_delete(hak_block_t *b);
+/* Publish b under b->user. Returns 0 or -ENOMEM (radix leaf could not be mapped). */
+HAK_HIDDEN int          hak_registry_insert(hak_block_t *b);
+HAK_HIDDEN void         hak_registry_remove(hak_block_t *b);
+/* Lock-free exact lookup: the block whose user pointer is p, or NULL. */
+HAK_HIDDEN hak_block_t *hak_registry_lookup(const void *p);
+/* A block whose registry chunk holds p but whose user pointer is not p
+ * (an interior pointer near a block start), or NULL.  For diagnostics. */
+HAK_HIDDEN hak_block_t *hak_registry_near(const void *p);
+HAK_HIDDEN void         hak_registry_lock(void);
+HAK_HIDDEN void         hak_registry_unlock(void);
+HAK_HIDDEN void         hak_registry_child_reset(void);
+
+// ---------------------------------------------------------------------------
+// bigcache.c: per-class rings of warm blocks
+// ---------------------------------------------------------------------------
+/* Pop a warm block of class c (state -> LIVE) or NULL on a miss. */
+HAK_HIDDEN hak_block_t *hak_bigcache_pop(uint32_t c);
+/* Keep b warm, or hand it (or older blocks) to Batch. b is LIVE on entry. */
+HAK_HIDDEN void         hak_bigcache_put(hak_block_t *b);
+/* Apply the global ring cap now: rings above it evict their oldest blocks. */
+HAK_HIDDEN void         hak_bigcache_apply_cap(void);
+/* Hand every cached block to Batch (reason idle/requested trim). */
+HAK_HIDDEN void         hak_bigcache_trim(void);
+HAK_HIDDEN void         hak_bigcache_init(void);
+HAK_HIDDEN void         hak_bigcache_lock_all(void);
+HAK_HIDDEN void         hak_bigcache_unlock_all(void);
+HAK_HIDDEN void         hak_bigcache_child_reset(void);
+
+// ---------------------------------------------------------------------------
+// batch.c: pending releases, coalesced munmap
+// ---------------------------------------------------------------------------
+/* Take b (LIVE or CACHED, already out of any ring) for release; reason is an
+ * enum hak_evict_reason.  May flush. */
+HAK_HIDDEN void hak_batch_add(hak_block_t *b, int reason);
+/* Flush pending blocks now (force) or only when over the threshold. */
+HAK_HIDDEN void hak_batch_flush(bool force);
+HAK_HIDDEN void hak_batch_lock(void);
+HAK_HIDDEN void hak_batch_unlock(void);
+HAK_HIDDEN void hak_batch_child_reset(void);
+/* Sort blocks by map_base and count the coalesced ranges (pure; tests). */
+HAK_HIDDEN size_t hak_batch_coalesce(hak_block_t **v, size_t n, uintptr_t *starts, size_t *lens);
+
+// ---------------------------------------------------------------------------
+// knobs.c: run-time knob values, bounds, control block
+// ---------------------------------------------------------------------------
+extern _Atomic uint64_t hak_ring_cap HAK_HIDDEN;
+extern _Atomic uint64_t hak_batch_threshold HAK_HIDDEN;
+extern _Atomic uint64_t hak_cache_max_bytes HAK_HIDDEN;
+extern _Atomic int64_t  hak_cached_bytes HAK_HIDDEN;   /* functional, for the budget */
+#define HAK_BATCH_THRESHOLD_MIN ((uint64_t)64 << 10)
+#define HAK_BATCH_THRESHOLD_MAX ((uint64_t)1 << 30)
+/* Clamp v into [lo, hi]; *clamped set to 1 when it moved. */
+static inline uint64_t hak_clamp(uint64_t v, uint64_t lo, uint64_t hi, int *clamped) {
+    if (v < lo) { if (clamped) *clamped = 1; return lo; }
+    if (v > hi) { if (clamped) *clamped = 1; return hi; }
+    return v;
+}
+HAK_HIDDEN void hak_knobs_init(void);
+/* Apply a pending control-block request, if any (cheap when none). */
+HAK_HIDDEN void hak_control_poll(void);
+HAK_HIDDEN void hak_knobs_publish(void);
+
+// ---------------------------------------------------------------------------
+// stats.c: per-thread counter slots in the segment
+// ---------------------------------------------------------------------------
+extern hak_shm_t *hak_seg HAK_HIDDEN;          /* shm segment or private fallback */
+typedef struct hak_tls {
+    hak_shm_slot_t *slot;
+    uint32_t depth;
+    uint32_t shared;            /* using the shared overflow slot (locked) */
+    uint32_t in_init;
+} hak_tls_t;
+extern __thread hak_tls_t hak_tls __attribute__((tls_model("initial-exec"))) HAK_HIDDEN;
+HAK_HIDDEN void hak_stats_claim_slot(void);
+HAK_HIDDEN void hak_stats_shared_lock(void);
+HAK_HIDDEN void hak_stats_shared_unlock(void);
+HAK_HIDDEN void hak_stats_init(void);
+HAK_HIDDEN void hak_stats_child_fold(void);
+HAK_HIDDEN void hak_stats_fold_lock(void);
+HAK_HIDDEN void hak_stats_fold_unlock(void);
+/* Sum the slots into counters/gauges (in-process reader). */
+HAK_HIDDEN void hak_stats_sum(uint64_t *counter, int64_t *gauge);
+HAK_HIDDEN void hak_stats_note_mapped(void);
+
+/* Operation bracket: the slot's generation is odd inside. Nested brackets are free. */
+static inline void hak_op_begin(void) {
+    hak_tls_t *t = &hak_tls;
+    if (unlikely(t->slot == NULL)) hak_stats_claim_slot();
+    if (t->depth++ == 0) {
+        if (unlikely(t->shared)) hak_stats_shared_lock();
+        uint64_t g = atomic_load_explicit((_Atomic uint64_t *)&t->slot->gen, memory_order_relaxed);
+        atomic_store_explicit((_Atomic uint64_t *)&t->slot->gen, g + 1, memory_order_relaxed);
+        atomic_thread_fence(memory_order_release);
+    }
+}
+static inline void hak_op_end(void) {
+    hak_tls_t *t = &hak_tls;
+    if (--t->depth == 0) {
+        uint64_t g = atomic_load_explicit((_Atomic uint64_t *)&t->slot->gen, memory_order_relaxed);
+        atomic_store_explicit((_Atomic uint64_t *)&t->slot->gen, g + 1, memory_order_release);
+        if (unlikely(t->shared)) hak_stats_shared_unlock();
+    }
+}
+/* Counter updates: only inside a bracket, single writer per slot. */
+static inline void hak_cnt_add(int id, uint64_t n) {
+    _Atomic uint64_t *c = (_Atomic uint64_t *)&hak_tls.slot->counter[id];
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n, memory_order_relaxed);
+}
+static inline void hak_gauge_add(int id, int64_t d) {
+    _Atomic uint64_t *c = (_Atomic uint64_t *)(d >= 0 ? &hak_tls.slot->gauge_in[id] : &hak_tls.slot->gauge_out[id]);
+    uint64_t m = d >= 0 ? (uint64_t)d : (uint64_t)-d;
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + m, memory_order_relaxed);
+}
+#define HAK_CNT(name)        hak_cnt_add(HAK_C_##name, 1)
+#define HAK_CNT_ADD(name, n) hak_cnt_add(HAK_C_##name, (n))
+#define HAK_GAUGE(name, d)   hak_gauge_add(HAK_G_##name, (d))
+
+// ---------------------------------------------------------------------------
+// shm.c: the telemetry segment of this process
+// ---------------------------------------------------------------------------
+/* Create /hakmem.<pid> (or a private fallback); never fails the allocator. */
+HAK_HIDDEN void hak_shm_create(void);
+HAK_HIDDEN void hak_shm_remove(void);
+HAK_HIDDEN void hak_shm_child_recreate(void);
+
+// ---------------------------------------------------------------------------
+// init.c: lazy init, constructor/destructor, fork handlers
+// ---------------------------------------------------------------------------
+extern _Atomic int hak_ready HAK_HIDDEN;      /* 2 once initialised */
+HAK_HIDDEN void hak_init_slow(void);
+HAK_HIDDEN const char *hak_mode_str(uint64_t mode);
+static inline bool hak_init(void) {
+    if (likely(atomic_load_explicit(&hak_ready, memory_order_acquire) == 2)) return true;
+    hak_init_slow();
+    return atomic_load_explicit(&hak_ready, memory_order_acquire) == 2;
+}
+/* True when hakmem handles large blocks (initialised and mode != off). */
+HAK_HIDDEN bool hak_active(void);
+
+// ---------------------------------------------------------------------------
+// alloc.c / free.c / realloc.c
+// ---------------------------------------------------------------------------
+/* Requests of at least this many bytes are hakmem's: 0 before init (every call
+ * takes the init path), large_min once ready, SIZE_MAX in mode=off. */
+extern size_t hak_large_threshold HAK_HIDDEN;
+/* Allocate a large block of n bytes (n >= large_min), aligned to align when
+ * align > page; zeroed when zero (memset skipped on fresh mappings).
+ * NULL + ENOMEM on failure. */
+HAK_HIDDEN void *hak_large_alloc(size_t n, size_t align, bool zero);
+/* Free a block found in the registry (aborts on a double free). */
+HAK_HIDDEN void  hak_large_free(hak_block_t *b);
+/* realloc of a block found in the registry. */
+HAK_HIDDEN void *hak_large_realloc(hak_block_t *b, size_t n);
+/* Report an invalid pointer passed to fn and abort. */
+HAK_HIDDEN void  hak_invalid_pointer(const char *fn, const void *p, hak_block_t *near) __attribute__((noreturn));
+
+// ---------------------------------------------------------------------------
+// libc.c: glibc's own allocator, for small blocks and mode=off
+// ---------------------------------------------------------------------------
+extern void *__libc_malloc(size_t);
+extern void  __libc_free(void *);
+extern void *__libc_calloc(size_t, size_t);
+extern void *__libc_realloc(void *, size_t);
+extern void *__libc_memalign(size_t, size_t);
+HAK_HIDDEN size_t hak_libc_usable_size(void *p);
+HAK_HIDDEN void   hak_libc_resolve(void);
+
+// ---------------------------------------------------------------------------
+// USDT probes (sys/sdt.h); an unattached probe is one nop
+// ---------------------------------------------------------------------------
+#if defined(HAK_HAVE_SDT) && __has_include(<sys/sdt.h>)
+#include <sys/sdt.h>
+#define HAK_PROBE2(n, a, b)       DTRACE_PROBE2(hakmem, n, a, b)
+#define HAK_PROBE3(n, a, b, c)    DTRACE_PROBE3(hakmem, n, a, b, c)
+#else
+#define HAK_PROBE2(n, a, b)       do { (void)(a); (void)(b); } while (0)
+#define HAK_PROBE3(n, a, b, c)    do { (void)(a); (void)(b); (void)(c); } while (0)
+#endif
+
+#endif /* HAK_INTERNAL_H */

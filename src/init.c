@@ -1,0 +1,88 @@
+/*
+ * init.c - initialisation order, process exit and fork.
+ *
+ * hak_init_slow() runs once, from the first allocator call or the
+ * constructor, whichever comes first: options -> os (THP mode) -> segment ->
+ * stats slots -> knobs -> BigCache.  While it runs, allocator calls made
+ * by the initialising thread (and any call in mode=off) go to glibc.
+ * Fork: every lock is taken in prepare and released in both processes; the
+ * child then gets its own telemetry segment.
+ */
+#define _GNU_SOURCE
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "hak_internal.h"
+
+_Atomic int hak_ready;     /* 0 none, 1 initialising, 2 ready */
+size_t hak_large_threshold;
+
+const char *hak_mode_str(uint64_t mode) {
+    static const char *const names[] = {"off", "fixed", "evolving"};
+    return mode < 3 ? names[mode] : "?";
+}
+
+bool hak_active(void) {
+    return hak_init() && hak_opt.mode != HAK_MODE_OFF;
+}
+
+static void fork_prepare(void) {
+    if (atomic_load(&hak_ready) != 2) return;
+    hak_stats_fold_lock();
+    hak_stats_shared_lock();
+    hak_batch_lock();
+    hak_bigcache_lock_all();
+    hak_registry_lock();
+}
+
+static void fork_parent(void) {
+    if (atomic_load(&hak_ready) != 2) return;
+    hak_registry_unlock();
+    hak_bigcache_unlock_all();
+    hak_batch_unlock();
+    hak_stats_shared_unlock();
+    hak_stats_fold_unlock();
+}
+
+static void fork_child(void) {
+    if (atomic_load(&hak_ready) != 2) return;
+    hak_registry_child_reset();
+    hak_bigcache_child_reset();
+    hak_batch_child_reset();
+    hak_shm_child_recreate();
+    hak_stats_child_fold();
+}
+
+void hak_init_slow(void) {
+    int expect = 0;
+    if (!atomic_compare_exchange_strong(&hak_ready, &expect, 1)) {
+        if (hak_tls.in_init) return;             /* recursive call from init itself */
+        while (atomic_load_explicit(&hak_ready, memory_order_acquire) == 1) sched_yield();
+        return;
+    }
+    hak_tls.in_init = 1;
+    hak_options_load(NULL);
+    hak_os_init();
+    hak_shm_create();
+    hak_stats_init();
+    hak_knobs_init();
+    hak_bigcache_init();
+    if (hak_opt.verbose) {
+        hak_log("hakmem %s: mode %s, telemetry %s", HAKMEM_VERSION, hak_mode_str(hak_opt.mode),
+                hak_opt.stats ? "on" : "off");
+        hak_options_print();
+    }
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+    hak_large_threshold = hak_opt.mode == HAK_MODE_OFF ? SIZE_MAX : hak_opt.large_min;
+    hak_tls.in_init = 0;
+    atomic_store_explicit(&hak_ready, 2, memory_order_release);
+}
+
+__attribute__((constructor)) static void hak_constructor(void) {
+    hak_init();
+    hak_libc_resolve();
+}
+
+__attribute__((destructor)) static void hak_destructor(void) {
+    if (atomic_load(&hak_ready) == 2) hak_shm_remove();
+}

@@ -1,0 +1,146 @@
+/*
+ * knobs.c - the run-time knobs BIGCACHE_RING_CAP and BATCH_THRESHOLD (plus the
+ * cache byte budget): their bounds, the public setters, and the control block
+ * through which another process (hakmem-stat --set, the tuner) steers them.
+ * Every value from outside is clamped here before the allocator uses it.
+ */
+#include <errno.h>
+
+#include "hak_internal.h"
+
+_Atomic uint64_t hak_ring_cap = 4;
+_Atomic uint64_t hak_batch_threshold = (uint64_t)4 << 20;
+_Atomic uint64_t hak_cache_max_bytes = (uint64_t)1 << 30;
+_Atomic int64_t  hak_cached_bytes;
+
+static pthread_mutex_t knob_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t applied_seq;
+
+void hak_knobs_publish(void) {
+    hak_shm_knobs_t *k = &hak_seg->knobs;
+    _Atomic uint64_t *gen = (_Atomic uint64_t *)&k->gen;
+    atomic_store_explicit(gen, k->gen + 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release);
+    k->ring_cap = atomic_load(&hak_ring_cap);
+    k->batch_threshold = atomic_load(&hak_batch_threshold);
+    k->cache_max_bytes = atomic_load(&hak_cache_max_bytes);
+    k->large_min = hak_opt.large_min;
+    k->thp = (uint64_t)hak_os_thp_effective();
+    k->tune_interval_ms = hak_opt.tune_interval_ms;
+    k->idle_ms = hak_opt.idle_ms;
+    for (uint32_t c = 0; c < HAK_NCLASSES; c++)
+        atomic_store_explicit((_Atomic uint64_t *)&hak_seg->classes[c].cap, k->ring_cap, memory_order_relaxed);
+    atomic_store_explicit(gen, k->gen + 1, memory_order_release);
+}
+
+void hak_knobs_init(void) {
+    atomic_store(&hak_ring_cap, hak_opt.ring_cap);
+    atomic_store(&hak_batch_threshold, hak_opt.batch_threshold);
+    atomic_store(&hak_cache_max_bytes, hak_opt.cache_max_bytes);
+    applied_seq = atomic_load((_Atomic uint64_t *)&hak_seg->control.seq);
+    atomic_store((_Atomic uint64_t *)&hak_seg->control.applied_seq, applied_seq);
+    hak_knobs_publish();
+}
+
+/* Set one knob (clamped). Returns 0 or -ERANGE if clamped, -EINVAL if unknown. */
+static int knob_set(int knob, uint64_t value) {
+    int clamped = 0;
+    uint64_t old, v;
+    pthread_mutex_lock(&knob_lock);
+    switch (knob) {
+    case HAKMEM_KNOB_RING_CAP:
+        v = hak_clamp(value, 0, HAK_RING_CAP_MAX, &clamped);
+        old = atomic_exchange(&hak_ring_cap, v);
+        break;
+    case HAKMEM_KNOB_BATCH_THRESHOLD:
+        v = hak_clamp(value, HAK_BATCH_THRESHOLD_MIN, HAK_BATCH_THRESHOLD_MAX, &clamped);
+        old = atomic_exchange(&hak_batch_threshold, v);
+        break;
+    case HAKMEM_KNOB_CACHE_MAX_BYTES:
+        v = hak_clamp(value, 0, (uint64_t)1 << 40, &clamped);
+        old = atomic_exchange(&hak_cache_max_bytes, v);
+        break;
+    default:
+        pthread_mutex_unlock(&knob_lock);
+        return -EINVAL;
+    }
+    hak_knobs_publish();
+    pthread_mutex_unlock(&knob_lock);
+    if (old != v) {
+        HAK_PROBE3(knob_change, knob, old, v);
+        if (hak_opt.verbose)
+            hak_log("knob %d: %llu -> %llu", knob, (unsigned long long)old, (unsigned long long)v);
+    }
+    /* Lowering a limit takes effect now, not at the next free. */
+    if (knob == HAKMEM_KNOB_RING_CAP && v < old) hak_bigcache_apply_cap();
+    if (knob == HAKMEM_KNOB_CACHE_MAX_BYTES && v < old) hak_bigcache_apply_cap();
+    if (knob == HAKMEM_KNOB_BATCH_THRESHOLD && v < old) hak_batch_flush(false);
+    return clamped ? -ERANGE : 0;
+}
+
+void hak_control_poll(void) {
+    hak_shm_control_t *ctl = &hak_seg->control;
+    uint64_t seq = atomic_load_explicit((_Atomic uint64_t *)&ctl->seq, memory_order_acquire);
+    if (likely(seq == applied_seq)) return;
+    pthread_mutex_lock(&knob_lock);
+    if (seq == applied_seq) {
+        pthread_mutex_unlock(&knob_lock);
+        return;
+    }
+    applied_seq = seq;
+    pthread_mutex_unlock(&knob_lock);
+    /* Read each value once: the writer may still be scribbling; clamping
+     * below bounds whatever we got. */
+    uint64_t flags = atomic_load_explicit((_Atomic uint64_t *)&ctl->flags, memory_order_relaxed);
+    uint64_t cap = atomic_load_explicit((_Atomic uint64_t *)&ctl->ring_cap, memory_order_relaxed);
+    uint64_t thr = atomic_load_explicit((_Atomic uint64_t *)&ctl->batch_threshold, memory_order_relaxed);
+    uint64_t rejected = 0;
+    hak_op_begin();
+    if (flags & HAK_CTL_RING_CAP) rejected += knob_set(HAKMEM_KNOB_RING_CAP, cap) == -ERANGE;
+    if (flags & HAK_CTL_BATCH_THRESHOLD) rejected += knob_set(HAKMEM_KNOB_BATCH_THRESHOLD, thr) == -ERANGE;
+    if (flags & HAK_CTL_TRIM) hak_trim();
+    HAK_CNT(ctl_applied);
+    hak_op_end();
+    atomic_fetch_add((_Atomic uint64_t *)&ctl->rejected, rejected);
+    atomic_store((_Atomic uint64_t *)&ctl->applied_ns, hak_wall_ns());
+    atomic_store_explicit((_Atomic uint64_t *)&ctl->applied_seq, seq, memory_order_release);
+}
+
+/* ---- public API ---- */
+
+uint64_t hak_knob_get(int knob) {
+    hak_init();
+    switch (knob) {
+    case HAKMEM_KNOB_RING_CAP: return atomic_load(&hak_ring_cap);
+    case HAKMEM_KNOB_BATCH_THRESHOLD: return atomic_load(&hak_batch_threshold);
+    case HAKMEM_KNOB_CACHE_MAX_BYTES: return atomic_load(&hak_cache_max_bytes);
+    default: return 0;
+    }
+}
+
+int hak_knob_set(int knob, uint64_t value) {
+    if (!hak_init()) return -EAGAIN;
+    hak_op_begin();
+    int rc = knob_set(knob, value);
+    hak_op_end();
+    return rc;
+}
+
+int hak_set_ring_cap(uint64_t cap) { return hak_knob_set(HAKMEM_KNOB_RING_CAP, cap); }
+int hak_set_batch_threshold(uint64_t bytes) { return hak_knob_set(HAKMEM_KNOB_BATCH_THRESHOLD, bytes); }
+
+void hak_trim(void) {
+    if (!hak_init()) return;
+    hak_op_begin();
+    HAK_CNT(trims);
+    hak_bigcache_trim();
+    hak_batch_flush(true);
+    hak_op_end();
+}
+
+void hak_flush(void) {
+    if (!hak_init()) return;
+    hak_op_begin();
+    hak_batch_flush(true);
+    hak_op_end();
+}

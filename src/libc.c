@@ -1,0 +1,27 @@
+/*
+ * libc.c - glibc's own allocator for blocks below large_min (and mode=off).
+ * __libc_malloc & co. are glibc's exported internal entry points; the one
+ * function without such an alias, malloc_usable_size, is looked up once.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+
+#include "hak_internal.h"
+
+static size_t (*libc_usable)(void *);
+
+void hak_libc_resolve(void) {
+    if (libc_usable == NULL)
+        libc_usable = (size_t (*)(void *))dlvsym(RTLD_NEXT, "malloc_usable_size", "GLIBC_2.2.5");
+}
+
+size_t hak_libc_usable_size(void *p) {
+    if (p == NULL) return 0;
+    if (libc_usable == NULL && !hak_tls.in_init) hak_libc_resolve();
+    if (libc_usable != NULL) return libc_usable(p);
+    /* Not resolvable (static binary without dlvsym support): glibc's chunk
+     * header, as its own malloc_usable_size reads it. */
+    size_t head = ((const size_t *)p)[-1];
+    size_t csize = head & ~(size_t)7;
+    return (head & 2) ? csize - 2 * sizeof(size_t) : csize - sizeof(size_t);
+}

@@ -1,0 +1,175 @@
+/*
+ * options.c - the HAKMEM_* environment variables: one table, parsed once at
+ * init without calling malloc.  A bad value prints a warning (always: a user
+ * who set a variable wants to know it was ignored) and the default stays; an
+ * out-of-range value is clamped to the nearest bound with a warning.
+ * Adding an option = one row in hak_option_defs plus its field in hak_options_t.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "hak_internal.h"
+
+hak_options_t hak_opt;
+
+static const char *const mode_names[] = {"off", "fixed", "evolving", NULL};
+static const char *const thp_names[] = {"auto", "always", "never", NULL};
+
+#define KiB ((uint64_t)1 << 10)
+#define MiB ((uint64_t)1 << 20)
+#define GiB ((uint64_t)1 << 30)
+
+#define OPT(f) offsetof(hak_options_t, f)
+static const hak_option_def_t hak_option_defs[] = {
+    {"HAKMEM_MODE", HAK_OPT_ENUM, HAK_MODE_FIXED, 0, 2, mode_names,
+     "fixed: knobs stay as set; evolving: the tuner moves them online; off: pure pass-through to glibc", OPT(mode)},
+    {"HAKMEM_RING_CAP", HAK_OPT_UINT, 4, 0, HAK_RING_CAP_MAX, NULL,
+     "BIGCACHE_RING_CAP: warm blocks kept per size class (0 = no caching)", OPT(ring_cap)},
+    {"HAKMEM_BATCH_THRESHOLD", HAK_OPT_SIZE, 4 * MiB, 64 * KiB, 1 * GiB, NULL,
+     "BATCH_THRESHOLD: pending bytes that make Batch flush (one munmap per coalesced range)", OPT(batch_threshold)},
+    {"HAKMEM_CACHE_MAX_BYTES", HAK_OPT_SIZE, 1 * GiB, 0, 1024 * GiB, NULL,
+     "total bytes all BigCache rings may hold; above it blocks go to Batch", OPT(cache_max_bytes)},
+    {"HAKMEM_LARGE_MIN", HAK_OPT_SIZE, 64 * KiB, 64 * KiB, 256 * MiB, NULL,
+     "smallest request hakmem serves; smaller ones go to glibc malloc untouched", OPT(large_min)},
+    {"HAKMEM_THP", HAK_OPT_ENUM, HAK_THP_AUTO, 0, 2, thp_names,
+     "blocks >= 2 MiB 2 MiB-aligned with MADV_HUGEPAGE: auto (when THP is 'madvise' or 'always'), always, never", OPT(thp)},
+    {"HAKMEM_STATS", HAK_OPT_BOOL, 1, 0, 1, NULL,
+     "publish counters in /dev/shm/hakmem.<pid> (0 = off; counting still happens in private memory)", OPT(stats)},
+    {"HAKMEM_VERBOSE", HAK_OPT_UINT, 0, 0, 2, NULL,
+     "1: print the resolved options and telemetry problems on stderr; 2: also each flush", OPT(verbose)},
+    {"HAKMEM_TUNE_INTERVAL_MS", HAK_OPT_UINT, 250, 10, 60000, NULL,
+     "evolving mode: tuner period in milliseconds", OPT(tune_interval_ms)},
+    {"HAKMEM_IDLE_MS", HAK_OPT_UINT, 1000, 50, 3600000, NULL,
+     "evolving mode: large-block inactivity after which caches are trimmed", OPT(idle_ms)},
+    {"HAKMEM_HISTORY", HAK_OPT_STR, 0, 0, 0, NULL,
+     "evolving mode: SQLite file that records every sample and decision (empty = none)", OPT(history)},
+};
+#define HAK_NOPTIONS (sizeof hak_option_defs / sizeof hak_option_defs[0])
+
+const hak_option_def_t *hak_option_table(size_t *n) {
+    *n = HAK_NOPTIONS;
+    return hak_option_defs;
+}
+
+int hak_parse_size(const char *s, uint64_t *out) {
+    if (s == NULL) return -EINVAL;
+    while (*s == ' ' || *s == '\t') s++;
+    if (*s < '0' || *s > '9') return -EINVAL;
+    uint64_t v = 0;
+    while (*s >= '0' && *s <= '9') {
+        uint64_t d = (uint64_t)(*s - '0');
+        if (v > (UINT64_MAX - d) / 10) return -ERANGE;
+        v = v * 10 + d;
+        s++;
+    }
+    unsigned shift = 0;
+    switch (*s) {
+    case 'k': case 'K': shift = 10; s++; break;
+    case 'm': case 'M': shift = 20; s++; break;
+    case 'g': case 'G': shift = 30; s++; break;
+    case 't': case 'T': shift = 40; s++; break;
+    default: break;
+    }
+    if (shift && (*s == 'i' || *s == 'I')) s++;
+    if (*s == 'b' || *s == 'B') s++;
+    while (*s == ' ' || *s == '\t') s++;
+    if (*s != '\0') return -EINVAL;
+    if (shift && v > (UINT64_MAX >> shift)) return -ERANGE;
+    *out = v << shift;
+    return 0;
+}
+
+static int parse_bool(const char *s, uint64_t *out) {
+    static const char *const yes[] = {"1", "on", "true", "yes", "enable", NULL};
+    static const char *const no[] = {"0", "off", "false", "no", "disable", NULL};
+    for (int i = 0; yes[i]; i++) if (strcasecmp(s, yes[i]) == 0) { *out = 1; return 0; }
+    for (int i = 0; no[i]; i++) if (strcasecmp(s, no[i]) == 0) { *out = 0; return 0; }
+    return -EINVAL;
+}
+
+/* Parse one value; returns 0, -EINVAL (bad syntax) or -ERANGE (clamped into *out). */
+static int parse_value(const hak_option_def_t *d, const char *s, uint64_t *out) {
+    uint64_t v = 0;
+    int rc;
+    switch (d->kind) {
+    case HAK_OPT_BOOL: return parse_bool(s, out);
+    case HAK_OPT_ENUM:
+        for (uint64_t i = 0; d->choices[i]; i++)
+            if (strcasecmp(s, d->choices[i]) == 0) { *out = i; return 0; }
+        return -EINVAL;
+    case HAK_OPT_UINT:
+    case HAK_OPT_SIZE:
+        rc = hak_parse_size(s, &v);
+        if (rc == -ERANGE) v = UINT64_MAX;
+        else if (rc < 0) return rc;
+        if (d->kind == HAK_OPT_UINT && rc == 0) {
+            /* plain numbers only */
+            for (const char *p = s; *p; p++)
+                if ((*p < '0' || *p > '9') && *p != ' ' && *p != '\t') return -EINVAL;
+        }
+        int clamped = 0;
+        *out = hak_clamp(v, d->min, d->max, &clamped);
+        return clamped ? -ERANGE : 0;
+    default: return -EINVAL;
+    }
+}
+
+static const char *default_getter(const char *name) { return getenv(name); }
+
+void hak_options_load(const char *(*getter)(const char *)) {
+    if (getter == NULL) getter = default_getter;
+    memset(&hak_opt, 0, sizeof hak_opt);
+    for (size_t i = 0; i < HAK_NOPTIONS; i++) {
+        const hak_option_def_t *d = &hak_option_defs[i];
+        const char *s = getter(d->name);
+        if (d->kind == HAK_OPT_STR) {
+            if (s) {
+                size_t len = strlen(s);
+                if (len >= sizeof hak_opt.history) {
+                    hak_warn("%s is longer than %zu bytes; ignored", d->name, sizeof hak_opt.history - 1);
+                } else {
+                    memcpy(hak_opt.history, s, len + 1);
+                }
+            }
+            continue;
+        }
+        uint64_t v = d->def;
+        if (s != NULL && *s != '\0') {
+            uint64_t pv = 0;
+            int rc = parse_value(d, s, &pv);
+            if (rc == 0) {
+                v = pv;
+            } else if (rc == -ERANGE) {
+                hak_warn("%s=%s is out of range [%llu, %llu]; using %llu", d->name, s,
+                         (unsigned long long)d->min, (unsigned long long)d->max, (unsigned long long)pv);
+                v = pv;
+            } else {
+                hak_warn("%s=%s is not a valid value; keeping the default", d->name, s);
+            }
+        }
+        *(uint64_t *)((char *)&hak_opt + d->offset) = v;
+    }
+}
+
+static void print_value(const hak_option_def_t *d, char *buf, size_t len) {
+    if (d->kind == HAK_OPT_STR) {
+        const char *s = (const char *)&hak_opt + d->offset;
+        snprintf(buf, len, "%s", *s ? s : "(none)");
+        return;
+    }
+    uint64_t v = *(const uint64_t *)((const char *)&hak_opt + d->offset);
+    if (d->kind == HAK_OPT_ENUM) snprintf(buf, len, "%s", d->choices[v]);
+    else snprintf(buf, len, "%llu", (unsigned long long)v);
+}
+
+void hak_options_print(void) {
+    char val[300];
+    for (size_t i = 0; i < HAK_NOPTIONS; i++) {
+        print_value(&hak_option_defs[i], val, sizeof val);
+        hak_log("option %s = %s", hak_option_defs[i].name, val);
+    }
+}

@@ -1,0 +1,145 @@
+/*
+ * os.c - the only file that calls mmap, munmap, mremap and madvise.
+ * Every call on a block is counted in the caller's thread slot.
+ * Block releases (hak_os_unmap) are called by batch.c alone.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hak_internal.h"
+
+_Atomic int hak_os_fail_next;
+static int thp_effective;      /* 0 never, 1 madvise-aligned, 2 always (kernel does it) */
+
+uint64_t hak_now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t hak_wall_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Read the kernel's THP mode: "always [madvise] never" -> the bracketed word. */
+static int read_sys_thp(void) {
+    char buf[128];
+    int fd = open("/sys/kernel/mm/transparent_hugepage/enabled", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return -1;
+    buf[n] = '\0';
+    if (strstr(buf, "[always]")) return 2;
+    if (strstr(buf, "[madvise]")) return 1;
+    return 0;
+}
+
+void hak_os_init(void) {
+    int sys = read_sys_thp();
+    switch ((int)hak_opt.thp) {
+    case HAK_THP_NEVER: thp_effective = 0; break;
+    case HAK_THP_ALWAYS: thp_effective = 1; break;           /* align + madvise regardless */
+    default: thp_effective = sys < 0 ? 0 : (sys == 2 ? 2 : sys); break;
+    }
+}
+
+int hak_os_thp_effective(void) { return thp_effective; }
+
+static bool inject_failure(void) {
+    int n = atomic_load_explicit(&hak_os_fail_next, memory_order_relaxed);
+    while (n > 0) {
+        if (atomic_compare_exchange_weak(&hak_os_fail_next, &n, n - 1)) return true;
+    }
+    return false;
+}
+
+void *hak_os_map_block(size_t size, size_t align, uintptr_t *map_base, size_t *map_size) {
+    bool thp = thp_effective != 0 && size >= HAK_HUGE_PAGE && align <= HAK_HUGE_PAGE;
+    size_t len;
+    if (thp) {
+        /* A length that is a multiple of 2 MiB makes the kernel place the
+         * mapping 2 MiB-aligned (and next to the previous one, so Batch can
+         * coalesce).  The tail beyond size is never touched: address space
+         * only, and room for realloc to grow in place. */
+        len = hak_align_up(size, HAK_HUGE_PAGE);
+        align = HAK_PAGE;
+    } else if (align > HAK_PAGE) {
+        /* Over-aligned request: over-map and keep the slack inside the
+         * block's mapping, so its release stays one munmap of one range. */
+        len = size + align - HAK_PAGE;
+    } else {
+        len = size;
+        align = HAK_PAGE;
+    }
+    if (len < size || inject_failure()) {
+        HAK_CNT(mmap_failures);
+        errno = ENOMEM;
+        return NULL;
+    }
+    HAK_CNT(mmap_calls);
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        HAK_CNT(mmap_failures);
+        errno = ENOMEM;
+        return NULL;
+    }
+    uintptr_t base = (uintptr_t)p;
+    uintptr_t user = (base + align - 1) & ~(uintptr_t)(align - 1);
+    if (thp && thp_effective == 1) {
+        HAK_CNT(madvise_calls);
+        (void)madvise((void *)user, size, MADV_HUGEPAGE);
+    }
+    *map_base = base;
+    *map_size = len;
+    HAK_CNT_ADD(bytes_mapped_total, len);
+    HAK_GAUGE(bytes_mapped, (int64_t)len);
+    hak_stats_note_mapped();
+    return (void *)user;
+}
+
+int hak_os_unmap(uintptr_t base, size_t len) {
+    HAK_CNT(munmap_calls);
+    HAK_CNT_ADD(munmap_bytes, len);
+    if (munmap((void *)base, len) != 0) {
+        int e = errno;
+        HAK_CNT(munmap_failures);
+        return -e;
+    }
+    return 0;
+}
+
+void *hak_os_remap(uintptr_t base, size_t old_len, size_t new_len) {
+    if (inject_failure()) {
+        HAK_CNT(mmap_failures);
+        errno = ENOMEM;
+        return NULL;
+    }
+    HAK_CNT(mremap_calls);
+    void *p = mremap((void *)base, old_len, new_len, MREMAP_MAYMOVE);
+    if (p == MAP_FAILED) {
+        HAK_CNT(mmap_failures);
+        errno = ENOMEM;
+        return NULL;
+    }
+    HAK_CNT_ADD(bytes_mapped_total, new_len > old_len ? new_len - old_len : 0);
+    HAK_GAUGE(bytes_mapped, (int64_t)new_len - (int64_t)old_len);
+    hak_stats_note_mapped();
+    return p;
+}
+
+void *hak_os_meta_alloc(size_t len) {
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+void hak_os_meta_free(void *p, size_t len) {
+    if (p) (void)munmap(p, len);
+}

@@ -1,0 +1,71 @@
+/*
+ * override.c - the malloc family, replaced.  Forwarding only, no logic: every
+ * symbol calls the native hak_* function or glibc's own entry point.
+ * Active when libhakmem.so is preloaded or libhakmem.a is linked.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdint.h>
+#include <unistd.h>
+
+#include <malloc.h>
+#include <stdlib.h>
+
+#include "hak_internal.h"
+
+#define HAK_EXPORT __attribute__((visibility("default")))
+
+HAK_EXPORT void *malloc(size_t n) { return hak_alloc(n); }
+HAK_EXPORT void free(void *p) { hak_free(p); }
+HAK_EXPORT void *calloc(size_t n, size_t size) { return hak_calloc(n, size); }
+HAK_EXPORT void *realloc(void *p, size_t n) { return hak_realloc(p, n); }
+HAK_EXPORT size_t malloc_usable_size(void *p) { return hak_usable_size(p); }
+
+HAK_EXPORT void *reallocarray(void *p, size_t n, size_t size) {
+    size_t total;
+    if (__builtin_mul_overflow(n, size, &total)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return hak_realloc(p, total);
+}
+
+HAK_EXPORT int posix_memalign(void **out, size_t align, size_t n) { return hak_memalign(out, align, n); }
+
+/* glibc memalign: alignment below the malloc alignment means malloc; other
+ * alignments are rounded up to a power of two; absurd ones are EINVAL. */
+HAK_EXPORT void *memalign(size_t align, size_t n) {
+    if (align <= 2 * sizeof(void *)) return hak_alloc(n);
+    if (align > SIZE_MAX / 2 + 1) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (align & (align - 1)) align = (size_t)1 << (64 - __builtin_clzll((unsigned long long)align));
+    void *p = NULL;
+    int rc = hak_memalign(&p, align, n);
+    if (rc != 0) {
+        errno = rc;
+        return NULL;
+    }
+    return p;
+}
+
+/* C11 aligned_alloc: the alignment must be a power of two (EINVAL otherwise). */
+HAK_EXPORT void *aligned_alloc(size_t align, size_t n) {
+    if (align == 0 || (align & (align - 1)) != 0) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return memalign(align, n);
+}
+
+HAK_EXPORT void *valloc(size_t n) { return memalign((size_t)sysconf(_SC_PAGESIZE), n); }
+
+HAK_EXPORT void *pvalloc(size_t n) {
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    if (n > SIZE_MAX - page) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return memalign(page, n == 0 ? page : hak_align_up(n, page));
+}

@@ -1,0 +1,116 @@
+/*
+ * shm.c - this process's telemetry segment /dev/shm/hakmem.<pid>.
+ *
+ * Created at init with O_CREAT|O_EXCL|O_NOFOLLOW, mode 0600; a stale segment of
+ * a dead process that had our pid (and our uid) is replaced; anything else in
+ * the way (a symlink, another user's file) disables telemetry instead.  When
+ * the segment cannot be created, or HAKMEM_STATS=0, the same layout lives in
+ * private memory: counting continues, nothing is published, nothing fails.
+ * Removed at exit; a forked child gets its own copy under its own pid.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "hak_internal.h"
+
+#define SEG_LEN hak_align_up(sizeof(hak_shm_t), HAK_PAGE)
+
+static char seg_name[64];
+static int seg_pid;              /* pid whose name we own, 0 = private */
+
+/* Create and map /hakmem.<pid>; NULL (with a verbose warning) on any problem. */
+static hak_shm_t *create_named(int pid) {
+    char name[64];
+    snprintf(name, sizeof name, HAK_SHM_NAME_FMT, pid);
+    int fd = -1;
+    for (int attempt = 0; attempt < 2 && fd < 0; attempt++) {
+        fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd >= 0 || errno != EEXIST || attempt > 0) break;
+        /* A live process cannot hold our pid, so an existing segment is stale.
+         * Replace it only if it is a plain file of ours. */
+        int old = shm_open(name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC, 0);
+        struct stat st;
+        bool ours = old >= 0 && fstat(old, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid();
+        if (old >= 0) close(old);
+        if (!ours) { errno = EEXIST; break; }
+        shm_unlink(name);
+    }
+    if (fd < 0) {
+        if (hak_opt.verbose)
+            hak_warn("telemetry disabled: cannot create /dev/shm%s: %s", name, strerror(errno));
+        return NULL;
+    }
+    void *p = MAP_FAILED;
+    if (ftruncate(fd, (off_t)SEG_LEN) == 0)
+        p = mmap(NULL, SEG_LEN, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    int e = errno;
+    close(fd);
+    if (p == MAP_FAILED) {
+        shm_unlink(name);
+        if (hak_opt.verbose) hak_warn("telemetry disabled: cannot map /dev/shm%s: %s", name, strerror(e));
+        return NULL;
+    }
+    memcpy(seg_name, name, sizeof name);
+    seg_pid = pid;
+    return p;
+}
+
+static void read_comm(char *out, size_t len) {
+    int fd = open("/proc/self/comm", O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd >= 0 ? read(fd, out, len - 1) : -1;
+    if (fd >= 0) close(fd);
+    if (n < 0) n = 0;
+    out[n] = '\0';
+    char *nl = strchr(out, '\n');
+    if (nl) *nl = '\0';
+}
+
+/* Fill the header of a fresh (zeroed or copied) segment; magic last. */
+static void stamp(hak_shm_t *s) {
+    s->version = HAK_SHM_VERSION;
+    s->size = (uint32_t)sizeof(hak_shm_t);
+    s->pid = (uint32_t)getpid();
+    s->uid = (uint32_t)geteuid();
+    s->mode = (uint32_t)hak_opt.mode;
+    s->nclasses = HAK_NCLASSES;
+    s->ncounters = HAK_NCOUNTERS;
+    s->ngauges = HAK_NGAUGES;
+    s->start_ns = hak_wall_ns();
+    read_comm(s->comm, sizeof s->comm);
+    atomic_store_explicit((_Atomic uint64_t *)&s->magic, HAK_SHM_MAGIC, memory_order_release);
+}
+
+void hak_shm_create(void) {
+    hak_shm_t *s = hak_opt.stats ? create_named((int)getpid()) : NULL;
+    if (s == NULL) s = hak_os_meta_alloc(SEG_LEN);
+    if (s == NULL) hak_fatal("cannot map %zu bytes for counters", SEG_LEN);
+    stamp(s);
+    hak_seg = s;
+}
+
+void hak_shm_remove(void) {
+    if (seg_pid != 0 && seg_pid == (int)getpid()) {
+        shm_unlink(seg_name);
+        seg_pid = 0;
+    }
+}
+
+void hak_shm_child_recreate(void) {
+    hak_shm_t *old = hak_seg;
+    seg_pid = 0;
+    hak_shm_t *s = hak_opt.stats ? create_named((int)getpid()) : NULL;
+    if (s == NULL) s = hak_os_meta_alloc(SEG_LEN);
+    if (s == NULL) return;   /* keep counting in the inherited mapping rather than crash */
+    memcpy(s, old, sizeof *s);
+    s->magic = 0;
+    stamp(s);
+    if (hak_tls.slot != NULL) hak_tls.slot = (hak_shm_slot_t *)((char *)s + ((char *)hak_tls.slot - (char *)old));
+    hak_seg = s;
+    hak_os_meta_free(old, SEG_LEN);
+}

@@ -1,0 +1,179 @@
+/*
+ * stats.c - per-thread counter slots in the telemetry segment.
+ *
+ * Each thread claims one slot of hak_seg->slots and is its only writer: hot
+ * counters are plain stores, no atomic read-modify-write shared by threads.
+ * hak_op_begin/hak_op_end (hak_internal.h) make the slot's generation odd for
+ * the length of one allocator operation, so a reader sees every slot at an
+ * operation boundary.  Slot 0 accumulates exited threads; slot 1 is shared,
+ * under a lock, by threads that found no free slot.  Folding a slot into slot 0
+ * happens under hak_seg->fold_gen, which readers check around a snapshot.
+ */
+#define _GNU_SOURCE
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "hak_internal.h"
+
+__thread hak_tls_t hak_tls __attribute__((tls_model("initial-exec")));
+hak_shm_t *hak_seg;
+
+static pthread_mutex_t fold_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t shared_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_key_t slot_key;
+static bool slot_key_ok;
+
+#define SLOT_RETIRED 0u
+#define SLOT_SHARED  1u
+#define SLOT_FIRST   2u
+
+void hak_stats_shared_lock(void) { pthread_mutex_lock(&shared_lock); }
+void hak_stats_shared_unlock(void) { pthread_mutex_unlock(&shared_lock); }
+void hak_stats_fold_lock(void) { pthread_mutex_lock(&fold_lock); }
+void hak_stats_fold_unlock(void) { pthread_mutex_unlock(&fold_lock); }
+
+static inline void gen_bump(uint64_t *gen, memory_order mo) {
+    _Atomic uint64_t *g = (_Atomic uint64_t *)gen;
+    atomic_store_explicit(g, atomic_load_explicit(g, memory_order_relaxed) + 1, mo);
+}
+
+/* Add src's counters into dst (both owned by the caller under fold_lock). */
+static void slot_add(hak_shm_slot_t *dst, const hak_shm_slot_t *src) {
+    for (int i = 0; i < HAK_NCOUNTERS; i++)
+        atomic_store_explicit((_Atomic uint64_t *)&dst->counter[i], dst->counter[i] + src->counter[i],
+                              memory_order_relaxed);
+    for (int i = 0; i < HAK_NGAUGES; i++) {
+        atomic_store_explicit((_Atomic uint64_t *)&dst->gauge_in[i], dst->gauge_in[i] + src->gauge_in[i],
+                              memory_order_relaxed);
+        atomic_store_explicit((_Atomic uint64_t *)&dst->gauge_out[i], dst->gauge_out[i] + src->gauge_out[i],
+                              memory_order_relaxed);
+    }
+}
+
+/* Move slot s into the retired slot; caller holds fold_lock. */
+static void fold_slot_locked(hak_shm_slot_t *s) {
+    hak_shm_slot_t *r = &hak_seg->slots[SLOT_RETIRED];
+    gen_bump(&hak_seg->fold_gen, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release);
+    gen_bump(&r->gen, memory_order_relaxed);
+    slot_add(r, s);
+    gen_bump(&r->gen, memory_order_release);
+    gen_bump(&s->gen, memory_order_relaxed);
+    for (int i = 0; i < HAK_NCOUNTERS; i++)
+        atomic_store_explicit((_Atomic uint64_t *)&s->counter[i], 0, memory_order_relaxed);
+    for (int i = 0; i < HAK_NGAUGES; i++) {
+        atomic_store_explicit((_Atomic uint64_t *)&s->gauge_in[i], 0, memory_order_relaxed);
+        atomic_store_explicit((_Atomic uint64_t *)&s->gauge_out[i], 0, memory_order_relaxed);
+    }
+    gen_bump(&s->gen, memory_order_release);
+    atomic_store_explicit((_Atomic uint64_t *)&s->owner_tid, 0, memory_order_release);
+    gen_bump(&hak_seg->fold_gen, memory_order_release);
+}
+
+static void slot_release(void *arg) {
+    hak_shm_slot_t *s = arg;
+    if (s == NULL || hak_tls.slot != s || hak_tls.depth != 0) return;
+    pthread_mutex_lock(&fold_lock);
+    fold_slot_locked(s);
+    pthread_mutex_unlock(&fold_lock);
+    /* A later free in another TLS destructor claims a slot again. */
+    hak_tls.slot = NULL;
+}
+
+void hak_stats_init(void) {
+    slot_key_ok = pthread_key_create(&slot_key, slot_release) == 0;
+    hak_seg->slots[SLOT_RETIRED].owner_tid = UINT64_MAX;
+    hak_seg->slots[SLOT_SHARED].owner_tid = UINT64_MAX;
+}
+
+void hak_stats_claim_slot(void) {
+    hak_tls_t *t = &hak_tls;
+    uint64_t tid = (uint64_t)syscall(SYS_gettid);
+    for (uint32_t i = SLOT_FIRST; i < HAK_SHM_SLOTS; i++) {
+        uint64_t expect = 0;
+        if (atomic_compare_exchange_strong((_Atomic uint64_t *)&hak_seg->slots[i].owner_tid, &expect, tid)) {
+            t->slot = &hak_seg->slots[i];
+            t->shared = 0;
+            if (slot_key_ok) pthread_setspecific(slot_key, t->slot);
+            return;
+        }
+    }
+    t->slot = &hak_seg->slots[SLOT_SHARED];
+    t->shared = 1;
+}
+
+void hak_stats_note_mapped(void) {
+    int64_t now = 0;
+    /* Approximate but monotonic high-water mark: this thread's view of the
+     * sum is exact at operation boundaries of every other thread. */
+    for (uint32_t i = 0; i < HAK_SHM_SLOTS; i++) {
+        const hak_shm_slot_t *s = &hak_seg->slots[i];
+        now += (int64_t)atomic_load_explicit((_Atomic uint64_t *)&s->gauge_in[HAK_G_bytes_mapped], memory_order_relaxed);
+        now -= (int64_t)atomic_load_explicit((_Atomic uint64_t *)&s->gauge_out[HAK_G_bytes_mapped], memory_order_relaxed);
+    }
+    _Atomic uint64_t *peak = (_Atomic uint64_t *)&hak_seg->peak_bytes_mapped;
+    uint64_t old = atomic_load_explicit(peak, memory_order_relaxed);
+    while (now > 0 && (uint64_t)now > old &&
+           !atomic_compare_exchange_weak_explicit(peak, &old, (uint64_t)now, memory_order_relaxed,
+                                                  memory_order_relaxed)) {
+    }
+}
+
+void hak_stats_sum(uint64_t *counter, int64_t *gauge) {
+    memset(counter, 0, sizeof(uint64_t) * HAK_NCOUNTERS);
+    memset(gauge, 0, sizeof(int64_t) * HAK_NGAUGES);
+    for (uint32_t i = 0; i < HAK_SHM_SLOTS; i++) {
+        const hak_shm_slot_t *s = &hak_seg->slots[i];
+        for (int k = 0; k < HAK_NCOUNTERS; k++)
+            counter[k] += atomic_load_explicit((_Atomic uint64_t *)&s->counter[k], memory_order_relaxed);
+        for (int k = 0; k < HAK_NGAUGES; k++)
+            gauge[k] += (int64_t)(atomic_load_explicit((_Atomic uint64_t *)&s->gauge_in[k], memory_order_relaxed) -
+                                  atomic_load_explicit((_Atomic uint64_t *)&s->gauge_out[k], memory_order_relaxed));
+    }
+}
+
+/* In the child after fork(): only the forking thread exists; fold every other
+ * thread's slot into the retired slot so they can be reused. */
+void hak_stats_child_fold(void) {
+    pthread_mutex_init(&fold_lock, NULL);
+    pthread_mutex_init(&shared_lock, NULL);
+    for (uint32_t i = SLOT_FIRST; i < HAK_SHM_SLOTS; i++) {
+        hak_shm_slot_t *s = &hak_seg->slots[i];
+        if (s == hak_tls.slot || s->owner_tid == 0) continue;
+        if (s->gen & 1) s->gen++;      /* its thread was mid-operation at fork */
+        fold_slot_locked(s);
+    }
+    for (uint32_t i = 0; i < SLOT_FIRST; i++)
+        if (hak_seg->slots[i].gen & 1) hak_seg->slots[i].gen++;
+    if (hak_tls.slot != NULL && !hak_tls.shared)
+        hak_tls.slot->owner_tid = (uint64_t)syscall(SYS_gettid);
+}
+
+void hak_stats_get(hak_stats_t *out) {
+    memset(out, 0, sizeof *out);
+    if (!hak_init()) return;
+    uint64_t c[HAK_NCOUNTERS];
+    int64_t g[HAK_NGAUGES];
+    hak_stats_sum(c, g);
+    out->large_allocs = c[HAK_C_large_allocs];
+    out->large_frees = c[HAK_C_large_frees];
+    out->cache_hits = c[HAK_C_cache_hits];
+    out->cache_misses = c[HAK_C_cache_misses];
+    out->cache_puts = c[HAK_C_cache_puts];
+    out->evictions = c[HAK_C_evict_ring_full] + c[HAK_C_evict_cap_lowered] + c[HAK_C_evict_budget] +
+                     c[HAK_C_evict_idle_trim] + c[HAK_C_evict_uncacheable];
+    out->batch_adds = c[HAK_C_batch_adds];
+    out->batch_flushes = c[HAK_C_batch_flushes];
+    out->batch_blocks_flushed = c[HAK_C_batch_blocks_flushed];
+    out->batch_bytes_flushed = c[HAK_C_batch_bytes_flushed];
+    out->batch_ranges_flushed = c[HAK_C_batch_ranges_flushed];
+    out->munmap_calls = c[HAK_C_munmap_calls];
+    out->mmap_calls = c[HAK_C_mmap_calls];
+    out->mremap_calls = c[HAK_C_mremap_calls];
+    out->madvise_calls = c[HAK_C_madvise_calls];
+    out->bytes_mapped = (uint64_t)g[HAK_G_bytes_mapped];
+    out->bytes_cached = (uint64_t)g[HAK_G_bytes_cached];
+    out->bytes_pending = (uint64_t)g[HAK_G_bytes_pending];
+    out->peak_bytes_mapped = hak_seg->peak_bytes_mapped;
+}
