@@ -1,6 +1,6 @@
 # hakmem - a drop-in allocator for programs that churn large blocks.
 #   make            build/libhakmem.so, build/libhakmem.a, build/hakmem-stat
-#   make test       install missing packages, build, run unit + integration tests
+#   make test       install missing packages, build, run unit + integration tests (T=filter)
 #   make demo       install missing packages, build, run the demo workload
 #   make install PREFIX=/usr/local   (DESTDIR honoured)
 #   V=1 shows every command; O=dir puts the build elsewhere; EXTRA_CFLAGS adds flags.
@@ -40,6 +40,13 @@ READER_OBJ := $(O)/obj/shm_read.o
 HEADERS  := include/hakmem.h include/hakmem/shm.h src/hak_internal.h
 
 TOOLS    := $(O)/hakmem-stat
+TEST_DEPS :=
+
+# ---- parts with their own make fragments (each may add to TOOLS and TEST_DEPS) ----
+-include bpf/bpf.mk
+-include tuner/tuner.mk
+-include bench/bench.mk
+
 
 .DELETE_ON_ERROR:
 .SECONDARY:
@@ -95,7 +102,7 @@ include tests/tests.mk
 
 test: deps
 	$(Q)$(MAKE) --no-print-directory all test-build
-	$(Q)bash tests/run.sh $(O)
+	$(Q)bash tests/run.sh $(O) $(T)
 
 # ---- demo ----
 demo: deps
