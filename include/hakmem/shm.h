@@ -104,7 +104,7 @@ enum hak_evict_reason {
 };
 
 /* Knob ids (knob change probes, decision log). */
-enum hak_knob_id { HAK_KNOB_RING_CAP = 1, HAK_KNOB_BATCH_THRESHOLD = 2, HAK_KNOB_CLASS_CAP = 3 };
+enum hak_knob_id { HAK_KNOB_RING_CAP = 1, HAK_KNOB_BATCH_THRESHOLD = 2, HAK_KNOB_CLASS_CAP = 3, HAK_KNOB_TRIM = 4 };
 
 /* Counters that record the effect of an earlier counted cause (read in the
  * first pass of a snapshot, with gauge_out). */
