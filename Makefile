@@ -32,20 +32,25 @@ LIB_CFLAGS := $(BASE_CFLAGS) -fPIC -fvisibility=hidden -ftls-model=initial-exec 
               $(if $(HAVE_SDT),-DHAK_HAVE_SDT)
 
 # The library, one module per responsibility (see src/README.md).
-LIB_CORE := sizeclass options log os registry bigcache batch knobs stats shm init libc alloc free realloc
-LIB_SRCS := $(addprefix src/,$(addsuffix .c,$(LIB_CORE))) src/override.c
+LIB_CORE := sizeclass options log os registry bigcache batch knobs stats shm init libc alloc free realloc \
+            shm_read evolve
 CORE_OBJS := $(addprefix $(O)/obj/,$(addsuffix .o,$(LIB_CORE)))
-LIB_OBJS := $(CORE_OBJS) $(O)/obj/override.o
-READER_OBJ := $(O)/obj/shm_read.o
+# The segment reader for the tools, compiled without the library's hidden visibility.
+READER_OBJ := $(O)/obj/tools/shm_read.o
 HEADERS  := include/hakmem.h include/hakmem/shm.h src/hak_internal.h
 
 TOOLS    := $(O)/hakmem-stat
 TEST_DEPS :=
+TUNER_LIB_OBJS :=
 
 # ---- parts with their own make fragments (each may add to TOOLS and TEST_DEPS) ----
 -include bpf/bpf.mk
 -include tuner/tuner.mk
 -include bench/bench.mk
+
+# Fragments may add objects to the library (e.g. the tuner policy and history).
+CORE_OBJS += $(TUNER_LIB_OBJS)
+LIB_OBJS := $(CORE_OBJS) $(O)/obj/override.o
 
 
 .DELETE_ON_ERROR:
@@ -85,7 +90,8 @@ $(O)/hakmem.pc: Makefile | $(O)/obj
 
 tools: $(TOOLS)
 
-$(O)/obj/shm_read.o: src/shm_read.c include/hakmem/shm.h | $(O)/obj
+$(O)/obj/tools/shm_read.o: src/shm_read.c include/hakmem/shm.h | $(O)/obj
+	@mkdir -p $(dir $@)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(BASE_CFLAGS) -c $< -o $@
 
