@@ -1,0 +1,164 @@
+/* test_batch.c - Batch: threshold, coalescing of adjacent and non-adjacent
+ * ranges, counters; and the rule "only Batch munmaps": the real munmap is
+ * interposed here and counted per path. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "hak_internal.h"
+
+/* Every munmap in this process (the library's os.c included) lands here. */
+static _Atomic uint64_t real_munmaps;
+int munmap(void *addr, size_t len) {
+    atomic_fetch_add(&real_munmaps, 1);
+    return (int)syscall(SYS_munmap, addr, len);
+}
+
+static uint64_t cnt(int id) {
+    uint64_t c[HAK_NCOUNTERS];
+    int64_t g[HAK_NGAUGES];
+    hak_stats_sum(c, g);
+    return c[id];
+}
+
+static int setup(void **state) {
+    (void)state;
+    hak_trim();
+    assert_int_equal(hak_set_ring_cap(4), 0);
+    return 0;
+}
+
+/* Pure coalescing: sorted output, neighbours merged, gaps kept. */
+static void test_coalesce(void **state) {
+    (void)state;
+    hak_block_t b[6];
+    memset(b, 0, sizeof b);
+    uintptr_t base = 0x7f0000000000;
+    size_t sz[6] = {0x10000, 0x20000, 0x10000, 0x40000, 0x10000, 0x10000};
+    uintptr_t at[6] = {base + 0x30000, base, base + 0x20000, base + 0x100000, base + 0x40000, base + 0x200000};
+    hak_block_t *v[6];
+    for (int i = 0; i < 6; i++) {
+        b[i].map_base = at[i];
+        b[i].map_size = sz[i];
+        v[i] = &b[i];
+    }
+    uintptr_t starts[6];
+    size_t lens[6];
+    size_t n = hak_batch_coalesce(v, 6, starts, lens);
+    /* [base, base+0x50000) merged from 4 blocks; 0x100000 and 0x200000 alone */
+    assert_int_equal(n, 3);
+    assert_int_equal(starts[0], base);
+    assert_int_equal(lens[0], 0x50000);
+    assert_int_equal(starts[1], base + 0x100000);
+    assert_int_equal(lens[1], 0x40000);
+    assert_int_equal(starts[2], base + 0x200000);
+    for (int i = 1; i < 6; i++) assert_true(v[i - 1]->map_base < v[i]->map_base);
+}
+
+/* Evictions only queue; munmap happens when the threshold is reached, in Batch. */
+static void test_threshold_and_no_direct_munmap(void **state) {
+    (void)state;
+    assert_int_equal(hak_set_batch_threshold(8 << 20), 0);
+    assert_int_equal(hak_set_ring_cap(0), 0);                 /* every free is an eviction */
+    uint64_t u0 = atomic_load(&real_munmaps), f0 = cnt(HAK_C_batch_flushes), mc0 = cnt(HAK_C_munmap_calls);
+    void *v[4];
+    for (int i = 0; i < 4; i++) v[i] = hak_alloc(1 << 20);
+    for (int i = 0; i < 4; i++) hak_free(v[i]);               /* 4 MiB pending < 8 MiB */
+    assert_int_equal(atomic_load(&real_munmaps), u0);
+    assert_int_equal(cnt(HAK_C_batch_flushes), f0);
+    void *w[4];
+    for (int i = 0; i < 4; i++) w[i] = hak_alloc(1 << 20);
+    for (int i = 0; i < 4; i++) hak_free(w[i]);               /* reaches 8 MiB: one flush */
+    assert_int_equal(cnt(HAK_C_batch_flushes), f0 + 1);
+    uint64_t munmaps = atomic_load(&real_munmaps) - u0;
+    assert_true(munmaps >= 1);
+    assert_int_equal(munmaps, cnt(HAK_C_munmap_calls) - mc0);
+    assert_int_equal(hak_set_ring_cap(4), 0);
+}
+
+/* Every path that drops blocks (ring full, cap lowered, budget, trim, oversize)
+ * leaves the munmap count unchanged until Batch flushes, and then every real
+ * munmap is one the library counted as a Batch range. */
+static void test_only_batch_munmaps(void **state) {
+    (void)state;
+    assert_int_equal(hak_set_batch_threshold((uint64_t)1 << 30), 0);
+    hak_flush();
+    uint64_t u0 = atomic_load(&real_munmaps);
+    uint64_t c0 = cnt(HAK_C_munmap_calls), r0 = cnt(HAK_C_batch_ranges_flushed);
+    void *v[10];
+    /* ring full */
+    for (int i = 0; i < 10; i++) v[i] = hak_alloc(2 << 20);
+    for (int i = 0; i < 10; i++) hak_free(v[i]);
+    /* cap lowered */
+    assert_int_equal(hak_set_ring_cap(1), 0);
+    /* budget */
+    assert_int_equal(hak_knob_set(HAKMEM_KNOB_CACHE_MAX_BYTES, 1 << 20), 0);
+    for (int i = 0; i < 3; i++) v[i] = hak_alloc(4 << 20);
+    for (int i = 0; i < 3; i++) hak_free(v[i]);
+    /* oversize (no class) */
+    void *big = hak_alloc((size_t)300 << 20);
+    assert_non_null(big);
+    hak_free(big);
+    /* over-aligned */
+    void *al = NULL;
+    assert_int_equal(hak_memalign(&al, 1 << 20, 256 << 10), 0);
+    assert_true(((uintptr_t)al & ((1 << 20) - 1)) == 0);
+    hak_free(al);
+    assert_int_equal(atomic_load(&real_munmaps), u0);          /* nothing released yet */
+    assert_true(cnt(HAK_C_batch_adds) > 0);
+    hak_trim();                                                 /* trim goes through Batch too */
+    uint64_t real = atomic_load(&real_munmaps) - u0;
+    assert_true(real > 0);
+    assert_int_equal(real, cnt(HAK_C_munmap_calls) - c0);
+    assert_int_equal(real, cnt(HAK_C_batch_ranges_flushed) - r0);
+    assert_int_equal(cnt(HAK_C_evict_uncacheable) > 0, 1);
+    assert_int_equal(hak_knob_set(HAKMEM_KNOB_CACHE_MAX_BYTES, (uint64_t)1 << 30), 0);
+    assert_int_equal(hak_set_ring_cap(4), 0);
+    assert_int_equal(hak_set_batch_threshold(4 << 20), 0);
+}
+
+/* Adjacent mappings coalesce: fewer munmaps than blocks. */
+static void test_adjacent_blocks_merge(void **state) {
+    (void)state;
+    assert_int_equal(hak_set_batch_threshold((uint64_t)1 << 30), 0);
+    assert_int_equal(hak_set_ring_cap(0), 0);
+    hak_flush();
+    uint64_t u0 = atomic_load(&real_munmaps), b0 = cnt(HAK_C_batch_blocks_flushed);
+    void *v[32];
+    for (int i = 0; i < 32; i++) v[i] = hak_alloc(256 << 10);
+    for (int i = 0; i < 32; i++) hak_free(v[i]);
+    hak_flush();
+    uint64_t real = atomic_load(&real_munmaps) - u0;
+    assert_int_equal(cnt(HAK_C_batch_blocks_flushed) - b0, 32);
+    assert_true(real >= 1);
+    assert_true(real < 32);        /* the kernel hands out neighbouring mappings */
+    print_message("32 blocks released with %llu munmap calls\n", (unsigned long long)real);
+    assert_int_equal(hak_set_ring_cap(4), 0);
+    assert_int_equal(hak_set_batch_threshold(4 << 20), 0);
+}
+
+/* munmap failure is counted and reported, never silent. */
+static void test_munmap_failure_counted(void **state) {
+    (void)state;
+    assert_int_equal(hak_os_unmap(0x1001, 4096), -EINVAL);     /* unaligned: the kernel refuses */
+    assert_true(cnt(HAK_C_munmap_failures) >= 1);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_coalesce),
+        cmocka_unit_test_setup(test_threshold_and_no_direct_munmap, setup),
+        cmocka_unit_test_setup(test_only_batch_munmaps, setup),
+        cmocka_unit_test_setup(test_adjacent_blocks_merge, setup),
+        cmocka_unit_test_setup(test_munmap_failure_counted, setup),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

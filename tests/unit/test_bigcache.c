@@ -1,0 +1,135 @@
+/* test_bigcache.c - BigCache: hit, miss, eviction order, cap raised and lowered
+ * at run time, byte budget; every eviction ends in Batch. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "hak_internal.h"
+
+static uint64_t cnt(int id) {
+    uint64_t c[HAK_NCOUNTERS];
+    int64_t g[HAK_NGAUGES];
+    hak_stats_sum(c, g);
+    return c[id];
+}
+static int64_t gauge(int id) {
+    uint64_t c[HAK_NCOUNTERS];
+    int64_t g[HAK_NGAUGES];
+    hak_stats_sum(c, g);
+    return g[id];
+}
+
+static int setup(void **state) {
+    (void)state;
+    hak_trim();
+    assert_int_equal(hak_set_ring_cap(4), 0);
+    assert_int_equal(hak_set_batch_threshold((uint64_t)1 << 30), 0);   /* keep evictions pending */
+    assert_int_equal(hak_knob_set(HAKMEM_KNOB_CACHE_MAX_BYTES, (uint64_t)1 << 30), 0);
+    return 0;
+}
+
+static void test_hit_and_miss(void **state) {
+    (void)state;
+    uint64_t h0 = cnt(HAK_C_cache_hits), m0 = cnt(HAK_C_cache_misses), mm0 = cnt(HAK_C_mmap_calls);
+    void *p = hak_alloc(300 << 10);
+    assert_int_equal(cnt(HAK_C_cache_misses), m0 + 1);
+    assert_int_equal(cnt(HAK_C_mmap_calls), mm0 + 1);
+    hak_free(p);
+    assert_int_equal(gauge(HAK_G_blocks_cached), 1);
+    void *q = hak_alloc(290 << 10);               /* same class (320K) */
+    assert_ptr_equal(q, p);                       /* warm block reused */
+    assert_int_equal(cnt(HAK_C_cache_hits), h0 + 1);
+    assert_int_equal(cnt(HAK_C_mmap_calls), mm0 + 1);     /* no syscall on a hit */
+    void *r = hak_alloc(600 << 10);               /* other class: miss */
+    assert_int_equal(cnt(HAK_C_cache_misses), m0 + 2);
+    hak_free(q);
+    hak_free(r);
+}
+
+/* The ring keeps the newest; a full ring evicts its oldest block to Batch. */
+static void test_eviction_order(void **state) {
+    (void)state;
+    void *v[6];
+    for (int i = 0; i < 6; i++) v[i] = hak_alloc(1 << 20);
+    uint64_t full0 = cnt(HAK_C_evict_ring_full), adds0 = cnt(HAK_C_batch_adds);
+    for (int i = 0; i < 6; i++) hak_free(v[i]);           /* v0..v3 cached, then v0, v1 evicted */
+    assert_int_equal(cnt(HAK_C_evict_ring_full), full0 + 2);
+    assert_int_equal(cnt(HAK_C_batch_adds), adds0 + 2);
+    assert_false(hak_owns(v[0]));
+    /* newest first: v5, v4, v3, v2 */
+    for (int i = 5; i >= 2; i--) assert_ptr_equal(hak_alloc(1 << 20), v[i]);
+    for (int i = 2; i < 6; i++) hak_free(v[i]);
+}
+
+static void test_cap_lowered_and_raised(void **state) {
+    (void)state;
+    hak_trim();
+    assert_int_equal(hak_set_ring_cap(8), 0);
+    void *v[8];
+    for (int i = 0; i < 8; i++) v[i] = hak_alloc(2 << 20);
+    for (int i = 0; i < 8; i++) hak_free(v[i]);
+    assert_int_equal(gauge(HAK_G_blocks_cached), 8);
+    uint64_t low0 = cnt(HAK_C_evict_cap_lowered);
+    assert_int_equal(hak_set_ring_cap(2), 0);              /* takes effect now */
+    assert_int_equal(cnt(HAK_C_evict_cap_lowered), low0 + 6);
+    assert_int_equal(gauge(HAK_G_blocks_cached), 2);
+    assert_int_equal(hak_knob_get(HAKMEM_KNOB_RING_CAP), 2);
+    assert_int_equal(hak_set_ring_cap(100000), -ERANGE);   /* clamped */
+    assert_int_equal(hak_knob_get(HAKMEM_KNOB_RING_CAP), HAK_RING_CAP_MAX);
+    assert_int_equal(hak_set_ring_cap(0), 0);              /* no caching at all */
+    assert_int_equal(gauge(HAK_G_blocks_cached), 0);
+    void *p = hak_alloc(2 << 20);
+    uint64_t adds0 = cnt(HAK_C_batch_adds);
+    hak_free(p);
+    assert_int_equal(cnt(HAK_C_batch_adds), adds0 + 1);
+    assert_int_equal(gauge(HAK_G_blocks_cached), 0);
+    assert_int_equal(hak_set_ring_cap(4), 0);
+}
+
+static void test_budget(void **state) {
+    (void)state;
+    hak_trim();
+    assert_int_equal(hak_set_ring_cap(64), 0);
+    assert_int_equal(hak_knob_set(HAKMEM_KNOB_CACHE_MAX_BYTES, 5 << 20), 0);   /* 5 MiB */
+    void *v[4];
+    for (int i = 0; i < 4; i++) v[i] = hak_alloc(2 << 20);
+    uint64_t b0 = cnt(HAK_C_evict_budget);
+    for (int i = 0; i < 4; i++) hak_free(v[i]);
+    assert_true(gauge(HAK_G_bytes_cached) <= (5 << 20));
+    assert_int_equal(gauge(HAK_G_blocks_cached), 2);
+    assert_int_equal(cnt(HAK_C_evict_budget), b0 + 2);
+    assert_int_equal(hak_knob_set(HAKMEM_KNOB_CACHE_MAX_BYTES, (uint64_t)1 << 30), 0);
+    assert_int_equal(hak_set_ring_cap(4), 0);
+}
+
+/* Ghosts: misses after capacity evictions are recorded for the tuner. */
+static void test_ghosts(void **state) {
+    (void)state;
+    hak_trim();
+    assert_int_equal(hak_set_ring_cap(2), 0);
+    uint32_t c = hak_size_class(3 << 20);
+    uint64_t g0 = hak_seg->classes[c].ghost_hits;
+    void *v[10];
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < 10; i++) v[i] = hak_alloc(3 << 20);
+        for (int i = 0; i < 10; i++) hak_free(v[i]);
+    }
+    /* round 2: 2 hits, 8 misses each finding a ghost of round 1's 8 evictions */
+    assert_int_equal(hak_seg->classes[c].ghost_hits - g0, 8);
+    assert_int_equal(hak_set_ring_cap(4), 0);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_hit_and_miss, setup),
+        cmocka_unit_test_setup(test_eviction_order, setup),
+        cmocka_unit_test_setup(test_cap_lowered_and_raised, setup),
+        cmocka_unit_test_setup(test_budget, setup),
+        cmocka_unit_test_setup(test_ghosts, setup),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,78 @@
+/* test_registry.c - exact ownership: only a block's start is "ours"; the bytes
+ * around a pointer never influence the answer; metadata is out of band. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "hak_internal.h"
+
+static void test_exact_lookup(void **state) {
+    (void)state;
+    char *p = hak_alloc(1 << 20);
+    assert_non_null(p);
+    assert_true(((uintptr_t)p & (HAK_PAGE - 1)) == 0);        /* page-aligned */
+    hak_block_t *b = hak_registry_lookup(p);
+    assert_non_null(b);
+    assert_ptr_equal((void *)atomic_load(&b->user), p);
+    assert_true(hak_owns(p));
+    assert_null(hak_registry_lookup(p + 1));
+    assert_null(hak_registry_lookup(p + 4096));
+    assert_null(hak_registry_lookup(p - 4096));
+    assert_ptr_equal(hak_registry_near(p + 16), b);             /* interior pointer detected */
+    /* metadata is out of band: the block's bytes can be anything */
+    memset(p, 0xff, 1 << 20);
+    assert_ptr_equal(hak_registry_lookup(p), b);
+    assert_true(hak_usable_size(p) >= (1 << 20));
+    hak_free(p);
+    assert_false(hak_owns(p));                                  /* cached, no longer live */
+}
+
+/* A small glibc block, even one whose preceding bytes mimic anything, is never ours. */
+static void test_foreign_pointers(void **state) {
+    (void)state;
+    for (int i = 0; i < 1000; i++) {
+        size_t n = (size_t)(16 + i * 37);
+        unsigned char *q = __libc_malloc(n);
+        assert_non_null(q);
+        assert_null(hak_registry_lookup(q));
+        assert_false(hak_owns(q));
+        __libc_free(q);
+    }
+    static char stack_like[128];
+    assert_null(hak_registry_lookup(stack_like));
+    assert_null(hak_registry_lookup((void *)(uintptr_t)1));
+    assert_null(hak_registry_lookup((void *)~(uintptr_t)0));      /* beyond 47 bits */
+}
+
+/* Many live blocks: every start maps to its own metadata. */
+static void test_many_blocks(void **state) {
+    (void)state;
+    enum { N = 300 };
+    void *v[N];
+    for (int i = 0; i < N; i++) {
+        v[i] = hak_alloc((size_t)(64 << 10) * (size_t)(1 + i % 7));
+        assert_non_null(v[i]);
+    }
+    for (int i = 0; i < N; i++) {
+        hak_block_t *b = hak_registry_lookup(v[i]);
+        assert_non_null(b);
+        assert_ptr_equal((void *)atomic_load(&b->user), v[i]);
+        for (int j = 0; j < i; j++) assert_true(v[i] != v[j]);
+    }
+    for (int i = 0; i < N; i++) hak_free(v[i]);
+    hak_trim();
+    for (int i = 0; i < N; i++) assert_false(hak_owns(v[i]));
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_exact_lookup),
+        cmocka_unit_test(test_foreign_pointers),
+        cmocka_unit_test(test_many_blocks),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
