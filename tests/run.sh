@@ -16,7 +16,7 @@ pass=0; fail=0; skip=0; failed=()
 run_one() {   # name, timeout, command...
   local name=$1 limit=$2; shift 2
   [ -n "$FILTER" ] && [[ "$name" != *"$FILTER"* ]] && return
-  local log="$LOGDIR/$name.log" t0=$SECONDS rc
+  local log="$LOGDIR/${name//\//_}.log" t0=$SECONDS rc
   timeout --kill-after=10 "$limit" "$@" >"$log" 2>&1
   rc=$?
   local dt=$((SECONDS - t0))
