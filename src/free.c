@@ -36,9 +36,12 @@ void hak_large_free(hak_block_t *b) {
 }
 
 void hak_free(void *p) {
-    if (p == NULL) return;
-    hak_block_t *b = hak_registry_lookup(p);
-    if (b != NULL) {
+    hak_block_t *b = hak_registry_chunk(p);      /* NULL for NULL and for most small blocks */
+    if (likely(b == NULL)) {
+        __libc_free(p);
+        return;
+    }
+    if (atomic_load_explicit(&b->user, memory_order_relaxed) == (uintptr_t)p) {
         hak_large_free(b);
         return;
     }

@@ -143,8 +143,29 @@ HAK_HIDDEN void         hak_block_delete(hak_block_t *b);
 /* Publish b under b->user. Returns 0 or -ENOMEM (radix leaf could not be mapped). */
 HAK_HIDDEN int          hak_registry_insert(hak_block_t *b);
 HAK_HIDDEN void         hak_registry_remove(hak_block_t *b);
+/* Radix table: root[u >> 32] -> leaf; leaf[(u >> 16) & 0xffff] -> block whose
+ * user pointer lies in that 64 KiB chunk (see registry.c). */
+#define HAK_CHUNK_SHIFT 16u
+#define HAK_LEAF_BITS   16u
+#define HAK_ROOT_BITS   15u
+typedef _Atomic(hak_block_t *) hak_leaf_t[(size_t)1 << HAK_LEAF_BITS];
+extern _Atomic(hak_leaf_t *) hak_registry_root[(size_t)1 << HAK_ROOT_BITS] HAK_HIDDEN;
+/* The block registered in p's 64 KiB chunk, or NULL.  Lock-free: two loads. */
+static inline hak_block_t *hak_registry_chunk(const void *p) {
+    uintptr_t u = (uintptr_t)p;
+    if (unlikely(u >> (HAK_CHUNK_SHIFT + HAK_LEAF_BITS + HAK_ROOT_BITS))) return NULL;
+    hak_leaf_t *leaf = atomic_load_explicit(&hak_registry_root[u >> (HAK_CHUNK_SHIFT + HAK_LEAF_BITS)],
+                                            memory_order_acquire);
+    if (likely(leaf == NULL)) return NULL;
+    return atomic_load_explicit(&(*leaf)[(u >> HAK_CHUNK_SHIFT) & (((size_t)1 << HAK_LEAF_BITS) - 1)],
+                                memory_order_acquire);
+}
 /* Lock-free exact lookup: the block whose user pointer is p, or NULL. */
-HAK_HIDDEN hak_block_t *hak_registry_lookup(const void *p);
+static inline hak_block_t *hak_registry_lookup(const void *p) {
+    hak_block_t *b = hak_registry_chunk(p);
+    if (b != NULL && atomic_load_explicit(&b->user, memory_order_relaxed) == (uintptr_t)p) return b;
+    return NULL;
+}
 /* A block whose registry chunk holds p but whose user pointer is not p
  * (an interior pointer near a block start), or NULL.  For diagnostics. */
 HAK_HIDDEN hak_block_t *hak_registry_near(const void *p);

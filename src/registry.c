@@ -16,14 +16,13 @@
 
 #include "hak_internal.h"
 
-#define CHUNK_SHIFT 16u
-#define LEAF_BITS   16u
-#define ROOT_BITS   15u
+#define CHUNK_SHIFT HAK_CHUNK_SHIFT
+#define LEAF_BITS   HAK_LEAF_BITS
 #define LEAF_LEN    ((size_t)1 << LEAF_BITS)
-#define ADDR_BITS   (CHUNK_SHIFT + LEAF_BITS + ROOT_BITS)   /* 47 */
+#define ADDR_BITS   (HAK_CHUNK_SHIFT + HAK_LEAF_BITS + HAK_ROOT_BITS)   /* 47 */
+#define root        hak_registry_root
 
-typedef _Atomic(hak_block_t *) hak_leaf_t[LEAF_LEN];
-static _Atomic(hak_leaf_t *) root[(size_t)1 << ROOT_BITS];
+_Atomic(hak_leaf_t *) hak_registry_root[(size_t)1 << HAK_ROOT_BITS];
 
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static hak_block_t *meta_free;
@@ -95,20 +94,9 @@ void hak_registry_remove(hak_block_t *b) {
     atomic_compare_exchange_strong(s, &expected, NULL);
 }
 
-hak_block_t *hak_registry_lookup(const void *p) {
-    uintptr_t u = (uintptr_t)p;
-    _Atomic(hak_block_t *) *s = slot_of(u, false);
-    if (s == NULL) return NULL;
-    hak_block_t *b = atomic_load_explicit(s, memory_order_acquire);
-    if (b != NULL && atomic_load_explicit(&b->user, memory_order_relaxed) == u) return b;
-    return NULL;
-}
-
 hak_block_t *hak_registry_near(const void *p) {
     uintptr_t u = (uintptr_t)p;
-    _Atomic(hak_block_t *) *s = slot_of(u, false);
-    if (s == NULL) return NULL;
-    hak_block_t *b = atomic_load_explicit(s, memory_order_acquire);
+    hak_block_t *b = hak_registry_chunk(p);
     if (b == NULL) return NULL;
     uintptr_t user = atomic_load_explicit(&b->user, memory_order_relaxed);
     if (user != u && u > user && u < user + b->size) return b;
