@@ -55,7 +55,7 @@ LIB_OBJS := $(CORE_OBJS) $(O)/obj/override.o
 
 .DELETE_ON_ERROR:
 .SECONDARY:
-.PHONY: all lib tools deps test unit integration demo install uninstall clean help bench
+.PHONY: all lib tools deps test unit integration demo install uninstall clean help bench env-doc
 
 all: lib tools
 
@@ -98,6 +98,14 @@ $(O)/obj/tools/shm_read.o: src/shm_read.c include/hakmem/shm.h | $(O)/obj
 $(O)/hakmem-stat: tools/hakmem-stat.c $(READER_OBJ) include/hakmem/shm.h
 	$(call msg,CCLD,$@)
 	$(Q)$(CC) $(BASE_CFLAGS) -o $@ $< $(READER_OBJ) $(SAN_LDFLAGS)
+
+$(O)/env-doc: tools/env-doc.c $(O)/obj/options.o $(O)/obj/log.o $(HEADERS)
+	$(call msg,CCLD,$@)
+	$(Q)$(CC) $(BASE_CFLAGS) -o $@ $< $(O)/obj/options.o $(O)/obj/log.o
+
+# Rewrite the HAKMEM_* table in README.md from the option table.
+env-doc: $(O)/env-doc
+	$(Q)python3 scripts/replace_block.py README.md ENV-TABLE $(O)/env-doc
 
 # ---- setup: every Debian package the project needs, installed when missing ----
 deps:

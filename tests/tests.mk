@@ -8,7 +8,7 @@ PROG_SRCS := $(wildcard tests/progs/*.c)
 PROG_BINS := $(patsubst tests/progs/%.c,$(O)/tests/progs/%,$(PROG_SRCS))
 
 .PHONY: test-build
-test-build: $(UNIT_BINS) $(PROG_BINS) $(TEST_DEPS)
+test-build: $(UNIT_BINS) $(PROG_BINS) $(TEST_DEPS) $(O)/env-doc
 
 $(O)/tests/%: tests/unit/%.c $(O)/libhakmem_core.a $(READER_OBJ) $(HEADERS)
 	@mkdir -p $(dir $@)
