@@ -47,6 +47,7 @@ TUNER_LIB_OBJS :=
 -include bpf/bpf.mk
 -include tuner/tuner.mk
 -include bench/bench.mk
+-include tests/fuzz/fuzz.mk
 
 # Fragments may add objects to the library (e.g. the tuner policy and history).
 CORE_OBJS += $(TUNER_LIB_OBJS)
