@@ -222,6 +222,9 @@ HAK_HIDDEN void hak_knobs_init(void);
 /* Apply a pending control-block request, if any (cheap when none). */
 HAK_HIDDEN void hak_control_poll(void);
 HAK_HIDDEN void hak_knobs_publish(void);
+HAK_HIDDEN void hak_knobs_lock(void);
+HAK_HIDDEN void hak_knobs_unlock(void);
+HAK_HIDDEN void hak_knobs_child_reset(void);
 
 // ---------------------------------------------------------------------------
 // stats.c: per-thread counter slots in the segment
@@ -299,6 +302,14 @@ static inline bool hak_init(void) {
 }
 /* True when hakmem handles large blocks (initialised and mode != off). */
 HAK_HIDDEN bool hak_active(void);
+
+// ---------------------------------------------------------------------------
+// evolve.c: the in-process tuner thread (HAKMEM_MODE=evolving)
+// ---------------------------------------------------------------------------
+HAK_HIDDEN void hak_evolve_start_slow(void);
+HAK_HIDDEN void hak_evolve_stop(void);
+HAK_HIDDEN void hak_evolve_child_reset(void);
+extern bool hak_evolve_pending HAK_HIDDEN;   /* evolving mode and the thread not started yet */
 
 // ---------------------------------------------------------------------------
 // alloc.c / free.c / realloc.c

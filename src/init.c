@@ -28,6 +28,7 @@ bool hak_active(void) {
 
 static void fork_prepare(void) {
     if (atomic_load(&hak_ready) != 2) return;
+    hak_knobs_lock();
     hak_stats_fold_lock();
     hak_stats_shared_lock();
     hak_batch_lock();
@@ -42,10 +43,12 @@ static void fork_parent(void) {
     hak_batch_unlock();
     hak_stats_shared_unlock();
     hak_stats_fold_unlock();
+    hak_knobs_unlock();
 }
 
 static void fork_child(void) {
     if (atomic_load(&hak_ready) != 2) return;
+    hak_knobs_child_reset();
     hak_registry_child_reset();
     hak_bigcache_child_reset();
     hak_batch_child_reset();

@@ -16,6 +16,10 @@ _Atomic int64_t  hak_cached_bytes;
 static pthread_mutex_t knob_lock = PTHREAD_MUTEX_INITIALIZER;
 static uint64_t applied_seq;
 
+void hak_knobs_lock(void) { pthread_mutex_lock(&knob_lock); }
+void hak_knobs_unlock(void) { pthread_mutex_unlock(&knob_lock); }
+void hak_knobs_child_reset(void) { pthread_mutex_init(&knob_lock, NULL); }
+
 void hak_knobs_publish(void) {
     hak_shm_knobs_t *k = &hak_seg->knobs;
     _Atomic uint64_t *gen = (_Atomic uint64_t *)&k->gen;
