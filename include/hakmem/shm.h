@@ -201,7 +201,7 @@ typedef struct hak_shm {
     uint32_t ncounters;                /* HAK_NCOUNTERS of the writer */
     uint32_t ngauges;                  /* HAK_NGAUGES of the writer */
     uint64_t start_ns;                 /* CLOCK_REALTIME ns at creation */
-    uint64_t last_op_ns;               /* CLOCK_MONOTONIC ns of the last slow-path op */
+    uint64_t last_op_ns;               /* reserved (0): activity is read from counter deltas */
     char     comm[HAK_SHM_COMM_LEN];   /* NUL-terminated command name */
     uint64_t fold_gen;                 /* seqlock around folding retired slots */
     uint64_t peak_bytes_mapped;        /* high-water mark of bytes_mapped */
