@@ -1,0 +1,182 @@
+/*
+ * tuner/policy.h - the tuner's policy: pure functions from telemetry snapshots
+ * to knob decisions, and the grading of those decisions afterwards.
+ *
+ * Pure: no I/O, no malloc, no globals, no clock reads.  Everything the policy
+ * remembers lives in a fixed-size tuner_state_t owned by the caller (the
+ * in-process thread in src/evolve.c or the daemon hakmem-tuner --drive); time
+ * comes only from hak_snapshot_t.taken_ns (CLOCK_MONOTONIC ns).  Deterministic:
+ * the same snapshot sequence always gives the same decisions, which is what
+ * tests/unit/test_policy.c relies on.
+ *
+ * What it decides (tuner/README.md has the full description):
+ *   - RING_CAP (global BIGCACHE_RING_CAP): raised fast to the smallest cap that
+ *     captures hit_target (95%) of the hits the per-class ghost / reuse-distance
+ *     histogram predicts, within the cache byte budget; lowered slowly (one
+ *     1/8 step per interval after decay_hold quiet intervals, with exponential
+ *     back-off when a decay had to be undone), so it never oscillates.
+ *   - BATCH_THRESHOLD: the smallest threshold that keeps the amortisable flush
+ *     cost under flush_target of one core, from measured flush time (and the
+ *     kernel's munmap latency when hakmem-probe publishes it), bounded by
+ *     [batch_min, batch_max] and by the pending bytes worth holding.
+ *   - TRIM (idle): large_allocs + large_frees unchanged for idle_ms -> one
+ *     trim, not repeated until activity resumes.
+ *
+ * Units of tuner_decision_t.predicted / tuner_grade_t.observed, by knob:
+ *   RING_CAP         cache hit rate (0..1) over the next grade window
+ *   BATCH_THRESHOLD  flush time as a fraction of one core (0..1)
+ *   TRIM             bytes cached + pending after the trim
+ */
+#ifndef HAKMEM_TUNER_POLICY_H
+#define HAKMEM_TUNER_POLICY_H
+
+#include <stdint.h>
+
+#include "hakmem/shm.h"
+
+/* Configuration.  The first seven fields are the contract; every field left 0
+ * takes its default (tuner_cfg_default fills them all explicitly). */
+typedef struct tuner_cfg {
+    uint64_t cache_max_bytes;   /* memory budget for all rings (knobs.cache_max_bytes) */
+    uint64_t ring_cap_min;      /* lowest ring cap the tuner sets (default 1; 0 is allowed only if max is 0) */
+    uint64_t ring_cap_max;      /* highest ring cap (default 512 = HAK_RING_CAP_MAX) */
+    uint64_t batch_min;         /* batch threshold bounds, bytes (default 64 KiB .. 1 GiB) */
+    uint64_t batch_max;
+    uint64_t idle_ms;           /* no large-block activity for this long -> one TRIM (default 1000) */
+    uint64_t interval_ms;       /* nominal step interval, for the grade window (default 250) */
+    /* optional tuning of the policy itself (0 = default) */
+    double   hit_target;        /* fraction of the predicted achievable hits to capture (0.95) */
+    double   flush_target;      /* flush time budget, fraction of one core (0.005) */
+    uint32_t decay_hold;        /* quiet intervals before the first decay step (8) */
+    uint32_t grade_intervals;   /* intervals after a decision before it is graded (4) */
+} tuner_cfg_t;
+
+/* Reason codes (stored in the decision log and the history DB). */
+enum tuner_reason {
+    TUNER_R_NONE = 0,
+    TUNER_R_GHOST_DEMAND = 1,   /* cap raised: ghost hits predict extra hits with a bigger ring */
+    TUNER_R_DECAY = 2,          /* cap lowered: ring slots went unused for the hold period */
+    TUNER_R_BUDGET = 3,         /* cap limited or lowered to fit cache_max_bytes */
+    TUNER_R_FLUSH_COST = 4,     /* threshold raised: flush time above flush_target */
+    TUNER_R_FLUSH_CHEAP = 5,    /* threshold lowered: flushes cheap, pending bytes held for nothing */
+    TUNER_R_PENDING_HELD = 6,   /* threshold lowered: pending bytes sat with no flush for the hold period */
+    TUNER_R_IDLE = 7,           /* trim: no large-block activity for idle_ms */
+    TUNER_R_BOUNDS = 8,         /* knob was outside the configured bounds */
+    TUNER_NREASONS
+};
+
+/* Grades (tuner_grade_t.grade, decisions.grade in the DB, hak_shm_decision_t.grade). */
+enum tuner_grade_code {
+    TUNER_GRADE_NONE = 0,           /* not graded yet */
+    TUNER_GRADE_CONFIRMED = 1,      /* what was predicted happened (within tolerance) */
+    TUNER_GRADE_REFUTED = 2,        /* it did not */
+    TUNER_GRADE_INCONCLUSIVE = 3,   /* no traffic to judge by before the grade expired */
+};
+
+typedef struct tuner_decision {
+    uint32_t knob;              /* enum hak_knob_id: HAK_KNOB_RING_CAP, HAK_KNOB_BATCH_THRESHOLD, HAK_KNOB_TRIM */
+    uint32_t size_class;        /* UINT32_MAX = global (always, for these knobs) */
+    uint64_t old_value, new_value;   /* TRIM: old = bytes cached + pending, new = 0 */
+    uint32_t reason;            /* enum tuner_reason */
+    uint32_t driver_class;      /* size class whose figures drove it, UINT32_MAX = none */
+    double   predicted;         /* predicted effect after the change (units: see top) */
+    double   before;            /* the same figure observed in the interval that led to it */
+} tuner_decision_t;
+
+#define TUNER_MAX_DECISIONS 3   /* tuner_step never writes more than this */
+#define TUNER_PENDING_MAX   64  /* decisions awaiting a grade (oldest dropped beyond) */
+
+/* Per-class memory of the policy. */
+typedef struct tuner_class_state {
+    uint32_t want;              /* ring cap this class wants (0 = no opinion yet) */
+    uint32_t quiet;             /* consecutive active intervals without ghost demand */
+    uint32_t hold;              /* quiet intervals required before decaying (back-off) */
+    uint32_t since_decay;       /* steps since this class's last decay step (UINT32_MAX = never) */
+    uint32_t since_active;      /* steps since this class last had traffic (UINT32_MAX = never) */
+    uint32_t epoch_age;         /* steps in the current occupancy epoch */
+    uint32_t lo[2], hi[2];      /* min/max cached_blocks seen: [0] current epoch, [1] previous */
+    uint32_t live_hi[2];        /* max global blocks_live seen in the epochs (single active class) */
+    uint32_t pad_;
+} tuner_class_state_t;
+
+typedef struct tuner_pending {
+    uint64_t seq;               /* 0 = free slot */
+    uint32_t knob, reason;
+    double   predicted;
+    uint64_t at_ns;             /* taken_ns of the snapshot the decision was made on */
+    uint64_t old_value, new_value;
+    uint64_t hits, misses;      /* cache_hits / cache_misses at the decision */
+    uint64_t flush_ns;          /* batch_flush_ns at the decision */
+    uint64_t activity;          /* large_allocs + large_frees at the decision */
+    uint64_t trims;             /* trims + evict_idle_trim counters at the decision */
+} tuner_pending_t;
+
+/* Everything the policy remembers: fixed size, no pointers, copyable. */
+typedef struct tuner_state {
+    tuner_cfg_t cfg;            /* with defaults filled in */
+    uint32_t pid;               /* process the baselines belong to (0 = none yet) */
+    uint32_t steps;             /* tuner_step calls with a usable prev */
+    /* idle */
+    uint64_t last_activity;     /* large_allocs + large_frees last seen */
+    uint64_t activity_ns;       /* taken_ns when it last changed */
+    uint32_t trimmed;           /* 1 once a TRIM was emitted for the current idle period */
+    /* ring cap */
+    uint32_t posted_cap;        /* cap decided and not yet seen in the knobs (UINT32_MAX = none) */
+    uint32_t posted_age;
+    /* batch threshold */
+    uint32_t batch_agree;       /* consecutive intervals proposing the same lower threshold */
+    uint64_t batch_proposal;
+    uint32_t no_flush;          /* consecutive intervals with pending bytes and no flush */
+    uint32_t pad_;
+    double   flush_fixed_ns;    /* EWMA of the amortisable cost of one flush (0 = unknown) */
+    uint64_t posted_batch;      /* threshold decided and not yet seen (0 = none) */
+    uint32_t posted_batch_age;
+    uint32_t npending;
+    tuner_class_state_t cls[HAK_SHM_CLASSES];
+    tuner_pending_t pending[TUNER_PENDING_MAX];
+} tuner_state_t;
+
+/* Fill cfg with the defaults; when s is not NULL take cache_max_bytes, idle_ms
+ * and interval_ms from the process's knobs. */
+void tuner_cfg_default(tuner_cfg_t *cfg, const hak_snapshot_t *s);
+
+/* Reset st for a new process; cfg fields left 0 take their defaults. */
+void tuner_init(tuner_state_t *st, const tuner_cfg_t *cfg);
+
+/* One policy step on the interval prev -> cur.  Writes at most max (and at most
+ * TUNER_MAX_DECISIONS) decisions to out and returns how many.  prev may be NULL
+ * on the first call (baselines only, returns 0); a prev of another pid or with
+ * counters that went backwards also only resets the baselines.  cur->taken_ns
+ * is CLOCK_MONOTONIC ns.  The caller applies the decisions (control block or
+ * hak_knob_set / hak_trim), then calls tuner_note_decision for each. */
+int tuner_step(tuner_state_t *st, const hak_snapshot_t *prev, const hak_snapshot_t *cur,
+               tuner_decision_t *out, int max);
+
+/* Remember decision d (numbered seq by the caller) for grading; at is the
+ * snapshot it was decided on (cur of that tuner_step). */
+void tuner_note_decision(tuner_state_t *st, const tuner_decision_t *d, uint64_t seq, const hak_snapshot_t *at);
+
+typedef struct tuner_grade {
+    uint64_t decision_seq;
+    int      grade;             /* enum tuner_grade_code: 1 confirmed, 2 refuted, 3 inconclusive */
+    double   observed;          /* the figure predicted, as observed (units: see top) */
+} tuner_grade_t;
+
+/* Grade the noted decisions whose effect window (grade_intervals * interval_ms)
+ * has passed by cur->taken_ns; writes at most max grades and returns how many.
+ * Graded decisions are forgotten; the rest wait for the next call. */
+int tuner_grade_pending(tuner_state_t *st, const hak_snapshot_t *cur, tuner_grade_t *out, int max);
+
+/* "ghost_demand", "decay", ... ; "unknown" for an unknown code. */
+const char *tuner_reason_name(uint32_t reason);
+/* "ring_cap", "batch_threshold", "class_cap", "trim", "unknown". */
+const char *tuner_knob_name(uint32_t knob);
+/* "ungraded", "confirmed", "refuted", "inconclusive", "unknown". */
+const char *tuner_grade_name(int grade);
+
+/* Prediction primitive (exported for tests and reports): how many of the ghost
+ * misses recorded in hist (a reuse_hist delta, bucket b = deficits [2^b, 2^(b+1)),
+ * bucket 7 = >= 128) a ring with k more slots would have turned into hits. */
+double tuner_hist_covered(const uint64_t hist[8], uint64_t k);
+
+#endif /* HAKMEM_TUNER_POLICY_H */
