@@ -1,0 +1,134 @@
+/*
+ * bench.h - shared types of bench_allocators_hakmem, grouped by the file that
+ * defines them.
+ *
+ *   bench_allocators_hakmem.c  command line, allocator discovery, the driver that
+ *                              re-executes itself as one worker process per run
+ *                              (LD_PRELOAD = the allocator), strace syscall counts
+ *   bench_scenarios.c          the workloads and the worker's measurements
+ *   bench_report.c             Markdown table, JSON, CSV, SVG plot of the ratios
+ */
+#ifndef HAK_BENCH_H
+#define HAK_BENCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define BENCH_MAX_ALLOCS    8
+#define BENCH_MAX_SCENARIOS 8
+#define BENCH_MAX_REPEAT    64
+
+// ---------------------------------------------------------------------------
+// bench_scenarios.c: workloads
+// ---------------------------------------------------------------------------
+typedef struct bench_scenario {
+    const char *name;
+    const char *what;          /* one line: what it models */
+    const char *iteration;     /* what one iteration is */
+    long        default_iters; /* used by `make bench` and when --iterations is absent */
+} bench_scenario_t;
+
+extern const bench_scenario_t bench_scenarios[BENCH_MAX_SCENARIOS];
+extern const int bench_nscenarios;
+/* Index of the scenario called name, or -1. */
+int bench_scenario_find(const char *name);
+
+/* What one worker measured (one line "key=value ..." on its stdout). */
+typedef struct bench_sample {
+    uint64_t ops;              /* allocation calls (malloc + realloc) */
+    uint64_t ns;               /* wall time of the scenario */
+    uint64_t minflt, majflt;   /* getrusage deltas over the scenario */
+    uint64_t peak_kib;         /* VmHWM at the end of the scenario */
+    uint64_t start_kib;        /* VmRSS before the scenario */
+    uint64_t end_kib;          /* VmRSS right after the scenario (all freed) */
+    uint64_t idle_kib;         /* VmRSS after idle_ms of sleep; 0 = not measured */
+    uint64_t checksum;         /* sum of the words read back from touched memory */
+    /* hakmem's own counters over the scenario (has_hak) */
+    int      has_hak;
+    uint64_t hak_mode;         /* enum hak_mode from the segment */
+    uint64_t hak_hits, hak_misses, hak_puts, hak_evictions, hak_flushes;
+    uint64_t hak_mmap, hak_munmap, hak_madvise, hak_mremap;
+    uint64_t hak_idle_munmap;  /* munmaps during the idle sleep (tuner trims) */
+    uint64_t hak_ring_cap, hak_batch_threshold;  /* knob values at the end */
+    uint64_t hak_decisions;    /* tuner decisions logged (evolving) */
+} bench_sample_t;
+
+typedef struct bench_worker_args {
+    int      scenario;         /* index into bench_scenarios */
+    const char *allocator;     /* name, to check that the preload took */
+    long     iterations;
+    int      threads;
+    uint64_t seed;
+    long     idle_ms;
+    int      touch_full;       /* memset every byte instead of one write per page */
+} bench_worker_args_t;
+
+/* Run one scenario in this process and print the result line on stdout.
+ * Returns the process exit code (0 ok, 1 failure reported on stderr). */
+int bench_worker_main(const bench_worker_args_t *a);
+
+// ---------------------------------------------------------------------------
+// bench_allocators_hakmem.c / bench_report.c: results of a whole run
+// ---------------------------------------------------------------------------
+enum bench_status { BENCH_OK = 0, BENCH_SKIPPED = 1, BENCH_FAILED = 2, BENCH_NOTRUN = 3 };
+enum bench_sys_source { SYS_NA = 0, SYS_HAKMEM = 1, SYS_STRACE = 2 };
+
+typedef struct bench_alloc {
+    const char *name;
+    int   peer;                /* system, jemalloc, mimalloc, tcmalloc */
+    int   hakmem;              /* hakmem, hakmem-evolving */
+    const char *mode;          /* HAKMEM_MODE for hakmem rows */
+    char  lib[4096];           /* LD_PRELOAD path; "" = none (system) */
+    int   available;
+    char  why[256];            /* why it is skipped */
+} bench_alloc_t;
+
+typedef struct bench_cell {
+    int      status;           /* enum bench_status */
+    char     error[256];
+    int      nruns;
+    bench_sample_t runs[BENCH_MAX_REPEAT];
+    double   ns_op[BENCH_MAX_REPEAT];
+    /* summary */
+    double   ns_med, ns_min, ns_max;
+    double   flt_op;           /* median minor faults per op */
+    double   peak_mib, idle_mib, start_mib;
+    int      sys_source;       /* enum bench_sys_source */
+    double   sys_mmap, sys_munmap, sys_madvise, sys_mremap;   /* per op */
+    int      has_idle;         /* idle_kib was measured (in the untimed run) */
+    uint64_t idle_kib, idle_hak_munmap;
+    int      has_strace;       /* strace_* below were measured */
+    double   strace_mmap, strace_munmap, strace_madvise, strace_mremap; /* per op */
+    double   ratio;            /* to the best peer; 0 = n/a */
+    double   ratio_sys;        /* to system; 0 = n/a */
+    uint64_t checksum;
+} bench_cell_t;
+
+typedef struct bench_run {
+    int  nalloc, nscen;
+    bench_alloc_t *alloc[BENCH_MAX_ALLOCS];
+    int  scen[BENCH_MAX_SCENARIOS];
+    long iters[BENCH_MAX_SCENARIOS];  /* per selected scenario */
+    int  repeat, threads, warmup;
+    uint64_t seed;
+    long idle_ms;
+    int  touch_full;
+    char command[4096];
+    char date[64];
+    char kernel[128], cpu[256], thp[64];
+    long nproc;
+    bench_cell_t cell[BENCH_MAX_ALLOCS][BENCH_MAX_SCENARIOS];
+} bench_run_t;
+
+/* Fill the summaries (medians, ratios) of every cell. */
+void bench_summarize(bench_run_t *r);
+/* The result table (Markdown) on f. */
+void bench_print_table(const bench_run_t *r, FILE *f);
+/* Write the results; 0 or -1 (errno set, message printed). */
+int  bench_write_json(const bench_run_t *r, const char *path);
+int  bench_write_csv(const bench_run_t *r, const char *path);
+int  bench_write_svg(const bench_run_t *r, const char *path);
+int  bench_write_md(const bench_run_t *r, const char *path, const char *svg_name);
+
+#endif /* HAK_BENCH_H */

@@ -1,0 +1,40 @@
+# bench/bench.mk - bench_allocators_hakmem (included by the top-level Makefile).
+#   make bench                     the default comparison; writes bench/RESULTS.md,
+#                                  bench/ratios.svg, $(O)/bench.json, $(O)/bench.csv
+#                                  and the results section of bench/README.md
+#   make bench BENCH_ARGS='...'    other allocators/scenarios/iterations (see --help)
+# The benchmark never links hakmem: each worker gets an allocator by LD_PRELOAD.
+# It is built without sanitizers (a sanitizer runtime cannot share a process
+# with a preloaded allocator) and with its own copy of the segment reader.
+BENCH_BIN    := $(O)/bench_allocators_hakmem
+BENCH_SRCS   := bench/bench_allocators_hakmem.c bench/bench_scenarios.c bench/bench_report.c
+BENCH_CFLAGS := $(filter-out -fsanitize=% -O1,$(BASE_CFLAGS)) \
+                -fno-builtin-malloc -fno-builtin-free -fno-builtin-calloc -fno-builtin-realloc
+BENCH_ARGS   ?= --allocator all --scenario all --repeat 5
+
+TOOLS += $(BENCH_BIN)
+
+# Included before the top-level `all`: keep whatever default goal was in force.
+bench_default_goal := $(.DEFAULT_GOAL)
+
+$(O)/obj/bench/shm_read.o: src/shm_read.c include/hakmem/shm.h
+	@mkdir -p $(dir $@)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(BENCH_CFLAGS) -c $< -o $@
+
+$(BENCH_BIN): $(BENCH_SRCS) bench/bench.h $(O)/obj/bench/shm_read.o include/hakmem.h include/hakmem/shm.h
+	@mkdir -p $(dir $@)
+	$(call msg,CCLD,$@)
+	$(Q)$(CC) $(BENCH_CFLAGS) -o $@ $(BENCH_SRCS) $(O)/obj/bench/shm_read.o -lm -ldl
+
+bench: deps $(O)/libhakmem.so $(BENCH_BIN)
+	$(Q)$(BENCH_BIN) $(BENCH_ARGS) --md bench/RESULTS.md --svg bench/ratios.svg \
+	    --json $(O)/bench.json --csv $(O)/bench.csv; rc=$$?; \
+	  if [ -f bench/README.md ] && [ -f bench/RESULTS.md ]; then \
+	    awk 'BEGIN { r = "bench/RESULTS.md" } \
+	         /<!-- results:begin -->/ { print; while ((getline l < r) > 0) { if (l !~ /^# /) print l }; skip = 1; next } \
+	         /<!-- results:end -->/ { skip = 0 } !skip' bench/README.md > bench/README.md.tmp && \
+	    mv bench/README.md.tmp bench/README.md; fi; \
+	  exit $$rc
+
+.DEFAULT_GOAL := $(bench_default_goal)
