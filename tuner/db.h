@@ -82,6 +82,10 @@ int tuner_db_exec(tuner_db_t *db, const char *sql);
  * result is NULL or there is no row).  0 or -1.  For tools/tests. */
 int tuner_db_query_i64(tuner_db_t *db, const char *sql, int64_t *out);
 
+/* Test hook: the next opens load soname instead of libsqlite3.so.0 (NULL restores).
+ * Not thread-safe; for tests of the "libsqlite3 missing" path. */
+void tuner_db_set_library(const char *soname);
+
 /* Current CLOCK_REALTIME in ns (helper for callers of tuner_db_decision). */
 uint64_t tuner_db_now_ns(void);
 

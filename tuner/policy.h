@@ -13,8 +13,9 @@
  *   - RING_CAP (global BIGCACHE_RING_CAP): raised fast to the smallest cap that
  *     captures hit_target (95%) of the hits the per-class ghost / reuse-distance
  *     histogram predicts, within the cache byte budget; lowered slowly (one
- *     1/8 step per interval after decay_hold quiet intervals, with exponential
- *     back-off when a decay had to be undone), so it never oscillates.
+ *     1/8 step per interval after decay_hold intervals in which the ring was
+ *     seen 25% over-provisioned, with exponential back-off when a decay had
+ *     to be undone), so it never oscillates.
  *   - BATCH_THRESHOLD: the smallest threshold that keeps the amortisable flush
  *     cost under flush_target of one core, from measured flush time (and the
  *     kernel's munmap latency when hakmem-probe publishes it), bounded by
@@ -37,17 +38,18 @@
 /* Configuration.  The first seven fields are the contract; every field left 0
  * takes its default (tuner_cfg_default fills them all explicitly). */
 typedef struct tuner_cfg {
-    uint64_t cache_max_bytes;   /* memory budget for all rings (knobs.cache_max_bytes) */
+    uint64_t cache_max_bytes;   /* memory budget for all rings; 0 = the process's HAKMEM_CACHE_MAX_BYTES
+                                   (the policy never plans beyond that knob either) */
     uint64_t ring_cap_min;      /* lowest ring cap the tuner sets (default 1; 0 is allowed only if max is 0) */
     uint64_t ring_cap_max;      /* highest ring cap (default 512 = HAK_RING_CAP_MAX) */
     uint64_t batch_min;         /* batch threshold bounds, bytes (default 64 KiB .. 1 GiB) */
     uint64_t batch_max;
-    uint64_t idle_ms;           /* no large-block activity for this long -> one TRIM (default 1000) */
-    uint64_t interval_ms;       /* nominal step interval, for the grade window (default 250) */
+    uint64_t idle_ms;           /* no large-block activity for this long -> one TRIM (0 = HAKMEM_IDLE_MS) */
+    uint64_t interval_ms;       /* nominal step interval, for the grade window (0 = HAKMEM_TUNE_INTERVAL_MS) */
     /* optional tuning of the policy itself (0 = default) */
     double   hit_target;        /* fraction of the predicted achievable hits to capture (0.95) */
     double   flush_target;      /* flush time budget, fraction of one core (0.005) */
-    uint32_t decay_hold;        /* quiet intervals before the first decay step (8) */
+    uint32_t decay_hold;        /* over-provisioned intervals before the first decay step (8) */
     uint32_t grade_intervals;   /* intervals after a decision before it is graded (4) */
 } tuner_cfg_t;
 
@@ -96,7 +98,7 @@ typedef struct tuner_class_state {
     uint32_t epoch_age;         /* steps in the current occupancy epoch */
     uint32_t lo[2], hi[2];      /* min/max cached_blocks seen: [0] current epoch, [1] previous */
     uint32_t live_hi[2];        /* max global blocks_live seen in the epochs (single active class) */
-    uint32_t pad_;
+    uint32_t slack;             /* consecutive active intervals whose usage left the want 25% idle */
 } tuner_class_state_t;
 
 typedef struct tuner_pending {

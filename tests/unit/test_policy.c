@@ -1,0 +1,668 @@
+/*
+ * test_policy.c - the tuner policy (tuner/policy.c) on deterministic,
+ * hand-made snapshot sequences.
+ *
+ * A small simulator reproduces BigCache's ring and ghost accounting exactly
+ * as src/bigcache.c does it (ring count, ghosts, deficit run, reuse_hist),
+ * runs a synthetic workload per interval, applies the policy's decisions the
+ * way the library would, and hands the policy snapshots: no library, no
+ * preload, no clock.
+ */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+#include <stdlib.h>
+
+#include "../../tuner/policy.h"
+
+#define MiB ((uint64_t)1 << 20)
+#define GiB ((uint64_t)1 << 30)
+#define INTERVAL_NS 250000000ull
+#define GHOST_MAX 4096u
+
+// ---------------------------------------------------------------------------
+// Simulator
+// ---------------------------------------------------------------------------
+
+typedef struct sim_class {
+    uint64_t size;
+    uint32_t count, ghosts, deficit;
+} sim_class_t;
+
+typedef struct sim {
+    hak_snapshot_t s;           /* the "segment": counters, classes, knobs */
+    sim_class_t cl[4];
+    uint64_t live_blocks;
+    tuner_state_t st;
+    hak_snapshot_t prev;
+    int have_prev;
+    int ndecisions, nraise, nlower, ntrim, ndir_changes;
+    int last_dir;               /* +1 raise, -1 lower */
+    tuner_decision_t last[TUNER_MAX_DECISIONS];
+    int nlast;
+    uint64_t seq;
+    uint64_t ih, im;            /* hits and misses of the last interval */
+    uint64_t ch, cm;            /* counters at the last step */
+} sim_t;
+
+static void sim_init(sim_t *m, uint64_t cap, uint64_t budget, const tuner_cfg_t *cfg) {
+    memset(m, 0, sizeof *m);
+    m->s.pid = 4242;
+    m->s.mode = HAK_MODE_FIXED;
+    m->s.nclasses = 4;
+    m->s.start_ns = 1;
+    m->s.knobs.ring_cap = cap;
+    m->s.knobs.batch_threshold = 4 * MiB;
+    m->s.knobs.cache_max_bytes = budget;
+    m->s.knobs.idle_ms = 1000;
+    m->s.knobs.tune_interval_ms = 250;
+    m->s.taken_ns = 1000000000ull;
+    static const uint64_t sizes[4] = {2 * MiB, 64 << 10, 8 * MiB, 512 << 10};
+    for (int c = 0; c < 4; c++) {
+        m->cl[c].size = sizes[c];
+        m->s.classes[c].size = sizes[c];
+        m->s.classes[c].cap = cap;
+    }
+    tuner_cfg_t def;
+    tuner_cfg_default(&def, &m->s);
+    tuner_init(&m->st, cfg ? cfg : &def);
+    m->last_dir = 0;
+}
+
+static void sim_gauge(sim_t *m) {
+    int64_t bytes = 0, blocks = 0;
+    for (int c = 0; c < 4; c++) {
+        bytes += (int64_t)(m->cl[c].count * m->cl[c].size);
+        blocks += m->cl[c].count;
+        m->s.classes[c].cached_blocks = m->cl[c].count;
+    }
+    m->s.gauge[HAK_G_bytes_cached] = bytes;
+    m->s.gauge[HAK_G_blocks_cached] = blocks;
+    m->s.gauge[HAK_G_blocks_live] = (int64_t)m->live_blocks;
+}
+
+static uint64_t cached_bytes(const sim_t *m) {
+    uint64_t b = 0;
+    for (int c = 0; c < 4; c++) b += (uint64_t)m->cl[c].count * m->cl[c].size;
+    return b;
+}
+
+static void evicted(sim_t *m, int c, uint32_t n) {
+    m->s.counter[HAK_C_batch_adds] += n;
+    m->s.counter[HAK_C_batch_add_bytes] += n * m->cl[c].size;
+}
+
+static void sim_pop(sim_t *m, int c) {
+    sim_class_t *r = &m->cl[c];
+    hak_shm_class_t *s = &m->s.classes[c];
+    m->s.counter[HAK_C_large_allocs]++;
+    m->live_blocks++;
+    if (r->count > 0) {
+        r->count--;
+        s->hits++;
+        m->s.counter[HAK_C_cache_hits]++;
+        return;
+    }
+    s->misses++;
+    m->s.counter[HAK_C_cache_misses]++;
+    if (r->ghosts > 0) {
+        r->ghosts--;
+        r->deficit++;
+        unsigned b = 31u - (unsigned)__builtin_clz(r->deficit);
+        if (b > 7) b = 7;
+        s->ghost_hits++;
+        s->reuse_hist[b]++;
+    }
+}
+
+static void sim_put(sim_t *m, int c) {
+    sim_class_t *r = &m->cl[c];
+    hak_shm_class_t *s = &m->s.classes[c];
+    uint32_t cap = (uint32_t)m->s.knobs.ring_cap;
+    m->s.counter[HAK_C_large_frees]++;
+    m->live_blocks--;
+    r->deficit = 0;
+    uint32_t ev = 0;
+    while (r->count > cap) r->count--, ev++;
+    if (cap > 0 && r->count == cap) r->count--, ev++;
+    while (r->count > 0 && cached_bytes(m) + r->size > m->s.knobs.cache_max_bytes) r->count--, ev++;
+    int keep = cap > 0 && cached_bytes(m) + r->size <= m->s.knobs.cache_max_bytes;
+    if (keep) {
+        r->count++;
+        s->puts++;
+        m->s.counter[HAK_C_cache_puts]++;
+    }
+    uint32_t ncap = ev + (keep ? 0 : 1);
+    r->ghosts = r->ghosts + ncap > GHOST_MAX ? GHOST_MAX : r->ghosts + ncap;
+    evicted(m, c, ncap);
+}
+
+/* Apply a decision as knobs.c / bigcache.c would. */
+static void sim_apply(sim_t *m, const tuner_decision_t *d) {
+    if (d->knob == HAK_KNOB_RING_CAP) {
+        m->s.knobs.ring_cap = d->new_value;
+        for (int c = 0; c < 4; c++) {
+            sim_class_t *r = &m->cl[c];
+            uint32_t n = 0;
+            while (r->count > d->new_value) r->count--, n++;
+            r->ghosts = r->ghosts + n > GHOST_MAX ? GHOST_MAX : r->ghosts + n;
+            evicted(m, c, n);
+            m->s.classes[c].cap = d->new_value;
+        }
+    } else if (d->knob == HAK_KNOB_BATCH_THRESHOLD) {
+        m->s.knobs.batch_threshold = d->new_value;
+    } else if (d->knob == HAK_KNOB_TRIM) {
+        m->s.counter[HAK_C_trims]++;
+        for (int c = 0; c < 4; c++) {
+            evicted(m, c, m->cl[c].count);
+            m->s.counter[HAK_C_evict_idle_trim] += m->cl[c].count;
+            m->cl[c].count = m->cl[c].ghosts = m->cl[c].deficit = 0;
+        }
+        m->s.gauge[HAK_G_bytes_pending] = 0;
+    }
+}
+
+/* One interval: iters cycles of "allocate ws blocks of class c, free them". */
+static void sim_work(sim_t *m, int c, uint32_t ws, uint32_t iters) {
+    for (uint32_t i = 0; i < iters; i++) {
+        for (uint32_t k = 0; k < ws; k++) sim_pop(m, c);
+        for (uint32_t k = 0; k < ws; k++) sim_put(m, c);
+    }
+}
+
+/* Take a snapshot, run the policy, apply its decisions.  Returns the number
+ * of decisions. */
+static int sim_step(sim_t *m) {
+    m->s.taken_ns += INTERVAL_NS;
+    sim_gauge(m);
+    int n = tuner_step(&m->st, m->have_prev ? &m->prev : NULL, &m->s, m->last, TUNER_MAX_DECISIONS);
+    m->prev = m->s;   /* the snapshot the decisions were made on (before applying them) */
+    m->have_prev = 1;
+    assert_true(n >= 0 && n <= TUNER_MAX_DECISIONS);
+    m->nlast = n;
+    m->ih = m->s.counter[HAK_C_cache_hits] - m->ch;
+    m->im = m->s.counter[HAK_C_cache_misses] - m->cm;
+    m->ch = m->s.counter[HAK_C_cache_hits];
+    m->cm = m->s.counter[HAK_C_cache_misses];
+    if (getenv("POLICY_TRACE")) {
+        uint64_t h = m->ih, x = m->im;
+        printf("step cap=%llu hits=%llu misses=%llu want0=%u quiet0=%u hold0=%u used0=[%u..%u|%u..%u] live=%u",
+               (unsigned long long)m->s.knobs.ring_cap, (unsigned long long)h, (unsigned long long)x,
+               m->st.cls[0].want, m->st.cls[0].quiet, m->st.cls[0].hold, m->st.cls[0].lo[0], m->st.cls[0].hi[0],
+               m->st.cls[0].lo[1], m->st.cls[0].hi[1], m->st.cls[0].live_hi[0]);
+        for (int i = 0; i < n; i++)
+            printf("  -> %s %llu->%llu %s pred=%.3f", tuner_knob_name(m->last[i].knob),
+                   (unsigned long long)m->last[i].old_value, (unsigned long long)m->last[i].new_value,
+                   tuner_reason_name(m->last[i].reason), m->last[i].predicted);
+        printf("\n");
+    }
+    for (int i = 0; i < n; i++) {
+        const tuner_decision_t *d = &m->last[i];
+        assert_true(d->reason > TUNER_R_NONE && d->reason < TUNER_NREASONS);
+        assert_string_not_equal(tuner_reason_name(d->reason), "unknown");
+        assert_int_equal(d->size_class, UINT32_MAX);
+        tuner_note_decision(&m->st, d, ++m->seq, &m->s);
+        m->ndecisions++;
+        if (d->knob == HAK_KNOB_RING_CAP) {
+            int dir = d->new_value > d->old_value ? 1 : -1;
+            if (dir > 0) m->nraise++;
+            else m->nlower++;
+            if (m->last_dir && dir != m->last_dir) m->ndir_changes++;
+            m->last_dir = dir;
+            /* bounds and budget hold for every decision */
+            assert_true(d->new_value >= m->st.cfg.ring_cap_min && d->new_value <= m->st.cfg.ring_cap_max);
+            assert_true(d->predicted >= 0.0 && d->predicted <= 1.0);
+        }
+        if (d->knob == HAK_KNOB_TRIM) m->ntrim++;
+        sim_apply(m, d);
+    }
+    return n;
+}
+
+/* A phase: n intervals of working set ws (class 0 = 2 MiB), 20 cycles each;
+ * the sample is taken while the program holds its working set (as a real
+ * program spends most of its time using the blocks), the frees follow. */
+static void phase(sim_t *m, uint32_t ws, int n) {
+    for (int i = 0; i < n; i++) {
+        sim_work(m, 0, ws, 19);
+        for (uint32_t k = 0; k < ws; k++) sim_pop(m, 0);
+        sim_step(m);
+        for (uint32_t k = 0; k < ws; k++) sim_put(m, 0);
+    }
+}
+
+static double hit_rate_of_interval(const sim_t *m) {
+    uint64_t h = m->ih, x = m->im;
+    return h + x ? (double)h / (double)(h + x) : 0.0;
+}
+
+// ---------------------------------------------------------------------------
+// Tests
+// ---------------------------------------------------------------------------
+
+static void test_hist_covered(void **state) {
+    (void)state;
+    /* one run of 116 ghost-served misses: deficits 1..116 once each */
+    uint64_t h[8] = {1, 2, 4, 8, 16, 32, 53, 0};
+    for (uint64_t k = 0; k <= 116; k++) assert_true(fabs(tuner_hist_covered(h, k) - (double)k) < 1e-9);
+    assert_true(fabs(tuner_hist_covered(h, 300) - 116.0) < 1e-9);
+    /* ten such runs */
+    uint64_t h10[8];
+    for (int b = 0; b < 8; b++) h10[b] = h[b] * 10;
+    assert_true(fabs(tuner_hist_covered(h10, 50) - 500.0) < 1e-9);
+    /* empty */
+    uint64_t z[8] = {0};
+    assert_true(tuner_hist_covered(z, 512) == 0.0);
+    /* deficits >= 128 (bucket 7): runs of 200 */
+    uint64_t big[8] = {1, 2, 4, 8, 16, 32, 64, 73};
+    assert_true(fabs(tuner_hist_covered(big, 200) - 200.0) < 1e-9);
+    assert_true(tuner_hist_covered(big, 150) < 200.0);
+}
+
+static void test_names(void **state) {
+    (void)state;
+    assert_string_equal(tuner_reason_name(TUNER_R_GHOST_DEMAND), "ghost_demand");
+    assert_string_equal(tuner_reason_name(TUNER_R_IDLE), "idle");
+    assert_string_equal(tuner_reason_name(999), "unknown");
+    assert_string_equal(tuner_knob_name(HAK_KNOB_RING_CAP), "ring_cap");
+    assert_string_equal(tuner_knob_name(HAK_KNOB_TRIM), "trim");
+    assert_string_equal(tuner_grade_name(TUNER_GRADE_REFUTED), "refuted");
+}
+
+/* Working set 8 -> 120 blocks of 2 MiB: the cap covers it within a couple of
+ * intervals, stays in budget, and the hit rate follows. */
+static void test_phased_demand_raises_cap(void **state) {
+    (void)state;
+    static sim_t m;
+    sim_init(&m, 4, 1 * GiB, NULL);
+    assert_int_equal(sim_step(&m), 0);   /* first call: baselines only */
+    phase(&m, 8, 6);
+    assert_true(m.s.knobs.ring_cap >= 8 && m.s.knobs.ring_cap <= 12);
+    int raises_before = m.nraise;
+    int reached = -1;
+    for (int i = 0; i < 6; i++) {
+        phase(&m, 120, 1);
+        if (reached < 0 && m.s.knobs.ring_cap >= 120) reached = i + 1;
+    }
+    assert_true(reached > 0 && reached <= 3);             /* "within a couple of intervals" */
+    assert_true(m.s.knobs.ring_cap <= 130);               /* smallest cap that covers it */
+    assert_true(m.s.knobs.ring_cap * 2 * MiB <= 1 * GiB); /* budget */
+    assert_true(m.nraise - raises_before <= 3);
+    phase(&m, 120, 1);
+    assert_true(hit_rate_of_interval(&m) > 0.99);
+    for (int k = 0; k < m.nlast; k++) assert_int_not_equal(m.last[k].knob, HAK_KNOB_RING_CAP);   /* settled */
+}
+
+/* The same demand under a budget of 100 MiB: the cap stops at 50 blocks. */
+static void test_budget_respected(void **state) {
+    (void)state;
+    static sim_t m;
+    sim_init(&m, 4, 100 * MiB, NULL);
+    sim_step(&m);
+    int saw_budget = 0;
+    for (int i = 0; i < 20; i++) {
+        phase(&m, 120, 1);
+        for (int k = 0; k < m.nlast; k++) saw_budget |= m.last[k].reason == TUNER_R_BUDGET;
+        assert_true(m.s.knobs.ring_cap * 2 * MiB <= 100 * MiB);
+    }
+    assert_true(m.s.knobs.ring_cap >= 40);   /* it still uses the budget it has */
+    /* the budget shrinks under it: the cap follows at once, reason budget */
+    m.s.knobs.cache_max_bytes = 40 * MiB;
+    phase(&m, 120, 1);
+    assert_true(m.s.knobs.ring_cap <= 20);
+    for (int k = 0; k < m.nlast; k++)
+        if (m.last[k].knob == HAK_KNOB_RING_CAP) saw_budget |= m.last[k].reason == TUNER_R_BUDGET;
+    assert_true(saw_budget);
+}
+
+/* After a big phase the working set drops to 8: the cap decays slowly
+ * (steps of at most 1/8), monotonically, to a little above 8. */
+static void test_quiet_decays_slowly(void **state) {
+    (void)state;
+    static sim_t m;
+    sim_init(&m, 4, 1 * GiB, NULL);
+    sim_step(&m);
+    phase(&m, 120, 6);
+    uint64_t cap = m.s.knobs.ring_cap;
+    assert_true(cap >= 120);
+    int first_lower = -1;
+    m.last_dir = 0;
+    m.ndir_changes = 0;
+    for (int i = 0; i < 300; i++) {
+        phase(&m, 8, 1);
+        uint64_t now = m.s.knobs.ring_cap;
+        assert_true(now <= cap);                       /* never up again */
+        if (now < cap) {
+            if (first_lower < 0) first_lower = i;
+            assert_true(cap - now <= cap / 8 + 1);     /* slowly */
+            assert_int_equal(m.last[0].reason, TUNER_R_DECAY);
+        }
+        cap = now;
+        assert_true(hit_rate_of_interval(&m) > 0.99); /* decay costs no hits */
+    }
+    assert_true(first_lower >= 8);                     /* held first */
+    assert_true(cap >= 8 && cap <= 12);
+    assert_int_equal(m.ndir_changes, 0);
+}
+
+/* A steady small working set keeps a small cap and never raises it. */
+static void test_small_steady(void **state) {
+    (void)state;
+    static sim_t m;
+    sim_init(&m, 4, 1 * GiB, NULL);
+    sim_step(&m);
+    phase(&m, 3, 200);
+    assert_int_equal(m.nraise, 0);
+    assert_true(m.s.knobs.ring_cap >= 3 && m.s.knobs.ring_cap <= 4);
+}
+
+/* Demand alternating every interval between 100 and 8 blocks: the cap goes
+ * up once and stays (no oscillation). */
+static void test_alternating_no_oscillation(void **state) {
+    (void)state;
+    static sim_t m;
+    sim_init(&m, 4, 1 * GiB, NULL);
+    sim_step(&m);
+    for (int i = 0; i < 400; i++) phase(&m, i % 2 ? 8 : 100, 1);
+    assert_true(m.s.knobs.ring_cap >= 100 && m.s.knobs.ring_cap <= 110);
+    assert_int_equal(m.ndir_changes, 0);
+    assert_true(m.nraise <= 3);
+}
+
+/* Long phases (30 intervals each) of 120 and 8: the cap follows the first
+ * swings, then back-off makes the decays rarer (converges, no endless cycle). */
+static void test_phases_backoff(void **state) {
+    (void)state;
+    static sim_t m;
+    sim_init(&m, 4, 1 * GiB, NULL);
+    sim_step(&m);
+    int lowers_first = 0, lowers_last = 0;
+    for (int r = 0; r < 40; r++) {
+        int before = m.nlower;
+        phase(&m, 120, 30);
+        assert_true(m.s.knobs.ring_cap >= 120);
+        phase(&m, 8, 30);
+        if (r < 5) lowers_first += m.nlower - before;
+        if (r >= 35) lowers_last += m.nlower - before;
+    }
+    assert_true(lowers_first > 0);
+    assert_true(lowers_last < lowers_first);
+    assert_true(lowers_last == 0);
+}
+
+/* Idle: one TRIM after idle_ms without large-block activity, not repeated;
+ * re-armed by activity. */
+static void test_idle_trim_once(void **state) {
+    (void)state;
+    static sim_t m;
+    sim_init(&m, 16, 1 * GiB, NULL);
+    sim_step(&m);
+    phase(&m, 8, 4);
+    assert_true(cached_bytes(&m) > 0);
+    int trims = 0;
+    for (int i = 0; i < 40; i++) {   /* 10 s of silence at 250 ms */
+        sim_step(&m);
+        for (int k = 0; k < m.nlast; k++) {
+            assert_int_equal(m.last[k].knob, HAK_KNOB_TRIM);
+            assert_int_equal(m.last[k].reason, TUNER_R_IDLE);
+            assert_int_equal(m.last[k].new_value, 0);
+            assert_true(m.last[k].old_value >= 8 * 2 * MiB);
+            assert_true(i >= 3);     /* 1000 ms = 4 intervals of 250 ms */
+            trims++;
+        }
+    }
+    assert_int_equal(trims, 1);
+    assert_int_equal(m.s.gauge[HAK_G_bytes_cached], 0);
+    phase(&m, 8, 2);                 /* activity resumes */
+    for (int i = 0; i < 10; i++) sim_step(&m);
+    assert_int_equal(m.ntrim, 2);
+    /* grading: the trim left nothing cached -> confirmed */
+    tuner_grade_t g[8];
+    for (int i = 0; i < 8; i++) sim_step(&m);
+    int ng = tuner_grade_pending(&m.st, &m.s, g, 8);
+    int confirmed = 0;
+    for (int i = 0; i < ng; i++) confirmed += g[i].grade == TUNER_GRADE_CONFIRMED;
+    assert_true(confirmed >= 1);
+}
+
+/* An idle process with nothing cached gets no trim. */
+static void test_idle_nothing_held(void **state) {
+    (void)state;
+    static sim_t m;
+    sim_init(&m, 0, 1 * GiB, NULL);
+    sim_step(&m);
+    sim_work(&m, 0, 1, 1);
+    sim_step(&m);
+    for (int i = 0; i < 20; i++) assert_int_equal(sim_step(&m), 0);
+}
+
+/* Flush cost: hand-made flush counters.  Expensive frequent flushes raise the
+ * threshold (bounded by the budget/16 and batch_max); cheap ones lower it one
+ * halving at a time; configured bounds always hold. */
+static void flush_interval(sim_t *m, uint64_t flushes, uint64_t ns_per_flush, uint64_t bytes) {
+    m->s.counter[HAK_C_large_allocs] += 10;
+    m->s.counter[HAK_C_large_frees] += 10;
+    m->s.counter[HAK_C_batch_add_bytes] += bytes;
+    m->s.counter[HAK_C_batch_adds] += bytes / (2 * MiB);
+    m->s.counter[HAK_C_batch_flushes] += flushes;
+    m->s.counter[HAK_C_batch_ranges_flushed] += flushes;
+    m->s.counter[HAK_C_batch_flush_ns] += flushes * ns_per_flush;
+    m->s.counter[HAK_C_batch_bytes_flushed] += bytes;
+}
+
+static void test_flush_cost_threshold(void **state) {
+    (void)state;
+    static sim_t m;
+    tuner_cfg_t cfg;
+    sim_init(&m, 4, 1 * GiB, NULL);
+    tuner_cfg_default(&cfg, &m.s);
+    sim_init(&m, 4, 1 * GiB, &cfg);
+    sim_step(&m);
+    /* 4 MiB threshold, 64 flushes of 200 us per 250 ms: 5% of a core */
+    uint64_t th0 = m.s.knobs.batch_threshold;
+    for (int i = 0; i < 3; i++) {
+        uint64_t th = m.s.knobs.batch_threshold;
+        uint64_t bytes = 256 * MiB;
+        flush_interval(&m, bytes / th, 200000, bytes);
+        sim_step(&m);
+    }
+    uint64_t th1 = m.s.knobs.batch_threshold;
+    assert_true(th1 > th0);
+    assert_true(th1 <= (1 * GiB) / 16);               /* pending bytes worth holding */
+    assert_true((th1 & (th1 - 1)) == 0);
+    int saw = 0;
+    /* now flushes become cheap (5 us): the threshold comes down, gradually */
+    uint64_t prev_th = th1;
+    for (int i = 0; i < 60; i++) {
+        uint64_t th = m.s.knobs.batch_threshold;
+        uint64_t bytes = 64 * MiB;
+        flush_interval(&m, bytes / th ? bytes / th : 1, 5000, bytes);
+        sim_step(&m);
+        for (int k = 0; k < m.nlast; k++)
+            if (m.last[k].knob == HAK_KNOB_BATCH_THRESHOLD) {
+                saw++;
+                assert_int_equal(m.last[k].reason, TUNER_R_FLUSH_CHEAP);
+                assert_true(m.last[k].new_value * 2 >= m.last[k].old_value);   /* one halving at a time */
+            }
+        assert_true(m.s.knobs.batch_threshold <= prev_th);
+        assert_true(m.s.knobs.batch_threshold >= cfg.batch_min);
+        prev_th = m.s.knobs.batch_threshold;
+    }
+    assert_true(saw > 0);
+    assert_true(m.s.knobs.batch_threshold < th1);
+
+    /* narrow configured bounds: a threshold outside them is brought back */
+    cfg.batch_min = 8 * MiB;
+    cfg.batch_max = 16 * MiB;
+    sim_init(&m, 4, 1 * GiB, &cfg);
+    sim_step(&m);
+    flush_interval(&m, 1, 1000, 4 * MiB);
+    sim_step(&m);
+    assert_int_equal(m.s.knobs.batch_threshold, 8 * MiB);
+    assert_int_equal(m.last[0].reason, TUNER_R_BOUNDS);
+    for (int i = 0; i < 20; i++) {
+        flush_interval(&m, 100, 500000, 800 * MiB);
+        sim_step(&m);
+        assert_true(m.s.knobs.batch_threshold >= 8 * MiB && m.s.knobs.batch_threshold <= 16 * MiB);
+    }
+    assert_int_equal(m.s.knobs.batch_threshold, 16 * MiB);
+}
+
+/* Kernel figures: when most of the flush time is munmap latency of many
+ * ranges, the amortisable per-flush cost is smaller than time/flushes. */
+static void test_flush_cost_kernel(void **state) {
+    (void)state;
+    static sim_t a, b;
+    sim_init(&a, 4, 1 * GiB, NULL);
+    sim_init(&b, 4, 1 * GiB, NULL);
+    b.s.kernel.updated_ns = 1;
+    sim_step(&a);
+    sim_step(&b);
+    for (int i = 0; i < 3; i++) {
+        uint64_t bytes = 256 * MiB;
+        flush_interval(&a, 64, 200000, bytes);
+        flush_interval(&b, 64, 200000, bytes);
+        b.s.kernel.updated_ns += INTERVAL_NS;
+        b.s.kernel.munmap_calls += 64 * 16;               /* 16 ranges per flush */
+        b.s.kernel.munmap_ns_total += 64 * 16 * 11000;    /* 176 of the 200 us */
+        a.s.knobs.batch_threshold = b.s.knobs.batch_threshold = 4 * MiB;   /* keep them comparable */
+        sim_step(&a);
+        sim_step(&b);
+    }
+    assert_true(b.st.flush_fixed_ns > 0 && b.st.flush_fixed_ns < a.st.flush_fixed_ns / 4);
+}
+
+/* Grading: a raise that came true is confirmed; a decay followed by misses is
+ * refuted; a decision with no traffic afterwards ends inconclusive. */
+static void test_grading(void **state) {
+    (void)state;
+    static sim_t m;
+    sim_init(&m, 4, 1 * GiB, NULL);
+    sim_step(&m);
+    phase(&m, 120, 2);
+    assert_true(m.nraise >= 1);
+    phase(&m, 120, 6);
+    tuner_grade_t g[16];
+    int n = tuner_grade_pending(&m.st, &m.s, g, 16);
+    assert_true(n >= 1);
+    for (int i = 0; i < n; i++) {
+        assert_int_equal(g[i].grade, TUNER_GRADE_CONFIRMED);
+        assert_true(g[i].observed > 0.9);
+        if (i) assert_true(g[i].decision_seq > g[i - 1].decision_seq);
+    }
+    assert_int_equal(tuner_grade_pending(&m.st, &m.s, g, 16), 0);   /* forgotten once graded */
+
+    /* a decision predicting 0.99 followed by a phase of misses: refuted */
+    tuner_decision_t d = {.knob = HAK_KNOB_RING_CAP, .size_class = UINT32_MAX, .old_value = 120, .new_value = 60,
+                          .reason = TUNER_R_DECAY, .driver_class = 0, .predicted = 0.99, .before = 0.99};
+    tuner_note_decision(&m.st, &d, 1000, &m.s);
+    m.s.knobs.ring_cap = 4;
+    for (int i = 0; i < 5; i++) {
+        sim_work(&m, 0, 120, 20);
+        m.s.taken_ns += INTERVAL_NS;
+    }
+    n = tuner_grade_pending(&m.st, &m.s, g, 16);
+    assert_int_equal(n, 1);
+    assert_int_equal(g[0].decision_seq, 1000);
+    assert_int_equal(g[0].grade, TUNER_GRADE_REFUTED);
+    assert_true(g[0].observed < 0.5);
+
+    /* no traffic at all: waits, then inconclusive */
+    tuner_note_decision(&m.st, &d, 1001, &m.s);
+    m.s.taken_ns += 5 * INTERVAL_NS;
+    assert_int_equal(tuner_grade_pending(&m.st, &m.s, g, 16), 0);
+    m.s.taken_ns += 40 * INTERVAL_NS;
+    n = tuner_grade_pending(&m.st, &m.s, g, 16);
+    assert_int_equal(n, 1);
+    assert_int_equal(g[0].grade, TUNER_GRADE_INCONCLUSIVE);
+    assert_true(isnan(g[0].observed));
+}
+
+/* More decisions than the pending table: the oldest are dropped, never a crash. */
+static void test_pending_overflow(void **state) {
+    (void)state;
+    static sim_t m;
+    sim_init(&m, 4, 1 * GiB, NULL);
+    sim_step(&m);
+    tuner_decision_t d = {.knob = HAK_KNOB_RING_CAP, .size_class = UINT32_MAX, .new_value = 8, .predicted = 0.5};
+    for (uint64_t s = 1; s <= 3 * TUNER_PENDING_MAX; s++) tuner_note_decision(&m.st, &d, s, &m.s);
+    m.seq = 100000;   /* the policy's own decisions during the phase come after */
+    phase(&m, 8, 8);
+    tuner_grade_t g[3 * TUNER_PENDING_MAX];
+    int n = tuner_grade_pending(&m.st, &m.s, g, 3 * TUNER_PENDING_MAX);
+    assert_true(n >= TUNER_PENDING_MAX - 1 && n <= TUNER_PENDING_MAX + 2);
+    assert_true(g[0].decision_seq > 2 * TUNER_PENDING_MAX);   /* the oldest were dropped */
+    for (int i = 1; i < n; i++) assert_true(g[i].decision_seq > g[i - 1].decision_seq);
+}
+
+/* Snapshots that cannot follow each other (other pid, counters reset, time
+ * going backwards) only reset the baselines. */
+static void test_discontinuity(void **state) {
+    (void)state;
+    static sim_t m;
+    static hak_snapshot_t other;
+    sim_init(&m, 4, 1 * GiB, NULL);
+    sim_step(&m);
+    phase(&m, 120, 1);
+    other = m.s;
+    other.pid = 99;
+    tuner_decision_t d[TUNER_MAX_DECISIONS];
+    assert_int_equal(tuner_step(&m.st, &m.s, &other, d, TUNER_MAX_DECISIONS), 0);
+    other = m.s;
+    other.counter[HAK_C_cache_hits] = 0;
+    other.taken_ns += INTERVAL_NS;
+    assert_int_equal(tuner_step(&m.st, &m.s, &other, d, TUNER_MAX_DECISIONS), 0);
+    other = m.s;
+    other.taken_ns -= 1;
+    assert_int_equal(tuner_step(&m.st, &m.s, &other, d, TUNER_MAX_DECISIONS), 0);
+    /* max 0: nothing written */
+    phase(&m, 8, 1);
+    other = m.s;
+    sim_work(&m, 0, 120, 20);
+    m.s.taken_ns += INTERVAL_NS;
+    assert_int_equal(tuner_step(&m.st, &other, &m.s, d, 0), 0);
+}
+
+/* Determinism: the same trace gives the same decisions. */
+static void test_deterministic(void **state) {
+    (void)state;
+    static sim_t a, b;
+    sim_init(&a, 4, 1 * GiB, NULL);
+    sim_init(&b, 4, 1 * GiB, NULL);
+    sim_step(&a);
+    sim_step(&b);
+    for (int r = 0; r < 6; r++) {
+        phase(&a, r % 2 ? 8 : 120, 25);
+        phase(&b, r % 2 ? 8 : 120, 25);
+        assert_int_equal(a.s.knobs.ring_cap, b.s.knobs.ring_cap);
+    }
+    assert_int_equal(a.ndecisions, b.ndecisions);
+    assert_memory_equal(&a.st, &b.st, sizeof a.st);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_hist_covered),
+        cmocka_unit_test(test_names),
+        cmocka_unit_test(test_phased_demand_raises_cap),
+        cmocka_unit_test(test_budget_respected),
+        cmocka_unit_test(test_quiet_decays_slowly),
+        cmocka_unit_test(test_small_steady),
+        cmocka_unit_test(test_alternating_no_oscillation),
+        cmocka_unit_test(test_phases_backoff),
+        cmocka_unit_test(test_idle_trim_once),
+        cmocka_unit_test(test_idle_nothing_held),
+        cmocka_unit_test(test_flush_cost_threshold),
+        cmocka_unit_test(test_flush_cost_kernel),
+        cmocka_unit_test(test_grading),
+        cmocka_unit_test(test_pending_overflow),
+        cmocka_unit_test(test_discontinuity),
+        cmocka_unit_test(test_deterministic),
+    };
+    return cmocka_run_group_tests_name("policy", tests, NULL, NULL);
+}

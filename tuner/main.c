@@ -1,0 +1,496 @@
+/*
+ * tuner/main.c - hakmem-tuner, the tuner as a daemon.
+ *
+ * Records the history of running hakmem processes (--pid N, or --all of this
+ * user's) from their telemetry segments into a SQLite DB, one sample per
+ * --interval; with --drive it also tunes processes running in fixed mode from
+ * outside: the same policy as HAKMEM_MODE=evolving (tuner/policy.c), whose
+ * decisions are posted through the segment's control block and logged in its
+ * decision ring.  SIGINT/SIGTERM (or --duration) end every run cleanly.
+ *
+ * Exit status: 0 done (targets exited, duration over, or signalled), 1 runtime
+ * error (DB, target not found or not ours), 2 usage error.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hakmem/shm.h"
+#include "db.h"
+#include "policy.h"
+#include "shmlog.h"
+
+#define MAX_TARGETS 256
+#define MAX_SNAP_FAILS 20   /* consecutive failed snapshots before a target is dropped */
+
+static const char usage_text[] =
+    "Usage: hakmem-tuner --db FILE (--pid N | --all) [options]\n"
+    "Record the tuning history of running hakmem processes (samples of every counter,\n"
+    "knob and size class) into a SQLite DB, and with --drive tune fixed-mode processes\n"
+    "from outside with the same policy as HAKMEM_MODE=evolving.\n"
+    "\n"
+    "  --db FILE         history database (created or migrated; WAL mode)\n"
+    "  --pid N           follow process N (repeatable); exits when they all have exited\n"
+    "  --all             follow every hakmem process of this user, as they come and go\n"
+    "  --interval MS     sampling / tuning interval (default 250, 10..60000)\n"
+    "  --drive           tune processes in HAKMEM_MODE=fixed through their control block\n"
+    "                    (evolving processes tune themselves and are only recorded)\n"
+    "  --duration SEC    stop after SEC seconds (default: run until signalled)\n"
+    "  --idle-ms MS      idle time before a trim (default: the process's HAKMEM_IDLE_MS)\n"
+    "  --budget BYTES    cache budget for the ring cap (K/M/G; default: HAKMEM_CACHE_MAX_BYTES)\n"
+    "  --cap-min N       lowest ring cap to set (default 1)\n"
+    "  --cap-max N       highest ring cap to set (default 512)\n"
+    "  -q, --quiet       print errors only\n"
+    "  -h, --help        this text\n"
+    "\n"
+    "Exit status: 0 done, 1 runtime error, 2 usage error.\n"
+    "Examples:\n"
+    "  hakmem-tuner --db hist.db --pid 1234 --drive --interval 100\n"
+    "  hakmem-tuner --db hist.db --all --duration 60\n";
+
+typedef struct opts {
+    const char *db_path;
+    int pids[MAX_TARGETS];
+    int npids;
+    int all, drive, quiet;
+    uint64_t interval_ms, duration_s, idle_ms, budget, cap_min, cap_max;
+    int have_cap_min, have_cap_max;
+} opts_t;
+
+typedef struct target {
+    int pid;
+    hak_shm_handle_t h;
+    int writable, driving;
+    int64_t run;
+    hak_snapshot_t prev, cur;
+    int have_prev;
+    int fails;
+    uint64_t seen_head;             /* decision log entries already recorded (recording only) */
+    uint64_t ctl_seq, ctl_flags, ctl_cap, ctl_thr;   /* our last control request */
+    tuner_state_t st;
+    int alive;
+} target_t;
+
+static volatile sig_atomic_t stop_signal;
+static void on_signal(int sig) { stop_signal = sig; }
+
+static uint64_t mono_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int parse_u64(const char *s, uint64_t *out, int sizes) {
+    char *end;
+    errno = 0;
+    if (s == NULL || *s == '\0' || *s == '-') return -1;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s) return -1;
+    uint64_t mul = 1;
+    if (sizes && *end) {
+        switch (*end | 0x20) {
+        case 'k': mul = 1ull << 10; break;
+        case 'm': mul = 1ull << 20; break;
+        case 'g': mul = 1ull << 30; break;
+        default: return -1;
+        }
+        end++;
+        if ((*end | 0x20) == 'i') end++;
+        if ((*end | 0x20) == 'b') end++;
+    }
+    if (*end) return -1;
+    if (v > UINT64_MAX / mul) return -1;
+    *out = (uint64_t)v * mul;
+    return 0;
+}
+
+static int usage_error(const char *fmt, const char *arg) {
+    fprintf(stderr, "hakmem-tuner: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\nTry 'hakmem-tuner --help'.\n");
+    return 2;
+}
+
+static int parse_args(int argc, char **argv, opts_t *o) {
+    enum { O_DB = 256, O_PID, O_ALL, O_INTERVAL, O_DRIVE, O_DURATION, O_IDLE, O_BUDGET, O_CAPMIN, O_CAPMAX };
+    static const struct option lo[] = {
+        {"db", required_argument, 0, O_DB},           {"pid", required_argument, 0, O_PID},
+        {"all", no_argument, 0, O_ALL},               {"interval", required_argument, 0, O_INTERVAL},
+        {"drive", no_argument, 0, O_DRIVE},           {"duration", required_argument, 0, O_DURATION},
+        {"idle-ms", required_argument, 0, O_IDLE},    {"budget", required_argument, 0, O_BUDGET},
+        {"cap-min", required_argument, 0, O_CAPMIN},  {"cap-max", required_argument, 0, O_CAPMAX},
+        {"quiet", no_argument, 0, 'q'},               {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    memset(o, 0, sizeof *o);
+    o->interval_ms = 250;
+    o->cap_max = 512;
+    o->cap_min = 1;
+    opterr = 0;
+    int c;
+    uint64_t v;
+    while ((c = getopt_long(argc, argv, "qh", lo, NULL)) != -1) {
+        switch (c) {
+        case O_DB: o->db_path = optarg; break;
+        case O_PID:
+            if (parse_u64(optarg, &v, 0) != 0 || v == 0 || v > 0x7fffffff)
+                return usage_error("--pid: '%s' is not a process id", optarg);
+            if (o->npids == MAX_TARGETS) return usage_error("too many --pid (max %s)", "256");
+            o->pids[o->npids++] = (int)v;
+            break;
+        case O_ALL: o->all = 1; break;
+        case O_INTERVAL:
+            if (parse_u64(optarg, &o->interval_ms, 0) != 0 || o->interval_ms < 10 || o->interval_ms > 60000)
+                return usage_error("--interval: '%s' is not a number of ms in 10..60000", optarg);
+            break;
+        case O_DRIVE: o->drive = 1; break;
+        case O_DURATION:
+            if (parse_u64(optarg, &o->duration_s, 0) != 0 || o->duration_s == 0 || o->duration_s > 100000000)
+                return usage_error("--duration: '%s' is not a positive number of seconds", optarg);
+            break;
+        case O_IDLE:
+            if (parse_u64(optarg, &o->idle_ms, 0) != 0 || o->idle_ms < 10 || o->idle_ms > 3600000)
+                return usage_error("--idle-ms: '%s' is not a number of ms in 10..3600000", optarg);
+            break;
+        case O_BUDGET:
+            if (parse_u64(optarg, &o->budget, 1) != 0 || o->budget == 0)
+                return usage_error("--budget: '%s' is not a size (e.g. 512M)", optarg);
+            break;
+        case O_CAPMIN:
+            if (parse_u64(optarg, &o->cap_min, 0) != 0 || o->cap_min > 512)
+                return usage_error("--cap-min: '%s' is not in 0..512", optarg);
+            o->have_cap_min = 1;
+            break;
+        case O_CAPMAX:
+            if (parse_u64(optarg, &o->cap_max, 0) != 0 || o->cap_max > 512)
+                return usage_error("--cap-max: '%s' is not in 0..512", optarg);
+            o->have_cap_max = 1;
+            break;
+        case 'q': o->quiet = 1; break;
+        case 'h': fputs(usage_text, stdout); return -1;
+        case '?':
+        default:
+            if (optopt && optopt < 256) {
+                char s[2] = {(char)optopt, 0};
+                return usage_error("unknown or incomplete option -%s", s);
+            }
+            return usage_error("unknown or incomplete option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc) return usage_error("unexpected argument '%s'", argv[optind]);
+    if (o->db_path == NULL) return usage_error("%s", "--db FILE is required");
+    if (!o->all && o->npids == 0) return usage_error("%s", "give --pid N or --all");
+    if (o->all && o->npids) return usage_error("%s", "--pid and --all exclude each other");
+    if (o->cap_min > o->cap_max) return usage_error("%s", "--cap-min is above --cap-max");
+    return 0;
+}
+
+static void read_cmdline(int pid, char *buf, size_t len) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/cmdline", pid);
+    buf[0] = '\0';
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    ssize_t n = read(fd, buf, len - 1);
+    close(fd);
+    if (n <= 0) {
+        buf[0] = '\0';
+        return;
+    }
+    while (n > 0 && buf[n - 1] == '\0') n--;
+    for (ssize_t i = 0; i < n; i++)
+        if (buf[i] == '\0' || (unsigned char)buf[i] < 0x20) buf[i] = ' ';
+    buf[n] = '\0';
+}
+
+static int process_alive(int pid) {
+    if (kill(pid, 0) == 0 || errno == EPERM) {
+        /* a zombie is not alive for us */
+        char path[64], st[512];
+        snprintf(path, sizeof path, "/proc/%d/stat", pid);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) return 0;
+        ssize_t n = read(fd, st, sizeof st - 1);
+        close(fd);
+        if (n <= 0) return 0;
+        st[n] = '\0';
+        char *p = strrchr(st, ')');
+        return !(p && p[1] == ' ' && p[2] == 'Z');
+    }
+    return 0;
+}
+
+static void cfg_for(const opts_t *o, const hak_snapshot_t *s, tuner_cfg_t *cfg) {
+    tuner_cfg_default(cfg, s);
+    cfg->cache_max_bytes = o->budget;      /* 0 = follow the process's knob */
+    cfg->idle_ms = o->idle_ms;             /* 0 = the process's HAKMEM_IDLE_MS */
+    cfg->interval_ms = o->interval_ms;
+    cfg->ring_cap_min = o->cap_min;
+    cfg->ring_cap_max = o->cap_max;
+}
+
+/* Open target pid; 0, or -enum hak_shm_err (message printed when loud). */
+static int target_open(const opts_t *o, tuner_db_t *db, target_t *t, int pid, int loud) {
+    memset(t, 0, sizeof *t);
+    t->pid = pid;
+    int rc = hak_shm_open_pid(pid, &t->h);
+    if (rc != 0) {
+        if (loud) fprintf(stderr, "hakmem-tuner: pid %d: %s\n", pid, hak_shm_strerror(rc));
+        return rc;
+    }
+    t->writable = (fcntl(t->h.fd, F_GETFL) & O_ACCMODE) == O_RDWR;
+    rc = hak_shm_snapshot(t->h.shm, &t->cur);
+    if (rc != 0) {
+        if (loud) fprintf(stderr, "hakmem-tuner: pid %d: %s\n", pid, hak_shm_strerror(rc));
+        hak_shm_close(&t->h);
+        return rc;
+    }
+    if (o->drive && t->cur.mode == HAK_MODE_FIXED) {
+        if (!t->writable) {
+            fprintf(stderr, "hakmem-tuner: pid %d: segment is read-only for us: cannot drive it (recording only)\n",
+                    pid);
+        } else {
+            t->driving = 1;
+        }
+    } else if (o->drive && !o->quiet) {
+        printf("hakmem-tuner: pid %d runs in %s mode: recording only%s\n", pid, hak_mode_name(t->cur.mode),
+               t->cur.mode == HAK_MODE_EVOLVING ? " (it tunes itself)" : "");
+    }
+    char cmd[1024];
+    read_cmdline(pid, cmd, sizeof cmd);
+    t->run = tuner_db_run_begin(db, &t->cur, cmd[0] ? cmd : NULL, NULL, "daemon");
+    if (t->run < 0) {
+        fprintf(stderr, "hakmem-tuner: pid %d: %s\n", pid, tuner_db_errmsg(db));
+        hak_shm_close(&t->h);
+        return -HAK_SHM_EIO;
+    }
+    tuner_cfg_t cfg;
+    cfg_for(o, &t->cur, &cfg);
+    tuner_init(&t->st, &cfg);
+    t->seen_head = t->cur.decision_head;
+    t->alive = 1;
+    if (!o->quiet)
+        printf("hakmem-tuner: pid %d (%s, %s mode) -> run %" PRId64 "%s\n", pid, t->cur.comm,
+               hak_mode_name(t->cur.mode), t->run, t->driving ? ", driving" : "");
+    fflush(stdout);
+    return 0;
+}
+
+static void target_close(tuner_db_t *db, target_t *t, const char *why, int quiet) {
+    if (!t->alive) return;
+    if (tuner_db_run_end(db, t->run, tuner_db_now_ns()) != 0)
+        fprintf(stderr, "hakmem-tuner: pid %d: %s\n", t->pid, tuner_db_errmsg(db));
+    hak_shm_close(&t->h);
+    t->alive = 0;
+    if (!quiet) printf("hakmem-tuner: pid %d: run %" PRId64 " ended (%s)\n", t->pid, t->run, why);
+    fflush(stdout);
+}
+
+/* Post the decisions of one step as ONE control request (merged with our
+ * previous request if the library has not applied it yet: a second post
+ * replaces the first). */
+static void post_control(target_t *t, const tuner_decision_t *d, int n) {
+    uint64_t flags = 0;
+    for (int i = 0; i < n; i++) {
+        switch (d[i].knob) {
+        case HAK_KNOB_RING_CAP: flags |= HAK_CTL_RING_CAP, t->ctl_cap = d[i].new_value; break;
+        case HAK_KNOB_BATCH_THRESHOLD: flags |= HAK_CTL_BATCH_THRESHOLD, t->ctl_thr = d[i].new_value; break;
+        case HAK_KNOB_TRIM: flags |= HAK_CTL_TRIM; break;
+        default: break;
+        }
+    }
+    if (!flags) return;
+    uint64_t applied = __atomic_load_n(&t->h.shm->control.applied_seq, __ATOMIC_ACQUIRE);
+    if (t->ctl_seq && applied < t->ctl_seq) flags |= t->ctl_flags;
+    t->ctl_flags = flags;
+    t->ctl_seq = hak_shm_control_post(t->h.shm, flags, t->ctl_cap, t->ctl_thr);
+}
+
+static void print_decision(int pid, const tuner_decision_t *d, uint64_t seq) {
+    if (d->knob == HAK_KNOB_TRIM)
+        printf("pid %d: #%" PRIu64 " trim (%s): %" PRIu64 " bytes held -> 0\n", pid, seq, tuner_reason_name(d->reason),
+               d->old_value);
+    else
+        printf("pid %d: #%" PRIu64 " %s %" PRIu64 " -> %" PRIu64 " (%s, predicted %.3f, before %.3f)\n", pid, seq,
+               tuner_knob_name(d->knob), d->old_value, d->new_value, tuner_reason_name(d->reason), d->predicted,
+               d->before);
+}
+
+/* Recording only: copy decisions the process logged itself into the DB. */
+static void record_logged_decisions(tuner_db_t *db, target_t *t) {
+    uint64_t head = t->cur.decision_head;
+    if (head <= t->seen_head) return;
+    uint64_t from = head - t->seen_head > HAK_SHM_DECISIONS ? head - HAK_SHM_DECISIONS + 1 : t->seen_head + 1;
+    for (uint64_t n = from; n <= head; n++) {
+        const hak_shm_decision_t *e = &t->h.shm->decisions[(n - 1) % HAK_SHM_DECISIONS];
+        hak_shm_decision_t copy;
+        if (__atomic_load_n(&e->seq, __ATOMIC_ACQUIRE) != n) continue;
+        memcpy(&copy, e, sizeof copy);
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+        if (__atomic_load_n(&e->seq, __ATOMIC_RELAXED) != n) continue;
+        tuner_decision_t d = {.knob = copy.knob, .size_class = copy.size_class, .old_value = copy.old_value,
+                              .new_value = copy.new_value, .reason = copy.reason, .driver_class = UINT32_MAX,
+                              .predicted = copy.predicted, .before = __builtin_nan("")};
+        if (tuner_db_decision(db, t->run, copy.time_ns, n, &d) < 0)
+            fprintf(stderr, "hakmem-tuner: pid %d: %s\n", t->pid, tuner_db_errmsg(db));
+    }
+    t->seen_head = head;
+}
+
+static void target_tick(const opts_t *o, tuner_db_t *db, target_t *t) {
+    if (!process_alive(t->pid)) {
+        target_close(db, t, "process exited", o->quiet);
+        return;
+    }
+    int rc = hak_shm_snapshot(t->h.shm, &t->cur);
+    if (rc != 0) {
+        if (++t->fails >= MAX_SNAP_FAILS) {
+            fprintf(stderr, "hakmem-tuner: pid %d: %s; giving up on it\n", t->pid, hak_shm_strerror(rc));
+            target_close(db, t, "unreadable segment", o->quiet);
+        }
+        return;
+    }
+    t->fails = 0;
+    if (tuner_db_sample(db, t->run, &t->cur) != 0)
+        fprintf(stderr, "hakmem-tuner: pid %d: sample not recorded: %s\n", t->pid, tuner_db_errmsg(db));
+    if (t->driving) {
+        if (t->cur.mode != HAK_MODE_FIXED) {   /* switched to evolving? leave it alone */
+            t->driving = 0;
+        } else {
+            tuner_decision_t d[TUNER_MAX_DECISIONS];
+            int n = tuner_step(&t->st, t->have_prev ? &t->prev : NULL, &t->cur, d, TUNER_MAX_DECISIONS);
+            if (n > 0) post_control(t, d, n);
+            uint64_t now = tuner_db_now_ns();
+            for (int i = 0; i < n; i++) {
+                uint64_t seq = tuner_shm_log_decision(t->h.shm, &d[i], now);
+                if (tuner_db_decision(db, t->run, now, seq, &d[i]) < 0)
+                    fprintf(stderr, "hakmem-tuner: pid %d: decision not recorded: %s\n", t->pid, tuner_db_errmsg(db));
+                tuner_note_decision(&t->st, &d[i], seq, &t->cur);
+                if (!o->quiet) print_decision(t->pid, &d[i], seq);
+            }
+            t->seen_head = __atomic_load_n(&t->h.shm->decision_head, __ATOMIC_ACQUIRE);
+            tuner_grade_t g[16];
+            int ng = tuner_grade_pending(&t->st, &t->cur, g, 16);
+            for (int i = 0; i < ng; i++) {
+                tuner_shm_log_grade(t->h.shm, &g[i]);
+                if (tuner_db_grade(db, t->run, &g[i]) != 0)
+                    fprintf(stderr, "hakmem-tuner: pid %d: grade not recorded: %s\n", t->pid, tuner_db_errmsg(db));
+                if (!o->quiet)
+                    printf("pid %d: #%" PRIu64 " %s (observed %.3f)\n", t->pid, g[i].decision_seq,
+                           tuner_grade_name(g[i].grade), g[i].observed);
+            }
+        }
+    } else {
+        record_logged_decisions(db, t);
+    }
+    t->prev = t->cur;
+    t->have_prev = 1;
+    fflush(stdout);
+}
+
+static target_t *find_target(target_t *ts, int n, int pid) {
+    for (int i = 0; i < n; i++)
+        if (ts[i].alive && ts[i].pid == pid) return &ts[i];
+    return NULL;
+}
+
+/* --all: open segments of this user's processes that appeared. */
+static void scan_all(const opts_t *o, tuner_db_t *db, target_t *ts, int *nts) {
+    DIR *d = opendir(HAK_SHM_DIR);
+    if (d == NULL) return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, HAK_SHM_PREFIX, strlen(HAK_SHM_PREFIX)) != 0) continue;
+        uint64_t pid;
+        if (parse_u64(e->d_name + strlen(HAK_SHM_PREFIX), &pid, 0) != 0 || pid == 0 || pid > 0x7fffffff) continue;
+        if ((int)pid == getpid() || find_target(ts, *nts, (int)pid) || !process_alive((int)pid)) continue;
+        int slot = -1;
+        for (int i = 0; i < *nts; i++)
+            if (!ts[i].alive) {
+                slot = i;
+                break;
+            }
+        if (slot < 0) {
+            if (*nts == MAX_TARGETS) break;
+            slot = (*nts)++;
+        }
+        if (target_open(o, db, &ts[slot], (int)pid, 0) != 0) ts[slot].alive = 0;
+    }
+    closedir(d);
+}
+
+int main(int argc, char **argv) {
+    opts_t o;
+    int rc = parse_args(argc, argv, &o);
+    if (rc != 0) return rc < 0 ? 0 : rc;
+
+    int status = 0, nts = 0;
+    target_t *ts = calloc(MAX_TARGETS, sizeof *ts);
+    char err[512];
+    tuner_db_t *db = NULL;
+    if (ts == NULL) {
+        fprintf(stderr, "hakmem-tuner: out of memory\n");
+        return 1;
+    }
+    db = tuner_db_open(o.db_path, err, sizeof err);
+    if (db == NULL) {
+        fprintf(stderr, "hakmem-tuner: %s\n", err);
+        status = 1;
+        goto cleanup;
+    }
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    for (int i = 0; i < o.npids; i++) {
+        if (find_target(ts, nts, o.pids[i])) continue;
+        if (target_open(&o, db, &ts[nts], o.pids[i], 1) != 0) {
+            status = 1;
+            goto cleanup;
+        }
+        nts++;
+    }
+
+    uint64_t start = mono_ns(), next = start;
+    uint64_t interval_ns = o.interval_ms * 1000000ull;
+    uint64_t end = o.duration_s ? start + o.duration_s * 1000000000ull : UINT64_MAX;
+    while (!stop_signal) {
+        if (o.all) scan_all(&o, db, ts, &nts);
+        int alive = 0;
+        for (int i = 0; i < nts; i++) {
+            if (!ts[i].alive) continue;
+            target_tick(&o, db, &ts[i]);
+            alive += ts[i].alive;
+        }
+        if (!o.all && alive == 0) break;   /* every --pid has exited */
+        next += interval_ns;
+        uint64_t now = mono_ns();
+        if (now >= end) break;
+        if (next < now) next = now;        /* fell behind: do not burst */
+        if (next > end) next = end;
+        struct timespec ts_next = {.tv_sec = (time_t)(next / 1000000000ull), .tv_nsec = (long)(next % 1000000000ull)};
+        while (!stop_signal && clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts_next, NULL) == EINTR) {
+        }
+    }
+    if (stop_signal && !o.quiet) printf("hakmem-tuner: %s: ending runs\n", strsignal(stop_signal));
+
+cleanup:
+    for (int i = 0; i < nts; i++) target_close(db, &ts[i], stop_signal ? "tuner stopped" : "tuner done", o.quiet);
+    tuner_db_close(db);
+    free(ts);
+    return status;
+}

@@ -1,0 +1,37 @@
+# tuner/tuner.mk - the tuner: policy + SQLite history in the library, and the
+# daemon build/hakmem-tuner (included by the top Makefile before its rules).
+#   $(O)/obj/tuner_<x>.o        library objects (LIB_CFLAGS), via TUNER_LIB_OBJS
+#   $(O)/obj/tuner-tool/<x>.o   the same sources for the daemon (BASE_CFLAGS)
+#   $(O)/gen/tuner_schema.h     tuner/schema.sql as a C table of migrations
+
+# This fragment is read before the top Makefile's "all": keep its explicit
+# targets from becoming the default goal.
+TUNER_SAVED_GOAL := $(.DEFAULT_GOAL)
+
+TUNER_MODULES   := policy db shmlog
+TUNER_HEADERS   := tuner/policy.h tuner/db.h tuner/shmlog.h include/hakmem/shm.h
+TUNER_GEN       := $(O)/gen/tuner_schema.h
+TUNER_LIB_OBJS  += $(addprefix $(O)/obj/tuner_,$(addsuffix .o,$(TUNER_MODULES)))
+TUNER_TOOL_OBJS := $(addprefix $(O)/obj/tuner-tool/,$(addsuffix .o,$(TUNER_MODULES) main))
+TOOLS           += $(O)/hakmem-tuner
+
+$(TUNER_GEN): tuner/schema.sql tuner/schema2c.awk
+	@mkdir -p $(dir $@)
+	$(call msg,GEN,$@)
+	$(Q)awk -f tuner/schema2c.awk $< > $@
+
+$(O)/obj/tuner_%.o: tuner/%.c $(TUNER_HEADERS) $(TUNER_GEN)
+	@mkdir -p $(dir $@)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(LIB_CFLAGS) -I$(O)/gen -c $< -o $@
+
+$(O)/obj/tuner-tool/%.o: tuner/%.c $(TUNER_HEADERS) $(TUNER_GEN)
+	@mkdir -p $(dir $@)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(BASE_CFLAGS) -I$(O)/gen -c $< -o $@
+
+$(O)/hakmem-tuner: $(TUNER_TOOL_OBJS) $(READER_OBJ)
+	$(call msg,CCLD,$@)
+	$(Q)$(CC) $(BASE_CFLAGS) -o $@ $^ -ldl $(SAN_LDFLAGS)
+
+.DEFAULT_GOAL := $(TUNER_SAVED_GOAL)
