@@ -5,9 +5,10 @@
  * The driver re-executes this binary as a worker (--worker) once per
  * (allocator, scenario, repeat), with LD_PRELOAD set to the allocator under
  * test, so every allocator runs in a fresh process of its own.  Runs alternate:
- * for each scenario and each repeat the allocators take turns (the first one
- * rotates between repeats), so a noisy moment of the machine hits them all
- * alike.  After the timed runs, one untimed run per (allocator, scenario) under
+ * for each scenario, one warm-up round, then each repeat is a round in which
+ * every allocator runs once, in an order drawn afresh per round (seeded), so a
+ * noisy moment of the machine, or the state the previous process left the
+ * kernel in, hits them all alike.  After the timed runs, one untimed run per (allocator, scenario) under
  * `strace -f -c` counts mmap/munmap/madvise/mremap calls of the peers (minus a
  * start-up baseline); hakmem rows also report hakmem's own counters.
  *
@@ -373,6 +374,24 @@ static int parse_strace(const char *path, double calls[4]) {
     return found ? 0 : -1;
 }
 
+/* The order of the allocators in one round: the canonical order for warm-up
+ * rounds, else a permutation drawn from (seed, scenario, round).  Not a plain
+ * rotation: on this VM a run is faster when the process before it left huge
+ * pages behind, so who runs right BEFORE whom must vary too. */
+static void round_order(const bench_run_t *r, int k, int rep, int *order) {
+    for (int j = 0; j < r->nalloc; j++) order[j] = j;
+    if (rep < 0) return;
+    uint64_t x = r->seed * 0x9e3779b97f4a7c15ull + (uint64_t)k * 0x100000001b3ull + (uint64_t)rep + 1;
+    for (int j = r->nalloc - 1; j > 0; j--) {
+        x ^= x >> 33;
+        x *= 0xff51afd7ed558ccdull;
+        x ^= x >> 33;
+        int i = (int)(x % (uint64_t)(j + 1)), t = order[j];
+        order[j] = order[i];
+        order[i] = t;
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Machine description
 // ---------------------------------------------------------------------------
@@ -676,8 +695,10 @@ int main(int argc, char **argv) {
         /* warm-up rounds (this VM backs freed guest memory lazily: the first
          * runs after a quiet spell pay for it), then the timed rounds */
         for (int rep = -r->warmup; rep < r->repeat; rep++) {
+            int order[BENCH_MAX_ALLOCS];
+            round_order(r, k, rep, order);
             for (int j = 0; j < r->nalloc; j++) {
-                int a = (j + (rep < 0 ? 0 : rep)) % r->nalloc;   /* rotate who goes first */
+                int a = order[j];
                 bench_cell_t *c = &r->cell[a][k];
                 const char *an = r->alloc[a]->name;
                 if (!r->alloc[a]->available) continue;
