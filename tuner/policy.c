@@ -23,12 +23,14 @@
  *              bounds, then lowered until sum(size_c * min(cap, want_c)) fits
  *              the byte budget.
  *   batch      amortisable cost of one flush (measured flush time per flush,
- *              split with the kernel's munmap latency when published) x flush
- *              rate must stay under flush_target of one core: threshold = the
- *              smallest power of two that does it, at most budget/16.  Raise
- *              at once, lower one halving at a time after two agreeing
- *              intervals; pending bytes that sit with no flush for hold
- *              intervals lower it so they get released.
+ *              split with the kernel's munmap latency when published, scaled
+ *              by what the grades confirmed) x flush rate must stay under
+ *              flush_target of one core: threshold = the smallest power of
+ *              two that does it, at most budget/16.  Raise at once (then wait
+ *              a grade window before raising again); lower one
+ *              halving per interval after batch_hold agreeing intervals (with
+ *              the same back-off as the cap); pending bytes that sit with no
+ *              flush for 4 holds lower it so they get released.
  *
  * Grading compares each prediction with the same figure measured over the
  * grade window after the decision (see tuner_grade_pending).
@@ -53,6 +55,7 @@
 static inline uint64_t sub0(uint64_t a, uint64_t b) { return a > b ? a - b : 0; }
 static inline uint64_t min64(uint64_t a, uint64_t b) { return a < b ? a : b; }
 static inline uint64_t max64(uint64_t a, uint64_t b) { return a > b ? a : b; }
+static inline double max_d(double a, double b) { return a > b ? a : b; }
 
 static uint64_t pow2_ceil(uint64_t v) {
     if (v <= 1) return 1;
@@ -135,6 +138,7 @@ static void class_reset(tuner_class_state_t *cs, uint32_t hold) {
     cs->hold = hold;
     cs->since_decay = NONE32;
     cs->since_active = NONE32;
+    cs->since_raise = NONE32;
     for (int e = 0; e < 2; e++) cs->lo[e] = NONE32;
 }
 
@@ -143,6 +147,10 @@ static void state_reset(tuner_state_t *st) {
     memset(st, 0, sizeof *st);
     st->cfg = cfg;
     st->posted_cap = NONE32;
+    st->flush_alpha = 1.0;
+    st->batch_hold = cfg.decay_hold;
+    st->batch_since_lower = NONE32;
+    st->batch_since_raise = NONE32;
     for (uint32_t c = 0; c < HAK_SHM_CLASSES; c++) class_reset(&st->cls[c], cfg.decay_hold);
 }
 
@@ -310,12 +318,22 @@ static int step_cap(tuner_state_t *st, const hak_snapshot_t *prev, const hak_sna
 
     if (st->posted_cap != NONE32 && (cap_now == st->posted_cap || ++st->posted_age > 8)) st->posted_cap = NONE32;
 
+    /* blocks in play (live + cached, all classes): at these two samples and
+     * the max over two epochs of earlier ones */
     uint64_t inplay = 0;
     for (int i = 0; i < 2; i++) {
         const hak_snapshot_t *x = i ? cur : prev;
         int64_t v = x->gauge[HAK_G_blocks_live] + x->gauge[HAK_G_blocks_cached];
         if (v > 0 && (uint64_t)v > inplay) inplay = (uint64_t)v;
     }
+    if (inplay > NONE32 - 1) inplay = NONE32 - 1;
+    if (inplay > st->inplay_hi[0]) st->inplay_hi[0] = (uint32_t)inplay;
+    if (++st->inplay_age >= cfg->decay_hold) {
+        st->inplay_hi[1] = st->inplay_hi[0];
+        st->inplay_hi[0] = (uint32_t)inplay;
+        st->inplay_age = 0;
+    }
+    inplay = max64(inplay, max64(st->inplay_hi[0], st->inplay_hi[1]));
 
     uint32_t nact = 0;
     for (uint32_t c = 0; c < ncls; c++) {
@@ -337,6 +355,7 @@ static int step_cap(tuner_state_t *st, const hak_snapshot_t *prev, const hak_sna
         epoch_note(cs, occ, live, cfg->decay_hold);
         cs->since_active = 0;
         if (cs->since_decay != NONE32) cs->since_decay++;
+        if (cs->since_raise != NONE32) cs->since_raise++;
         if (cs->want == 0) cs->want = (uint32_t)max64(min64(cap_now, cfg->ring_cap_max), cfg->ring_cap_min);
 
         uint64_t hd[8];
@@ -347,11 +366,11 @@ static int step_cap(tuner_state_t *st, const hak_snapshot_t *prev, const hak_sna
             uint64_t kmax = sub0(cfg->ring_cap_max, cap_then);
             uint64_t need = cap_then + smallest_k(hd, kmax, cfg->hit_target);
             /* Deficits count from the ring's occupancy when the run began,
-             * which is cap_then only if the ring was full then (not right
-             * after a raise): never ask for more blocks than were in play
-             * (live + cached, all classes) at either sample, when the
-             * samples saw more than cap_then. */
-            if (need > inplay && inplay > cap_then) need = inplay;
+             * which is cap_then only if the ring was full then - not always
+             * so right after a raise, when the ring is still filling: then
+             * never ask for more blocks than were seen in play (live +
+             * cached, all classes) lately, when that is more than cap_then. */
+            if (cs->since_raise <= 2 && need > inplay && inplay > cap_then) need = inplay;
             cs->quiet = 0;
             cs->slack = 0;
             if (need > cs->want) {
@@ -361,6 +380,7 @@ static int step_cap(tuner_state_t *st, const hak_snapshot_t *prev, const hak_sna
                                                                                  : cs->hold * 2;
                 cs->want = (uint32_t)need;
                 cs->since_decay = NONE32;
+                cs->since_raise = 0;
                 epoch_clear(cs);
                 raised = 1;
             }
@@ -436,87 +456,137 @@ static int step_cap(tuner_state_t *st, const hak_snapshot_t *prev, const hak_sna
     return n;
 }
 
-/* Batch threshold part of a step; returns the new n. */
+/* Batch threshold part of a step; returns the new n.
+ *
+ * Model: one flush costs f_fix (what a bigger batch saves per flush avoided)
+ * plus a part proportional to the bytes released.  f_fix is the intercept of
+ * ns/flush against MiB/flush over the batch sizes seen (decayed least
+ * squares) once they varied enough; before that the user-side work plus one
+ * munmap (kernel figures, when published), else the whole time per flush;
+ * always scaled by flush_alpha, which the grades correct.  At
+ * threshold th the saveable cost is rate x f_fix / th per second; th is the
+ * smallest power of two keeping that under flush_target of one core.
+ * Predictions are in flush ns per MiB released: c - s + s x th_old / th_new,
+ * with s = f_fix x MiB / th_old the saveable part now. */
 static int step_batch(tuner_state_t *st, const hak_snapshot_t *prev, const hak_snapshot_t *cur, tuner_decision_t *out,
                       int n, int max) {
     const tuner_cfg_t *cfg = &st->cfg;
+    const double MiB = 1048576.0;
     uint64_t th = cur->knobs.batch_threshold;
     const uint64_t *pc = prev->counter, *cc = cur->counter;
     uint64_t F = sub0(cc[HAK_C_batch_flushes], pc[HAK_C_batch_flushes]);
     uint64_t T = sub0(cc[HAK_C_batch_flush_ns], pc[HAK_C_batch_flush_ns]);
     uint64_t Y = sub0(cc[HAK_C_batch_add_bytes], pc[HAK_C_batch_add_bytes]);
+    uint64_t Yf = sub0(cc[HAK_C_batch_bytes_flushed], pc[HAK_C_batch_bytes_flushed]);
     double dt = (double)(cur->taken_ns - prev->taken_ns);
     uint64_t pending = cur->gauge[HAK_G_bytes_pending] > 0 ? (uint64_t)cur->gauge[HAK_G_bytes_pending] : 0;
-    double overhead = T / dt;   /* fraction of one core spent flushing */
 
     if (st->posted_batch && (th == st->posted_batch || ++st->posted_batch_age > 8)) st->posted_batch = 0;
 
-    if (th < cfg->batch_min || th > cfg->batch_max) {
-        uint64_t v = th < cfg->batch_min ? cfg->batch_min : cfg->batch_max;
-        if (v != st->posted_batch) {
-            n = emit(out, n, max, HAK_KNOB_BATCH_THRESHOLD, th, v, TUNER_R_BOUNDS, NONE32, overhead, overhead);
-            st->posted_batch = v, st->posted_batch_age = 0;
-        }
-        return n;
-    }
-
-    double amort_now = 0.0;   /* amortisable flush cost per second now, ns/ns */
     if (F > 0 && T > 0) {
-        double per_flush = (double)T / (double)F, amort = per_flush;
+        double amort = (double)T / (double)F;
         uint64_t kc = sub0(cur->kernel.munmap_calls, prev->kernel.munmap_calls);
         uint64_t kns = sub0(cur->kernel.munmap_ns_total, prev->kernel.munmap_ns_total);
-        if (cur->kernel.updated_ns != 0 && prev->kernel.updated_ns != 0 && kc > 0 && kns <= T) {
-            /* user-side work per flush + one munmap: what a bigger batch saves
-             * per flush avoided (the rest scales with the bytes released) */
+        if (Yf > 0) {
+            /* ns per flush against MiB per flush, over the thresholds seen */
+            double x = (double)Yf / (double)F / MiB, y = amort;
+            st->reg_w = 0.95 * st->reg_w + 1.0;
+            st->reg_x = 0.95 * st->reg_x + x;
+            st->reg_y = 0.95 * st->reg_y + y;
+            st->reg_xx = 0.95 * st->reg_xx + x * x;
+            st->reg_xy = 0.95 * st->reg_xy + x * y;
+        }
+        double mx = st->reg_w > 0 ? st->reg_x / st->reg_w : 0, my = st->reg_w > 0 ? st->reg_y / st->reg_w : 0;
+        double vx = st->reg_w > 0 ? st->reg_xx / st->reg_w - mx * mx : 0;
+        if (st->reg_w >= 1.9 && vx > 0.0625 * mx * mx) {
+            /* batch sizes varied enough: the intercept is the per-flush cost */
+            double slope = (st->reg_xy / st->reg_w - mx * my) / vx;
+            double a = slope > 0.0 ? my - slope * mx : my;
+            amort = a < 0.0 ? 0.0 : a > my ? my : a;
+        } else if (cur->kernel.updated_ns != 0 && prev->kernel.updated_ns != 0 && kc > 0 && kns <= T) {
+            /* user-side work per flush + one munmap call: what a bigger batch
+             * saves per flush avoided (the rest scales with the ranges) */
             amort = (double)(T - kns) / (double)F + (double)kns / (double)kc;
         }
         st->flush_fixed_ns = st->flush_fixed_ns > 0.0 ? 0.7 * st->flush_fixed_ns + 0.3 * amort : amort;
-        amort_now = (double)F * st->flush_fixed_ns / dt;
+        if (Yf > 0) {
+            double per_mib = (double)T / ((double)Yf / MiB), bpf = (double)Yf / (double)F;
+            st->flush_ns_per_mib = st->flush_ns_per_mib > 0.0 ? 0.7 * st->flush_ns_per_mib + 0.3 * per_mib : per_mib;
+            st->bytes_per_flush = st->bytes_per_flush > 0.0 ? 0.7 * st->bytes_per_flush + 0.3 * bpf : bpf;
+        }
         st->no_flush = 0;
     } else if (pending > 0) {
         st->no_flush++;
     } else {
         st->no_flush = 0;
     }
+    double f_fix = st->flush_alpha * st->flush_fixed_ns;
+    double c_now = st->flush_ns_per_mib;
+    double bpf = st->bytes_per_flush > 0.0 ? st->bytes_per_flush : (double)th;
+    double s_now = f_fix * MiB / bpf;   /* saveable flush ns per MiB now */
+    if (s_now > c_now) s_now = c_now;
+    if (st->batch_since_raise != NONE32) st->batch_since_raise++;
+    if (st->batch_since_lower != NONE32 && ++st->batch_since_lower == 4 * st->batch_hold &&
+        st->batch_hold > cfg->decay_hold)
+        st->batch_hold /= 2;   /* a lowering that stuck: relax the back-off */
+#define PREDICT(newth) (c_now > 0.0 ? max_d(0.0, c_now - s_now + s_now * (double)th / (double)(newth)) : 0.0)
+
+    if (th < cfg->batch_min || th > cfg->batch_max) {
+        uint64_t v = th < cfg->batch_min ? cfg->batch_min : cfg->batch_max;
+        if (v != st->posted_batch) {
+            n = emit(out, n, max, HAK_KNOB_BATCH_THRESHOLD, th, v, TUNER_R_BOUNDS, NONE32, PREDICT(v), c_now);
+            st->posted_batch = v, st->posted_batch_age = 0;
+        }
+        return n;
+    }
 
     uint64_t hold_max = max64(cfg->batch_min, min64(cfg->batch_max, budget_of(st, cur) / 16));
-    if (Y > 0 && F > 0 && st->flush_fixed_ns > 0.0) {
-        double rate = (double)Y / dt;                                   /* bytes per ns */
-        double need = rate * st->flush_fixed_ns / cfg->flush_target;    /* bytes */
+    if (Y > 0 && F > 0 && st->flush_ns_per_mib > 0.0) {
+        double rate = (double)Y / dt;                        /* bytes per ns */
+        double need = rate * f_fix / cfg->flush_target;      /* bytes */
         uint64_t cand = need >= (double)((uint64_t)1 << 62) ? (uint64_t)1 << 62 : pow2_ceil((uint64_t)need);
         cand = max64(cfg->batch_min, min64(cand, hold_max));
         if (cand > th && th < hold_max) {
-            double predicted = overhead - amort_now + amort_now * (double)th / (double)cand;
-            if (predicted < 0.0) predicted = 0.0;
+            /* measure one raise (grade window) before compounding it */
+            if (st->batch_since_raise < cfg->grade_intervals) return n;
+            /* a lowering undone soon after: lower more reluctantly */
+            if (st->batch_since_lower != NONE32 && st->batch_since_lower <= 4 * st->batch_hold)
+                st->batch_hold = st->batch_hold * 2 > HOLD_MAX_FACTOR * cfg->decay_hold
+                                     ? HOLD_MAX_FACTOR * cfg->decay_hold : st->batch_hold * 2;
+            st->batch_since_lower = NONE32;
             if (cand != st->posted_batch) {
-                n = emit(out, n, max, HAK_KNOB_BATCH_THRESHOLD, th, cand, TUNER_R_FLUSH_COST, NONE32, predicted, overhead);
+                n = emit(out, n, max, HAK_KNOB_BATCH_THRESHOLD, th, cand, TUNER_R_FLUSH_COST, NONE32, PREDICT(cand),
+                         c_now);
                 st->posted_batch = cand, st->posted_batch_age = 0;
+                st->batch_since_raise = 0;
             }
             st->batch_agree = 0;
             return n;
         }
         if (cand * 4 <= th) {
+            /* one halving per interval, once batch_hold intervals in a row
+             * asked for at most a quarter of the threshold */
             uint64_t half = max64(th / 2, cand);
-            st->batch_agree = st->batch_proposal == half ? st->batch_agree + 1 : 1;
-            st->batch_proposal = half;
-            if (st->batch_agree >= 2 && half != st->posted_batch) {
-                double predicted = overhead - amort_now + amort_now * (double)th / (double)half;
-                n = emit(out, n, max, HAK_KNOB_BATCH_THRESHOLD, th, half, TUNER_R_FLUSH_CHEAP, NONE32, predicted, overhead);
+            if (++st->batch_agree >= st->batch_hold && half != st->posted_batch) {
+                n = emit(out, n, max, HAK_KNOB_BATCH_THRESHOLD, th, half, TUNER_R_FLUSH_CHEAP, NONE32, PREDICT(half),
+                         c_now);
                 st->posted_batch = half, st->posted_batch_age = 0;
-                st->batch_agree = 0;
+                st->batch_since_lower = 0;
             }
             return n;
         }
         st->batch_agree = 0;
     }
-    if (st->no_flush >= cfg->decay_hold && pending > 0 && th > cfg->batch_min) {
+    if (st->no_flush >= 4 * st->batch_hold && pending > 0 && th > cfg->batch_min) {
         uint64_t v = max64(cfg->batch_min, pow2_floor(pending));
         if (v < th && v != st->posted_batch) {
-            n = emit(out, n, max, HAK_KNOB_BATCH_THRESHOLD, th, v, TUNER_R_PENDING_HELD, NONE32, overhead, overhead);
+            n = emit(out, n, max, HAK_KNOB_BATCH_THRESHOLD, th, v, TUNER_R_PENDING_HELD, NONE32, PREDICT(v), c_now);
             st->posted_batch = v, st->posted_batch_age = 0;
+            st->batch_since_lower = 0;
         }
         st->no_flush = 0;
     }
+#undef PREDICT
     return n;
 }
 
@@ -590,6 +660,7 @@ void tuner_note_decision(tuner_state_t *st, const tuner_decision_t *d, uint64_t 
     slot->flush_ns = at->counter[HAK_C_batch_flush_ns];
     slot->activity = activity(at);
     slot->trims = at->counter[HAK_C_trims] + at->counter[HAK_C_evict_idle_trim];
+    slot->bytes_flushed = at->counter[HAK_C_batch_bytes_flushed];
 }
 
 /* Grade one pending decision; 0 = not yet. */
@@ -613,13 +684,14 @@ static int grade_one(const tuner_pending_t *p, const hak_snapshot_t *cur, uint64
         return 1;
     }
     case HAK_KNOB_BATCH_THRESHOLD: {
-        if (activity(cur) == p->activity) {
+        uint64_t bytes = sub0(cur->counter[HAK_C_batch_bytes_flushed], p->bytes_flushed);
+        if (bytes < ((uint64_t)1 << 20)) {
             if (!expired) return 0;
             g->grade = TUNER_GRADE_INCONCLUSIVE;
             return 1;
         }
-        g->observed = (double)sub0(cur->counter[HAK_C_batch_flush_ns], p->flush_ns) / (double)age;
-        g->grade = g->observed <= p->predicted * 1.5 + 0.001 ? TUNER_GRADE_CONFIRMED : TUNER_GRADE_REFUTED;
+        g->observed = (double)sub0(cur->counter[HAK_C_batch_flush_ns], p->flush_ns) / ((double)bytes / 1048576.0);
+        g->grade = g->observed <= p->predicted * 1.25 + 2000.0 ? TUNER_GRADE_CONFIRMED : TUNER_GRADE_REFUTED;
         return 1;
     }
     case HAK_KNOB_TRIM: {
@@ -654,6 +726,14 @@ int tuner_grade_pending(tuner_state_t *st, const hak_snapshot_t *cur, tuner_grad
             if (grade_one(p, cur, window_ns, &tmp)) best = p, g = tmp;
         }
         if (best == NULL) break;
+        /* learn from batch grades: did a bigger batch save what we thought? */
+        if (best->knob == HAK_KNOB_BATCH_THRESHOLD && g.grade != TUNER_GRADE_INCONCLUSIVE) {
+            if (best->reason == TUNER_R_FLUSH_COST)
+                st->flush_alpha = g.grade == TUNER_GRADE_REFUTED ? max_d(st->flush_alpha * 0.5, 1.0 / 64)
+                                                                 : (st->flush_alpha * 1.25 > 1.0 ? 1.0 : st->flush_alpha * 1.25);
+            else if (g.grade == TUNER_GRADE_REFUTED && best->new_value < best->old_value)
+                st->flush_alpha = st->flush_alpha * 2 > 1.0 ? 1.0 : st->flush_alpha * 2;
+        }
         out[n++] = g;
         best->seq = 0;
         st->npending--;

@@ -19,13 +19,15 @@
  *   - BATCH_THRESHOLD: the smallest threshold that keeps the amortisable flush
  *     cost under flush_target of one core, from measured flush time (and the
  *     kernel's munmap latency when hakmem-probe publishes it), bounded by
- *     [batch_min, batch_max] and by the pending bytes worth holding.
+ *     [batch_min, batch_max] and by the pending bytes worth holding.  Grades
+ *     feed back: a raise that did not lower the cost per MiB halves the share
+ *     of the flush cost the policy believes a bigger batch saves.
  *   - TRIM (idle): large_allocs + large_frees unchanged for idle_ms -> one
  *     trim, not repeated until activity resumes.
  *
  * Units of tuner_decision_t.predicted / tuner_grade_t.observed, by knob:
  *   RING_CAP         cache hit rate (0..1) over the next grade window
- *   BATCH_THRESHOLD  flush time as a fraction of one core (0..1)
+ *   BATCH_THRESHOLD  flush time per MiB released (ns/MiB)
  *   TRIM             bytes cached + pending after the trim
  */
 #ifndef HAKMEM_TUNER_POLICY_H
@@ -99,6 +101,8 @@ typedef struct tuner_class_state {
     uint32_t lo[2], hi[2];      /* min/max cached_blocks seen: [0] current epoch, [1] previous */
     uint32_t live_hi[2];        /* max global blocks_live seen in the epochs (single active class) */
     uint32_t slack;             /* consecutive active intervals whose usage left the want 25% idle */
+    uint32_t since_raise;       /* active steps since this class's want was last raised (UINT32_MAX = never) */
+    uint32_t pad_;
 } tuner_class_state_t;
 
 typedef struct tuner_pending {
@@ -111,6 +115,7 @@ typedef struct tuner_pending {
     uint64_t flush_ns;          /* batch_flush_ns at the decision */
     uint64_t activity;          /* large_allocs + large_frees at the decision */
     uint64_t trims;             /* trims + evict_idle_trim counters at the decision */
+    uint64_t bytes_flushed;     /* batch_bytes_flushed at the decision */
 } tuner_pending_t;
 
 /* Everything the policy remembers: fixed size, no pointers, copyable. */
@@ -126,14 +131,24 @@ typedef struct tuner_state {
     uint32_t posted_cap;        /* cap decided and not yet seen in the knobs (UINT32_MAX = none) */
     uint32_t posted_age;
     /* batch threshold */
-    uint32_t batch_agree;       /* consecutive intervals proposing the same lower threshold */
-    uint64_t batch_proposal;
+    uint32_t batch_agree;       /* consecutive intervals proposing a lower threshold */
+    uint32_t batch_hold;        /* intervals they must agree before lowering (back-off) */
+    uint32_t batch_since_lower; /* steps since the threshold was last lowered (UINT32_MAX = never) */
+    uint32_t batch_since_raise; /* steps since the last flush_cost raise (UINT32_MAX = never) */
+    double   bytes_per_flush;   /* EWMA of bytes released per flush */
+    double   reg_w, reg_x, reg_y, reg_xx, reg_xy;   /* decayed sums for ns/flush = a + b x MiB/flush */
     uint32_t no_flush;          /* consecutive intervals with pending bytes and no flush */
     uint32_t pad_;
-    double   flush_fixed_ns;    /* EWMA of the amortisable cost of one flush (0 = unknown) */
+    double   flush_fixed_ns;    /* EWMA of the per-flush cost a bigger batch could save (0 = unknown) */
+    double   flush_ns_per_mib;  /* EWMA of flush time per MiB released (0 = unknown) */
+    double   flush_alpha;       /* share of it that really amortises: halved by each refuted
+                                   flush_cost raise, regained (x1.25) by each confirmed one */
     uint64_t posted_batch;      /* threshold decided and not yet seen (0 = none) */
     uint32_t posted_batch_age;
     uint32_t npending;
+    uint32_t inplay_hi[2];      /* max blocks in play (live + cached) seen: [0] current epoch, [1] previous */
+    uint32_t inplay_age;
+    uint32_t pad2_;
     tuner_class_state_t cls[HAK_SHM_CLASSES];
     tuner_pending_t pending[TUNER_PENDING_MAX];
 } tuner_state_t;

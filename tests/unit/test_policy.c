@@ -537,6 +537,33 @@ static void test_flush_cost_kernel(void **state) {
     assert_true(b.st.flush_fixed_ns > 0 && b.st.flush_fixed_ns < a.st.flush_fixed_ns / 4);
 }
 
+/* Flush time proportional to the bytes released (no per-flush cost): a bigger
+ * batch saves nothing.  The first raise is refuted by its grade, the
+ * regression over the batch sizes seen finds no per-flush cost, and the
+ * threshold comes back down instead of climbing to the maximum. */
+static void test_flush_cost_learns(void **state) {
+    (void)state;
+    static sim_t m;
+    sim_init(&m, 4, 16 * GiB, NULL);   /* budget/16 = 1 GiB: only batch_max bounds it */
+    sim_step(&m);
+    uint64_t highest = 0;
+    int refuted = 0;
+    for (int i = 0; i < 80; i++) {
+        uint64_t th = m.s.knobs.batch_threshold;
+        uint64_t bytes = 256 * MiB, flushes = bytes / th ? bytes / th : 1;
+        flush_interval(&m, flushes, (bytes / flushes / MiB) * 50000, bytes);
+        sim_step(&m);
+        if (m.s.knobs.batch_threshold > highest) highest = m.s.knobs.batch_threshold;
+        tuner_grade_t g[8];
+        int ng = tuner_grade_pending(&m.st, &m.s, g, 8);
+        for (int k = 0; k < ng; k++) refuted += g[k].grade == TUNER_GRADE_REFUTED;
+    }
+    assert_true(highest <= 128 * MiB);
+    assert_true(refuted >= 1);
+    assert_true(m.s.knobs.batch_threshold <= 8 * MiB);
+    assert_true(m.st.flush_fixed_ns < 1000.0);   /* ~0 ns saved per flush avoided */
+}
+
 /* Grading: a raise that came true is confirmed; a decay followed by misses is
  * refuted; a decision with no traffic afterwards ends inconclusive. */
 static void test_grading(void **state) {
@@ -659,6 +686,7 @@ int main(void) {
         cmocka_unit_test(test_idle_nothing_held),
         cmocka_unit_test(test_flush_cost_threshold),
         cmocka_unit_test(test_flush_cost_kernel),
+        cmocka_unit_test(test_flush_cost_learns),
         cmocka_unit_test(test_grading),
         cmocka_unit_test(test_pending_overflow),
         cmocka_unit_test(test_discontinuity),
