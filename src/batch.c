@@ -87,6 +87,13 @@ void hak_batch_add(hak_block_t *b, int reason) {
     HAK_GAUGE(blocks_pending, 1);
 
     pthread_mutex_lock(&batch_lock);
+    while (npending == BATCH_MAX) {
+        /* Full while another thread's flush still runs: wait for the list
+         * (a blocking flush takes flush_lock after that flush is done). */
+        pthread_mutex_unlock(&batch_lock);
+        hak_batch_flush(true);
+        pthread_mutex_lock(&batch_lock);
+    }
     pending[npending++] = b;
     pending_bytes += b->size;
     bool due = pending_bytes >= atomic_load_explicit(&hak_batch_threshold, memory_order_relaxed) ||

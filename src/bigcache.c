@@ -150,6 +150,12 @@ void hak_bigcache_put(hak_block_t *b) {
         r->count++;
         atomic_store_explicit(&b->state, HAK_BLOCK_CACHED, memory_order_relaxed);
         cls_inc(&s->puts, 1);
+        /* Count the block in before another thread can pop it (and count it
+         * out): readers rely on every "out" having its "in" already. */
+        atomic_fetch_add_explicit(&hak_cached_bytes, (int64_t)b->size, memory_order_relaxed);
+        HAK_CNT(cache_puts);
+        HAK_GAUGE(bytes_cached, (int64_t)b->size);
+        HAK_GAUGE(blocks_cached, 1);
     }
     uint32_t ncap = nfull + nlow + nbudget + (keep ? 0 : 1);
     r->ghosts = r->ghosts + ncap > GHOST_MAX ? GHOST_MAX : r->ghosts + ncap;
@@ -159,12 +165,6 @@ void hak_bigcache_put(hak_block_t *b) {
     cls_end(s, r);
     pthread_mutex_unlock(&r->lock);
 
-    if (keep) {
-        atomic_fetch_add_explicit(&hak_cached_bytes, (int64_t)b->size, memory_order_relaxed);
-        HAK_CNT(cache_puts);
-        HAK_GAUGE(bytes_cached, (int64_t)b->size);
-        HAK_GAUGE(blocks_cached, 1);
-    }
     evict_all(victims, nlow, HAK_EVICT_CAP_LOWERED);
     evict_all(victims + nlow, nfull, HAK_EVICT_RING_FULL);
     evict_all(victims + nfull + nlow, nbudget, HAK_EVICT_BUDGET);

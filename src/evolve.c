@@ -1,5 +1,179 @@
 /*
- * evolve.c - HAKMEM_MODE=evolving: the in-process tuner thread (placeholder
- * until the tuner lands: evolving currently behaves like fixed).
+ * evolve.c - HAKMEM_MODE=evolving: the in-process tuner thread.
+ *
+ * Started lazily by the first large allocation (not at init: a malloc made
+ * while ld.so or libc are still starting up must not spawn threads), restarted
+ * lazily in a forked child, stopped at exit.  Every HAKMEM_TUNE_INTERVAL_MS it
+ * takes a consistent snapshot of this process's own segment, asks the pure
+ * policy (tuner/policy.c) for decisions, applies them through the same clamped
+ * setters as everybody else, logs them in the segment's decision ring, grades
+ * earlier decisions, and - with HAKMEM_HISTORY=file.db - records the sample
+ * and the decisions in SQLite (tuner/db.c loads libsqlite3 with dlopen, so the
+ * allocator itself does not depend on it).  Because it is a thread, the idle
+ * trim happens even while the program sleeps.
  */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
 #include "hak_internal.h"
+#include "../tuner/db.h"
+#include "../tuner/policy.h"
+#include "../tuner/shmlog.h"
+
+static _Atomic int evolve_state;          /* 0 not started, 1 running, 2 stopping, 3 stopped */
+static pthread_t evolve_thread;
+static pthread_mutex_t evolve_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t evolve_cond = PTHREAD_COND_INITIALIZER;
+
+/* Tuner state and snapshots: one tuner per process, kept off the stack. */
+static tuner_state_t tstate;
+static hak_snapshot_t snap[2];
+static tuner_db_t *db;
+static int64_t db_run;
+
+static void read_cmdline(char *out, size_t len) {
+    int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd >= 0 ? read(fd, out, len - 1) : -1;
+    if (fd >= 0) close(fd);
+    if (n <= 0) n = 0;
+    for (ssize_t i = 0; i < n; i++)
+        if (out[i] == '\0') out[i] = ' ';
+    while (n > 0 && out[n - 1] == ' ') n--;
+    out[n] = '\0';
+}
+
+static void apply(const tuner_decision_t *d) {
+    switch (d->knob) {
+    case HAK_KNOB_RING_CAP: hak_knob_set(HAKMEM_KNOB_RING_CAP, d->new_value); break;
+    case HAK_KNOB_BATCH_THRESHOLD: hak_knob_set(HAKMEM_KNOB_BATCH_THRESHOLD, d->new_value); break;
+    case HAK_KNOB_TRIM: hak_trim(); break;
+    default: break;   /* per-class caps: not applied by this library version */
+    }
+}
+
+static void tick(int *have_prev, int *cur_i) {
+    hak_snapshot_t *cur = &snap[*cur_i], *prev = &snap[!*cur_i];
+    if (hak_shm_snapshot(hak_seg, cur) != 0) return;       /* busy: try next period */
+    tuner_decision_t dec[TUNER_MAX_DECISIONS];
+    int n = tuner_step(&tstate, *have_prev ? prev : NULL, cur, dec, TUNER_MAX_DECISIONS);
+    for (int i = 0; i < n; i++) {
+        apply(&dec[i]);
+        uint64_t seq = tuner_shm_log_decision(hak_seg, &dec[i], hak_wall_ns());
+        tuner_note_decision(&tstate, &dec[i], seq, cur);
+        if (db) tuner_db_decision(db, db_run, hak_wall_ns(), seq, &dec[i]);
+        if (hak_opt.verbose)
+            hak_log("tuner: %s knob %u: %llu -> %llu (predicted %.3f)", tuner_reason_name(dec[i].reason),
+                    dec[i].knob, (unsigned long long)dec[i].old_value, (unsigned long long)dec[i].new_value,
+                    dec[i].predicted);
+    }
+    tuner_grade_t g[16];
+    int ng = tuner_grade_pending(&tstate, cur, g, 16);
+    for (int i = 0; i < ng; i++) {
+        tuner_shm_log_grade(hak_seg, &g[i]);
+        if (db) tuner_db_grade(db, db_run, &g[i]);
+    }
+    if (db) tuner_db_sample(db, db_run, cur);
+    *have_prev = 1;
+    *cur_i = !*cur_i;
+}
+
+static void open_history(void) {
+    if (hak_opt.history[0] == '\0') return;
+    char err[256];
+    db = tuner_db_open(hak_opt.history, err, sizeof err);
+    if (db == NULL) {
+        hak_warn("HAKMEM_HISTORY=%s: %s; history is not recorded", hak_opt.history, err);
+        return;
+    }
+    char cmd[512], host[256];
+    read_cmdline(cmd, sizeof cmd);
+    if (gethostname(host, sizeof host) != 0) strcpy(host, "?");
+    host[sizeof host - 1] = '\0';
+    if (hak_shm_snapshot(hak_seg, &snap[0]) != 0) memset(&snap[0], 0, sizeof snap[0]);
+    db_run = tuner_db_run_begin(db, &snap[0], cmd, host, "in-process");
+    if (db_run <= 0) {
+        hak_warn("HAKMEM_HISTORY=%s: cannot start a run; history is not recorded", hak_opt.history);
+        tuner_db_close(db);
+        db = NULL;
+    }
+}
+
+static void *evolve_main(void *arg) {
+    (void)arg;
+    tuner_cfg_t cfg;
+    if (hak_shm_snapshot(hak_seg, &snap[0]) == 0) tuner_cfg_default(&cfg, &snap[0]);
+    else tuner_cfg_default(&cfg, NULL);
+    cfg.cache_max_bytes = atomic_load(&hak_cache_max_bytes);
+    cfg.ring_cap_max = HAK_RING_CAP_MAX;
+    cfg.batch_min = HAK_BATCH_THRESHOLD_MIN;
+    cfg.batch_max = HAK_BATCH_THRESHOLD_MAX;
+    cfg.idle_ms = hak_opt.idle_ms;
+    cfg.interval_ms = hak_opt.tune_interval_ms;
+    tuner_init(&tstate, &cfg);
+    open_history();
+    int have_prev = 0, cur_i = 0;
+    pthread_mutex_lock(&evolve_lock);
+    while (atomic_load(&evolve_state) == 1) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        uint64_t ns = (uint64_t)until.tv_nsec + hak_opt.tune_interval_ms * 1000000ull;
+        until.tv_sec += (time_t)(ns / 1000000000ull);
+        until.tv_nsec = (long)(ns % 1000000000ull);
+        pthread_cond_timedwait(&evolve_cond, &evolve_lock, &until);
+        if (atomic_load(&evolve_state) != 1) break;
+        pthread_mutex_unlock(&evolve_lock);
+        tick(&have_prev, &cur_i);
+        pthread_mutex_lock(&evolve_lock);
+    }
+    if (db) {
+        if (hak_shm_snapshot(hak_seg, &snap[cur_i]) == 0) tuner_db_sample(db, db_run, &snap[cur_i]);
+        tuner_db_run_end(db, db_run, hak_wall_ns());
+        tuner_db_close(db);
+        db = NULL;
+    }
+    atomic_store(&evolve_state, 3);
+    pthread_cond_broadcast(&evolve_cond);
+    pthread_mutex_unlock(&evolve_lock);
+    return NULL;
+}
+
+void hak_evolve_start_slow(void) {
+    int expect = 0;
+    if (!atomic_compare_exchange_strong(&evolve_state, &expect, 1)) return;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&evolve_thread, &attr, evolve_main, NULL) != 0) {
+        atomic_store(&evolve_state, 3);
+        hak_warn("evolving mode: cannot start the tuner thread (%s); knobs stay fixed", strerror(errno));
+    }
+    pthread_attr_destroy(&attr);
+}
+
+void hak_evolve_stop(void) {
+    if (atomic_load(&evolve_state) != 1) return;
+    pthread_mutex_lock(&evolve_lock);
+    atomic_store(&evolve_state, 2);
+    pthread_cond_broadcast(&evolve_cond);
+    /* Let it close the run in the history; never hang the exit on it. */
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 1;
+    while (atomic_load(&evolve_state) == 2)
+        if (pthread_cond_timedwait(&evolve_cond, &evolve_lock, &until) == ETIMEDOUT) break;
+    pthread_mutex_unlock(&evolve_lock);
+}
+
+void hak_evolve_child_reset(void) {
+    /* The parent's thread does not exist here; its SQLite connection must not
+     * be used across fork (sqlite.org: "do not carry a connection across fork"),
+     * so it is dropped, not closed. A new thread and run start lazily. */
+    db = NULL;
+    pthread_mutex_init(&evolve_lock, NULL);
+    pthread_cond_init(&evolve_cond, NULL);
+    atomic_store(&evolve_state, 0);
+}

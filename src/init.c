@@ -16,6 +16,7 @@
 
 _Atomic int hak_ready;     /* 0 none, 1 initialising, 2 ready */
 size_t hak_large_threshold;
+bool hak_evolve_pending;
 
 const char *hak_mode_str(uint64_t mode) {
     static const char *const names[] = {"off", "fixed", "evolving"};
@@ -54,6 +55,8 @@ static void fork_child(void) {
     hak_batch_child_reset();
     hak_shm_child_recreate();
     hak_stats_child_fold();
+    hak_evolve_child_reset();
+    hak_evolve_pending = hak_opt.mode == HAK_MODE_EVOLVING;
 }
 
 void hak_init_slow(void) {
@@ -77,6 +80,7 @@ void hak_init_slow(void) {
     }
     pthread_atfork(fork_prepare, fork_parent, fork_child);
     hak_large_threshold = hak_opt.mode == HAK_MODE_OFF ? SIZE_MAX : hak_opt.large_min;
+    hak_evolve_pending = hak_opt.mode == HAK_MODE_EVOLVING;
     hak_tls.in_init = 0;
     atomic_store_explicit(&hak_ready, 2, memory_order_release);
 }
@@ -87,5 +91,7 @@ __attribute__((constructor)) static void hak_constructor(void) {
 }
 
 __attribute__((destructor)) static void hak_destructor(void) {
-    if (atomic_load(&hak_ready) == 2) hak_shm_remove();
+    if (atomic_load(&hak_ready) != 2) return;
+    hak_evolve_stop();
+    hak_shm_remove();
 }

@@ -62,7 +62,7 @@ static bool inject_failure(void) {
 }
 
 void *hak_os_map_block(size_t size, size_t align, uintptr_t *map_base, size_t *map_size) {
-    bool thp = thp_effective != 0 && size >= HAK_HUGE_PAGE && align <= HAK_HUGE_PAGE;
+    bool thp = thp_effective != 0 && size >= HAK_HUGE_PAGE && align <= HAK_PAGE;
     size_t len;
     if (thp) {
         /* A length that is a multiple of 2 MiB makes the kernel place the

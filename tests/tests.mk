@@ -1,6 +1,6 @@
 # tests/tests.mk - test programs (included by the top-level Makefile).
 # Unit tests: tests/unit/test_<module>.c, cmocka, linked with the core archive
-# (no malloc override).  Programs: tests/progs/<name>.c, plain workloads run by
+# (no malloc override; it holds the segment reader and the tuner too).  Programs: tests/progs/<name>.c, plain workloads run by
 # the integration scripts tests/integration/*.sh.
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(O)/tests/%,$(UNIT_SRCS))
@@ -10,10 +10,11 @@ PROG_BINS := $(patsubst tests/progs/%.c,$(O)/tests/progs/%,$(PROG_SRCS))
 .PHONY: test-build
 test-build: $(UNIT_BINS) $(PROG_BINS) $(TEST_DEPS) $(O)/env-doc
 
-$(O)/tests/%: tests/unit/%.c $(O)/libhakmem_core.a $(READER_OBJ) $(HEADERS)
+# (the core archive contains the segment reader and the tuner too)
+$(O)/tests/%: tests/unit/%.c $(O)/libhakmem_core.a $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(call msg,CCLD,$@)
-	$(Q)$(CC) $(BASE_CFLAGS) -o $@ $< $(O)/libhakmem_core.a $(READER_OBJ) -lcmocka -ldl $(SAN_LDFLAGS)
+	$(Q)$(CC) $(BASE_CFLAGS) -o $@ $< $(O)/libhakmem_core.a -lcmocka -ldl $(SAN_LDFLAGS)
 
 $(O)/tests/progs/%: tests/progs/%.c $(READER_OBJ) $(HEADERS)
 	@mkdir -p $(dir $@)
