@@ -57,7 +57,7 @@ void *hak_large_alloc(size_t n, size_t align, bool zero) {
         else memset(p, 0, n);
     }
     hak_op_end();
-    if (unlikely(hak_evolve_pending)) {             /* evolving: first large block starts the tuner */
+    if (unlikely(hak_evolve_pending)) {             /* first large block starts the background thread */
         hak_evolve_pending = false;
         hak_evolve_start_slow();
     }

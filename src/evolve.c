@@ -1,5 +1,8 @@
 /*
- * evolve.c - HAKMEM_MODE=evolving: the in-process tuner thread.
+ * evolve.c - the allocator's background thread: applies control requests
+ * (hakmem-stat --set/--trim, hakmem-tuner --drive) even while the program
+ * sleeps, in every mode with a published segment, and in HAKMEM_MODE=evolving
+ * runs the in-process tuner.
  *
  * Started lazily by the first large allocation (not at init: a malloc made
  * while ld.so or libc are still starting up must not spawn threads), restarted
@@ -15,7 +18,10 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/futex.h>
+#include <stdint.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -26,8 +32,6 @@
 
 static _Atomic int evolve_state;          /* 0 not started, 1 running, 2 stopping, 3 stopped */
 static pthread_t evolve_thread;
-static pthread_mutex_t evolve_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t evolve_cond = PTHREAD_COND_INITIALIZER;
 
 /* Tuner state and snapshots: one tuner per process, kept off the stack. */
 static tuner_state_t tstate;
@@ -102,32 +106,48 @@ static void open_history(void) {
     }
 }
 
+/* Sleep until the control block's seq moves (a requester FUTEX_WAKEs its low
+ * 32 bits, see hak_shm_control_post), until stop, or for at most ms. */
+static void wait_for_control(uint64_t ms) {
+    uint32_t *word = (uint32_t *)&hak_seg->control.seq;     /* low half (little endian) */
+    uint32_t seen = atomic_load_explicit((_Atomic uint32_t *)word, memory_order_acquire);
+    uint64_t applied = atomic_load_explicit((_Atomic uint64_t *)&hak_seg->control.applied_seq, memory_order_relaxed);
+    if (seen != (uint32_t)applied || atomic_load(&evolve_state) != 1) return;
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    syscall(SYS_futex, word, FUTEX_WAIT, seen, &ts, NULL, 0);
+}
+
 static void *evolve_main(void *arg) {
     (void)arg;
-    tuner_cfg_t cfg;
-    if (hak_shm_snapshot(hak_seg, &snap[0]) == 0) tuner_cfg_default(&cfg, &snap[0]);
-    else tuner_cfg_default(&cfg, NULL);
-    cfg.cache_max_bytes = atomic_load(&hak_cache_max_bytes);
-    cfg.ring_cap_max = HAK_RING_CAP_MAX;
-    cfg.batch_min = HAK_BATCH_THRESHOLD_MIN;
-    cfg.batch_max = HAK_BATCH_THRESHOLD_MAX;
-    cfg.idle_ms = hak_opt.idle_ms;
-    cfg.interval_ms = hak_opt.tune_interval_ms;
-    tuner_init(&tstate, &cfg);
-    open_history();
+    bool evolving = hak_opt.mode == HAK_MODE_EVOLVING;
     int have_prev = 0, cur_i = 0;
-    pthread_mutex_lock(&evolve_lock);
+    if (evolving) {
+        tuner_cfg_t cfg;
+        if (hak_shm_snapshot(hak_seg, &snap[0]) == 0) tuner_cfg_default(&cfg, &snap[0]);
+        else tuner_cfg_default(&cfg, NULL);
+        cfg.cache_max_bytes = atomic_load(&hak_cache_max_bytes);
+        cfg.ring_cap_max = HAK_RING_CAP_MAX;
+        cfg.batch_min = HAK_BATCH_THRESHOLD_MIN;
+        cfg.batch_max = HAK_BATCH_THRESHOLD_MAX;
+        cfg.idle_ms = hak_opt.idle_ms;
+        cfg.interval_ms = hak_opt.tune_interval_ms;
+        tuner_init(&tstate, &cfg);
+        open_history();
+    }
+    uint64_t period_ns = hak_opt.tune_interval_ms * 1000000ull;
+    uint64_t next_tick = hak_now_ns() + period_ns;
     while (atomic_load(&evolve_state) == 1) {
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        uint64_t ns = (uint64_t)until.tv_nsec + hak_opt.tune_interval_ms * 1000000ull;
-        until.tv_sec += (time_t)(ns / 1000000000ull);
-        until.tv_nsec = (long)(ns % 1000000000ull);
-        pthread_cond_timedwait(&evolve_cond, &evolve_lock, &until);
+        uint64_t now = hak_now_ns();
+        uint64_t wait_ms = 1000;                        /* fixed mode: control requests only */
+        if (evolving) wait_ms = now >= next_tick ? 0 : (next_tick - now + 999999) / 1000000;
+        if (wait_ms > 0) wait_for_control(wait_ms);
         if (atomic_load(&evolve_state) != 1) break;
-        pthread_mutex_unlock(&evolve_lock);
-        tick(&have_prev, &cur_i);
-        pthread_mutex_lock(&evolve_lock);
+        hak_control_poll();                             /* applies --set/--trim even while the program sleeps */
+        if (evolving && hak_now_ns() >= next_tick) {
+            tick(&have_prev, &cur_i);
+            next_tick += period_ns;
+            if (next_tick < hak_now_ns()) next_tick = hak_now_ns() + period_ns;
+        }
     }
     if (db) {
         if (hak_shm_snapshot(hak_seg, &snap[cur_i]) == 0) tuner_db_sample(db, db_run, &snap[cur_i]);
@@ -136,8 +156,6 @@ static void *evolve_main(void *arg) {
         db = NULL;
     }
     atomic_store(&evolve_state, 3);
-    pthread_cond_broadcast(&evolve_cond);
-    pthread_mutex_unlock(&evolve_lock);
     return NULL;
 }
 
@@ -147,25 +165,24 @@ void hak_evolve_start_slow(void) {
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    if (pthread_create(&evolve_thread, &attr, evolve_main, NULL) != 0) {
+    int rc = pthread_create(&evolve_thread, &attr, evolve_main, NULL);
+    if (rc != 0) {
         atomic_store(&evolve_state, 3);
-        hak_warn("evolving mode: cannot start the tuner thread (%s); knobs stay fixed", strerror(errno));
+        hak_warn("cannot start the background thread (%s): %s", strerror(rc),
+                 hak_opt.mode == HAK_MODE_EVOLVING ? "knobs stay fixed" : "control requests apply on the next large op");
     }
     pthread_attr_destroy(&attr);
 }
 
 void hak_evolve_stop(void) {
-    if (atomic_load(&evolve_state) != 1) return;
-    pthread_mutex_lock(&evolve_lock);
-    atomic_store(&evolve_state, 2);
-    pthread_cond_broadcast(&evolve_cond);
+    int expect = 1;
+    if (!atomic_compare_exchange_strong(&evolve_state, &expect, 2)) return;
+    syscall(SYS_futex, &hak_seg->control.seq, FUTEX_WAKE, INT32_MAX, NULL, NULL, 0);
     /* Let it close the run in the history; never hang the exit on it. */
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += 1;
-    while (atomic_load(&evolve_state) == 2)
-        if (pthread_cond_timedwait(&evolve_cond, &evolve_lock, &until) == ETIMEDOUT) break;
-    pthread_mutex_unlock(&evolve_lock);
+    for (int i = 0; i < 1000 && atomic_load(&evolve_state) == 2; i++) {
+        struct timespec ts = {0, 1000000L};
+        nanosleep(&ts, NULL);
+    }
 }
 
 void hak_evolve_child_reset(void) {
@@ -173,7 +190,5 @@ void hak_evolve_child_reset(void) {
      * be used across fork (sqlite.org: "do not carry a connection across fork"),
      * so it is dropped, not closed. A new thread and run start lazily. */
     db = NULL;
-    pthread_mutex_init(&evolve_lock, NULL);
-    pthread_cond_init(&evolve_cond, NULL);
     atomic_store(&evolve_state, 0);
 }

@@ -123,6 +123,8 @@ HAK_HIDDEN void *hak_os_map_block(size_t size, size_t align, uintptr_t *map_base
 HAK_HIDDEN int   hak_os_unmap(uintptr_t base, size_t len);
 /* Grow/move a mapping (MREMAP_MAYMOVE). New base or NULL (errno). */
 HAK_HIDDEN void *hak_os_remap(uintptr_t base, size_t old_len, size_t new_len);
+/* MADV_HUGEPAGE on a whole mapping that grew past 2 MiB (THP mode madvise). */
+HAK_HIDDEN void  hak_os_advise_huge(uintptr_t base, size_t len);
 /* Anonymous zeroed memory for metadata (never released). NULL on failure. */
 HAK_HIDDEN void *hak_os_meta_alloc(size_t len);
 /* Release non-block memory (metadata/segment mappings). */
@@ -288,6 +290,8 @@ static inline void hak_gauge_add(int id, int64_t d) {
 HAK_HIDDEN void hak_shm_create(void);
 HAK_HIDDEN void hak_shm_remove(void);
 HAK_HIDDEN void hak_shm_child_recreate(void);
+/* True when the segment is published under /dev/shm (others can read and steer it). */
+HAK_HIDDEN bool hak_shm_is_shared(void);
 
 // ---------------------------------------------------------------------------
 // init.c: lazy init, constructor/destructor, fork handlers
@@ -309,7 +313,7 @@ HAK_HIDDEN bool hak_active(void);
 HAK_HIDDEN void hak_evolve_start_slow(void);
 HAK_HIDDEN void hak_evolve_stop(void);
 HAK_HIDDEN void hak_evolve_child_reset(void);
-extern bool hak_evolve_pending HAK_HIDDEN;   /* evolving mode and the thread not started yet */
+extern bool hak_evolve_pending HAK_HIDDEN;   /* background thread wanted and not started yet */
 
 // ---------------------------------------------------------------------------
 // alloc.c / free.c / realloc.c

@@ -56,7 +56,7 @@ static void fork_child(void) {
     hak_shm_child_recreate();
     hak_stats_child_fold();
     hak_evolve_child_reset();
-    hak_evolve_pending = hak_opt.mode == HAK_MODE_EVOLVING;
+    hak_evolve_pending = hak_opt.mode == HAK_MODE_EVOLVING || (hak_opt.mode == HAK_MODE_FIXED && hak_shm_is_shared());
 }
 
 void hak_init_slow(void) {
@@ -80,7 +80,9 @@ void hak_init_slow(void) {
     }
     pthread_atfork(fork_prepare, fork_parent, fork_child);
     hak_large_threshold = hak_opt.mode == HAK_MODE_OFF ? SIZE_MAX : hak_opt.large_min;
-    hak_evolve_pending = hak_opt.mode == HAK_MODE_EVOLVING;
+    /* The background thread: the tuner (evolving), or control requests from
+     * other processes (fixed, when the segment is published). */
+    hak_evolve_pending = hak_opt.mode == HAK_MODE_EVOLVING || (hak_opt.mode == HAK_MODE_FIXED && hak_shm_is_shared());
     hak_tls.in_init = 0;
     atomic_store_explicit(&hak_ready, 2, memory_order_release);
 }

@@ -43,7 +43,7 @@ static const hak_option_def_t hak_option_defs[] = {
      "1: print the resolved options and telemetry problems on stderr; 2: also each flush", OPT(verbose)},
     {"HAKMEM_TUNE_INTERVAL_MS", HAK_OPT_UINT, 250, 10, 60000, NULL,
      "evolving mode: tuner period in milliseconds", OPT(tune_interval_ms)},
-    {"HAKMEM_IDLE_MS", HAK_OPT_UINT, 1000, 50, 3600000, NULL,
+    {"HAKMEM_IDLE_MS", HAK_OPT_UINT, 500, 50, 3600000, NULL,
      "evolving mode: large-block inactivity after which caches are trimmed", OPT(idle_ms)},
     {"HAKMEM_HISTORY", HAK_OPT_STR, 0, 0, 0, NULL,
      "evolving mode: SQLite file that records every sample and decision (empty = none)", OPT(history)},

@@ -94,8 +94,10 @@ void *hak_os_map_block(size_t size, size_t align, uintptr_t *map_base, size_t *m
     uintptr_t base = (uintptr_t)p;
     uintptr_t user = (base + align - 1) & ~(uintptr_t)(align - 1);
     if (thp && thp_effective == 1) {
+        /* The whole mapping, not just [user, user+size): a madvise of part of
+         * it would split the VMA, and mremap (realloc) cannot span two VMAs. */
         HAK_CNT(madvise_calls);
-        (void)madvise((void *)user, size, MADV_HUGEPAGE);
+        (void)madvise(p, len, MADV_HUGEPAGE);
     }
     *map_base = base;
     *map_size = len;
@@ -116,14 +118,36 @@ int hak_os_unmap(uintptr_t base, size_t len) {
     return 0;
 }
 
+/* Move [base, base+old_len) to a fresh 2 MiB-aligned place of new_len bytes
+ * (a multiple of 2 MiB): reserve the place with an inaccessible mapping of
+ * exactly new_len (the kernel aligns PMD-multiple anonymous mappings), then
+ * mremap onto it, which replaces the whole reservation.  Huge pages of the old
+ * block move as whole PMDs instead of being split.  MAP_FAILED on failure. */
+static void *remap_to_aligned(uintptr_t base, size_t old_len, size_t new_len) {
+    HAK_CNT(mmap_calls);
+    void *res = mmap(NULL, new_len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (res == MAP_FAILED) return MAP_FAILED;
+    HAK_CNT(mremap_calls);
+    void *p = mremap((void *)base, old_len, new_len, MREMAP_MAYMOVE | MREMAP_FIXED, res);
+    if (p == MAP_FAILED) hak_os_meta_free(res, new_len);    /* never held a block */
+    return p;
+}
+
 void *hak_os_remap(uintptr_t base, size_t old_len, size_t new_len) {
     if (inject_failure()) {
         HAK_CNT(mmap_failures);
         errno = ENOMEM;
         return NULL;
     }
+    /* Grow in place when the address space after the block is free. */
     HAK_CNT(mremap_calls);
-    void *p = mremap((void *)base, old_len, new_len, MREMAP_MAYMOVE);
+    void *p = mremap((void *)base, old_len, new_len, 0);
+    if (p == MAP_FAILED && thp_effective != 0 && new_len % HAK_HUGE_PAGE == 0 && base % HAK_HUGE_PAGE == 0)
+        p = remap_to_aligned(base, old_len, new_len);
+    if (p == MAP_FAILED) {
+        HAK_CNT(mremap_calls);
+        p = mremap((void *)base, old_len, new_len, MREMAP_MAYMOVE);
+    }
     if (p == MAP_FAILED) {
         HAK_CNT(mmap_failures);
         errno = ENOMEM;
@@ -133,6 +157,12 @@ void *hak_os_remap(uintptr_t base, size_t old_len, size_t new_len) {
     HAK_GAUGE(bytes_mapped, (int64_t)new_len - (int64_t)old_len);
     hak_stats_note_mapped();
     return p;
+}
+
+void hak_os_advise_huge(uintptr_t base, size_t len) {
+    if (thp_effective != 1 || len < HAK_HUGE_PAGE) return;
+    HAK_CNT(madvise_calls);
+    (void)madvise((void *)base, len, MADV_HUGEPAGE);
 }
 
 void *hak_os_meta_alloc(size_t len) {

@@ -36,6 +36,9 @@ void *hak_large_realloc(hak_block_t *b, size_t n) {
     size_t size = c != HAK_CLASS_NONE ? hak_class_size(c) : hak_align_up(n, HAK_PAGE);
     size_t off = (uintptr_t)p - b->map_base;
     size_t len = off + size;
+    /* Like a fresh THP block: the mapping a multiple of 2 MiB, so a move can
+     * land 2 MiB-aligned (os.c) and its huge pages move whole. */
+    if (hak_os_thp_effective() != 0 && size >= HAK_HUGE_PAGE && off == 0) len = hak_align_up(size, HAK_HUGE_PAGE);
     if (len <= b->map_size) {                           /* alignment slack covers it */
         HAK_CNT(realloc_inplace);
     } else {
@@ -53,6 +56,8 @@ void *hak_large_realloc(hak_block_t *b, size_t n) {
             hak_registry_insert(b);     /* leaf exists or is mapped; cannot fail without ENOMEM */
         }
         b->map_size = len;
+        /* the pages still to be touched can come as huge pages */
+        if (size >= HAK_HUGE_PAGE) hak_os_advise_huge(b->map_base, len);
     }
     HAK_GAUGE(bytes_live, (int64_t)size - (int64_t)b->size);
     b->size = size;

@@ -94,6 +94,8 @@ void hak_shm_create(void) {
     hak_seg = s;
 }
 
+bool hak_shm_is_shared(void) { return seg_pid != 0; }
+
 void hak_shm_remove(void) {
     if (seg_pid != 0 && seg_pid == (int)getpid()) {
         shm_unlink(seg_name);

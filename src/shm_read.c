@@ -14,6 +14,8 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <linux/futex.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -258,5 +260,8 @@ uint64_t hak_shm_control_post(hak_shm_t *shm, uint64_t flags, uint64_t ring_cap,
     atomic_store_explicit((_Atomic uint64_t *)&c->flags, flags, memory_order_relaxed);
     atomic_store_explicit((_Atomic uint64_t *)&c->ring_cap, ring_cap, memory_order_relaxed);
     atomic_store_explicit((_Atomic uint64_t *)&c->batch_threshold, batch_threshold, memory_order_relaxed);
-    return atomic_fetch_add_explicit((_Atomic uint64_t *)&c->seq, 1, memory_order_release) + 1;
+    uint64_t seq = atomic_fetch_add_explicit((_Atomic uint64_t *)&c->seq, 1, memory_order_release) + 1;
+    /* Wake the library's background thread, which sleeps on the low 32 bits. */
+    syscall(SYS_futex, (uint32_t *)&c->seq, FUTEX_WAKE, INT32_MAX, NULL, NULL, 0);
+    return seq;
 }
