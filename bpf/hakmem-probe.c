@@ -771,8 +771,8 @@ static void final_report(bool exited, int status, const char *why) {
             printf("%s\"%s\":{\"blocks\":%llu,\"bytes\":%llu}", r ? "," : "", evict_names[r],
                    k.evictions[r], k.evict_bytes[r]);
         printf("},\"knob_changes\":%llu,\"hakmem_maps_tracked\":%llu,\"hakmem_maps_overflow\":%llu"
-               ",\"ringbuf_drops\":%llu,\"histograms_log2_ns\":{",
-               k.knob_changes, k.hakmem_maps_tracked, k.hakmem_maps_overflow, k.ringbuf_drops);
+               ",\"ringbuf_drops\":%llu,\"hakmem_range_from_usdt\":%llu,\"histograms_log2_ns\":{",
+               k.knob_changes, k.hakmem_maps_tracked, k.hakmem_maps_overflow, k.ringbuf_drops, k.hakmem_range_from_usdt);
         bool first = true;
         json_hist("munmap_inside", hs[HP_HIST_MUNMAP_IN], &first);
         json_hist("munmap_outside", hs[HP_HIST_MUNMAP_OUT], &first);
@@ -837,14 +837,17 @@ static void final_report(bool exited, int status, const char *why) {
     if (k.ringbuf_drops) printf("WARNING: %llu events dropped (ring buffer full)\n", k.ringbuf_drops);
     if (k.hakmem_maps_overflow)
         printf("WARNING: %llu hakmem mappings not tracked (map full)\n", k.hakmem_maps_overflow);
+    if (k.hakmem_range_from_usdt)
+        printf("note: libhakmem.so's inode in the target differs from %s: its code range was learned at the "
+               "first flush, hakmem mappings made before it are not tracked\n", lib_path);
 
     print_hist("munmap latency inside flush windows (ns)", hs[HP_HIST_MUNMAP_IN]);
     print_hist("munmap latency outside flush windows (ns)", hs[HP_HIST_MUNMAP_OUT]);
     print_hist("madvise latency (ns)", hs[HP_HIST_MADVISE]);
     print_hist("flush window duration (ns)", hs[HP_HIST_FLUSH]);
 
-    printf("\ncross-check with the library's own counters (/dev/shm/hakmem.%d%s):\n", target_pid,
-           seg_have_base ? ", since attach" : "");
+    printf("\ncross-check with the library's own counters (/dev/shm/hakmem.%d%s%s):\n", target_pid,
+           seg_have_base ? ", since attach" : "", exited ? "" : "; target still running, a flush in progress can differ");
     if (!l.have) {
         printf("  unavailable: %s\n", hak_shm_strerror(l.err));
     } else {

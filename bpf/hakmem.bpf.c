@@ -146,6 +146,28 @@ static long vma_cb(struct task_struct *task, struct vm_area_struct *vma, void *d
     return 0;
 }
 
+/* The vma that holds addr, whatever its file (addr is known to be libhakmem's). */
+static long vma_any_cb(struct task_struct *task, struct vm_area_struct *vma, void *data) {
+    struct vma_ctx *c = data;
+    c->match = 1;
+    c->lo = BPF_CORE_READ(vma, vm_start);
+    c->hi = BPF_CORE_READ(vma, vm_end);
+    return 0;
+}
+
+/* Fallback when the inode given by the loader never matched (a filesystem
+ * that maps another inode than stat() reports, e.g. overlayfs): a USDT probe
+ * fires at an address inside libhakmem's text, so its vma is the range. */
+static __always_inline void learn_range_from_probe(struct pt_regs *regs) {
+    if (hak_hi != 0) return;
+    struct vma_ctx c = {};
+    if (bpf_find_vma(bpf_get_current_task_btf(), PT_REGS_IP(regs), vma_any_cb, &c, 0) == 0 && c.match) {
+        hak_lo = c.lo;
+        hak_hi = c.hi;
+        ADD(hakmem_range_from_usdt, 1);
+    }
+}
+
 /* Returns HP_CALLER_HAKMEM, HP_CALLER_OTHER or HP_CALLER_UNKNOWN. */
 static __always_inline __u32 classify(__u64 addr) {
     if (addr == 0) return HP_CALLER_UNKNOWN;
@@ -387,6 +409,7 @@ int tp_exit_mremap(struct trace_event_raw_sys_exit *ctx) {
 SEC("usdt")
 int BPF_USDT(usdt_flush_begin, __u64 nblocks, __u64 bytes) {
     if (!is_target()) return 0;
+    learn_range_from_probe(ctx);
     struct tstate *t = tstate_get();
     if (!t) return 0;
     ADD(flush_begins, 1);

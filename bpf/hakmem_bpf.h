@@ -55,6 +55,7 @@ struct hp_counters {
     __u64 hakmem_maps_tracked;   /* mappings made by libhakmem code, seen by the probe */
     __u64 hakmem_maps_overflow;  /* ... that did not fit in the tracking map */
     __u64 ringbuf_drops;         /* events lost because the ring buffer was full */
+    __u64 hakmem_range_from_usdt;/* libhakmem's text found from a USDT probe, not by inode */
 };
 
 /* Ring buffer records: each starts with a __u32 type. */

@@ -29,7 +29,7 @@ mountpoint -q /sys/kernel/tracing || mount -t tracefs tracefs /sys/kernel/tracin
 
 NT=-N
 [ "${TOUCH:-0}" = 1 ] && NT=
-ns() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["churn_ns"])' "$1"; }
+ns() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["churn_ns"], d["churn_cpu_ns"])' "$1"; }
 
 run() {   # config cap -> prints churn_ns
   local cfg=$1 cap=$2 out=$T/out.json
@@ -60,10 +60,14 @@ for cap in 4 0; do
   for r in $(seq "$REP"); do
     for c in "${cfgs[@]}"; do run "$c" "$cap" >>"$T/$c.$cap"; done
   done
-  base=$(sort -n "$T/sdt.$cap" | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
-  echo "HAKMEM_RING_CAP=$cap, mmwork $NT -r $ROUNDS, median of $REP:"
+  med() { awk -v k="$2" '{print $k}' "$1" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+  bw=$(med "$T/sdt.$cap" 1)
+  bc=$(med "$T/sdt.$cap" 2)
+  echo "HAKMEM_RING_CAP=$cap, mmwork $NT -r $ROUNDS, median of $REP (wall, and CPU time of the traced process):"
   for c in "${cfgs[@]}"; do
-    med=$(sort -n "$T/$c.$cap" | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
-    awk -v c="$c" -v m="$med" -v b="$base" 'BEGIN {printf "  %-9s %9.2f ms  %+6.1f%% vs sdt\n", c, m / 1e6, (m - b) * 100 / b}'
+    mw=$(med "$T/$c.$cap" 1)
+    mc=$(med "$T/$c.$cap" 2)
+    awk -v c="$c" -v mw="$mw" -v bw="$bw" -v mc="$mc" -v bc="$bc" 'BEGIN {
+      printf "  %-9s wall %9.2f ms %+6.1f%%   cpu %9.2f ms %+6.1f%%  (vs sdt)\n", c, mw / 1e6, (mw - bw) * 100 / bw, mc / 1e6, (mc - bc) * 100 / bc }'
   done
 done

@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -42,6 +43,13 @@
 static int rounds = 20;
 static int no_touch;
 static atomic_int churning;
+
+static unsigned long long cpu_now_ns(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (unsigned long long)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000ull +
+           (unsigned long long)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000ull;
+}
 
 static void touch(char *p, size_t n) {
     if (no_touch) {
@@ -142,6 +150,7 @@ int main(int argc, char **argv) {
     pthread_t tid[17];
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
+    unsigned long long cpu0 = cpu_now_ns();
     atomic_store(&churning, 1);
     for (int i = 0; i < threads; i++)
         if (pthread_create(&tid[i], NULL, churn, grow ? (void *)1 : NULL) != 0) return 1;
@@ -149,6 +158,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < threads; i++) pthread_join(tid[i], NULL);
     atomic_store(&churning, 0);
     clock_gettime(CLOCK_MONOTONIC, &t1);
+    unsigned long long churn_cpu_ns = cpu_now_ns() - cpu0;
     unsigned long long churn_ns =
         (unsigned long long)((t1.tv_sec - t0.tv_sec) * 1000000000ll + (t1.tv_nsec - t0.tv_nsec));
     if (own_n) pthread_join(tid[threads], NULL);
@@ -201,7 +211,7 @@ int main(int argc, char **argv) {
             "\"batch_ranges_flushed\":%llu,\"mmap_calls\":%llu,\"madvise_calls\":%llu,\"mremap_calls\":%llu,"
             "\"own_munmaps\":%u,\"own_len\":%u,\"rogue_len\":%llu,\"k_updated_ns\":%llu,\"k_munmap_calls\":%llu,"
             "\"k_munmap_bytes\":%llu,\"k_munmap_ns_total\":%llu,\"k_munmap_outside_flush\":%llu,"
-            "\"k_madvise_calls\":%llu,\"k_madvise_ns_total\":%llu,\"churn_ns\":%llu}\n",
+            "\"k_madvise_calls\":%llu,\"k_madvise_ns_total\":%llu,\"churn_ns\":%llu,\"churn_cpu_ns\":%llu}\n",
             (int)getpid(), (unsigned long long)k[HAK_C_munmap_calls], (unsigned long long)k[HAK_C_munmap_bytes],
             (unsigned long long)k[HAK_C_munmap_failures], (unsigned long long)k[HAK_C_batch_flushes],
             (unsigned long long)k[HAK_C_batch_blocks_flushed], (unsigned long long)k[HAK_C_batch_bytes_flushed],
@@ -210,7 +220,7 @@ int main(int argc, char **argv) {
             atomic_load(&own_done), OWN_LEN, rogue_len, (unsigned long long)s.kernel.updated_ns,
             (unsigned long long)s.kernel.munmap_calls, (unsigned long long)s.kernel.munmap_bytes,
             (unsigned long long)s.kernel.munmap_ns_total, (unsigned long long)s.kernel.munmap_outside_flush,
-            (unsigned long long)s.kernel.madvise_calls, (unsigned long long)s.kernel.madvise_ns_total, churn_ns);
+            (unsigned long long)s.kernel.madvise_calls, (unsigned long long)s.kernel.madvise_ns_total, churn_ns, churn_cpu_ns);
     if (f != stdout) fclose(f);
     else fflush(stdout);
     return 0;
