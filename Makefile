@@ -19,7 +19,7 @@ else
   msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
-HAVE_SDT := $(shell printf '\#include <sys/sdt.h>\nint main(void){return 0;}\n' | $(CC) -x c - -fsyntax-only 2>/dev/null && echo 1)
+HAVE_SDT := $(shell $(CC) -E -include sys/sdt.h -x c /dev/null >/dev/null 2>&1 && echo 1)
 
 WARN     := -Wall -Wextra -Wshadow -Wpointer-arith -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
 BASE_CFLAGS := -std=gnu11 -O2 -g -pthread $(WARN) -Iinclude -Isrc $(EXTRA_CFLAGS)

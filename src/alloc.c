@@ -15,6 +15,7 @@ void *hak_large_alloc(size_t n, size_t align, bool zero) {
         errno = ENOMEM;
         return NULL;
     }
+    hak_shm_publish_check();
     hak_op_begin();
     hak_control_poll();
     uint32_t c = align <= HAK_PAGE ? hak_size_class(n) : HAK_CLASS_NONE;
@@ -57,10 +58,10 @@ void *hak_large_alloc(size_t n, size_t align, bool zero) {
         else memset(p, 0, n);
     }
     hak_op_end();
-    if (unlikely(hak_evolve_pending)) {             /* first large block starts the background thread */
-        hak_evolve_pending = false;
+    /* the first large block starts the background thread */
+    if (unlikely(atomic_load_explicit(&hak_evolve_pending, memory_order_relaxed)) &&
+        atomic_exchange(&hak_evolve_pending, false))
         hak_evolve_start_slow();
-    }
     return p;
 }
 

@@ -26,6 +26,7 @@ void hak_large_free(hak_block_t *b) {
      * PENDING and is reported before it can corrupt a ring. */
     if (!atomic_compare_exchange_strong(&b->state, &expect, HAK_BLOCK_CACHED))
         hak_invalid_pointer("free", (void *)atomic_load(&b->user), NULL);
+    hak_shm_publish_check();
     hak_op_begin();
     HAK_CNT(large_frees);
     HAK_GAUGE(bytes_live, -(int64_t)b->size);

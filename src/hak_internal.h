@@ -290,6 +290,14 @@ static inline void hak_gauge_add(int id, int64_t d) {
 HAK_HIDDEN void hak_shm_create(void);
 HAK_HIDDEN void hak_shm_remove(void);
 HAK_HIDDEN void hak_shm_child_recreate(void);
+/* A forked child publishes its segment lazily (see shm.c). */
+extern _Atomic bool hak_shm_publish_pending HAK_HIDDEN;
+HAK_HIDDEN void hak_shm_publish_child(void);
+static inline void hak_shm_publish_check(void) {
+    if (unlikely(atomic_load_explicit(&hak_shm_publish_pending, memory_order_relaxed)) &&
+        atomic_exchange(&hak_shm_publish_pending, false))
+        hak_shm_publish_child();
+}
 /* True when the segment is published under /dev/shm (others can read and steer it). */
 HAK_HIDDEN bool hak_shm_is_shared(void);
 
@@ -313,7 +321,7 @@ HAK_HIDDEN bool hak_active(void);
 HAK_HIDDEN void hak_evolve_start_slow(void);
 HAK_HIDDEN void hak_evolve_stop(void);
 HAK_HIDDEN void hak_evolve_child_reset(void);
-extern bool hak_evolve_pending HAK_HIDDEN;   /* background thread wanted and not started yet */
+extern _Atomic bool hak_evolve_pending HAK_HIDDEN;   /* background thread wanted and not started yet */
 
 // ---------------------------------------------------------------------------
 // alloc.c / free.c / realloc.c

@@ -16,7 +16,7 @@
 
 _Atomic int hak_ready;     /* 0 none, 1 initialising, 2 ready */
 size_t hak_large_threshold;
-bool hak_evolve_pending;
+_Atomic bool hak_evolve_pending;
 
 const char *hak_mode_str(uint64_t mode) {
     static const char *const names[] = {"off", "fixed", "evolving"};
@@ -56,7 +56,7 @@ static void fork_child(void) {
     hak_shm_child_recreate();
     hak_stats_child_fold();
     hak_evolve_child_reset();
-    hak_evolve_pending = hak_opt.mode == HAK_MODE_EVOLVING || (hak_opt.mode == HAK_MODE_FIXED && hak_shm_is_shared());
+    hak_evolve_pending = hak_opt.mode == HAK_MODE_EVOLVING || (hak_opt.mode == HAK_MODE_FIXED && hak_opt.stats);
 }
 
 void hak_init_slow(void) {

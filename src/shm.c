@@ -24,8 +24,10 @@
 static char seg_name[64];
 static int seg_pid;              /* pid whose name we own, 0 = private */
 
-/* Create and map /hakmem.<pid>; NULL (with a verbose warning) on any problem. */
-static hak_shm_t *create_named(int pid) {
+/* Create and map /hakmem.<pid>; NULL (with a verbose warning) on any problem.
+ * With at != NULL the segment gets at's current contents and is mapped over
+ * at (MAP_FIXED), so every pointer into it stays valid. */
+static hak_shm_t *create_named(int pid, void *at) {
     char name[64];
     snprintf(name, sizeof name, HAK_SHM_NAME_FMT, pid);
     int fd = -1;
@@ -47,8 +49,9 @@ static hak_shm_t *create_named(int pid) {
         return NULL;
     }
     void *p = MAP_FAILED;
-    if (ftruncate(fd, (off_t)SEG_LEN) == 0)
-        p = mmap(NULL, SEG_LEN, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (ftruncate(fd, (off_t)SEG_LEN) == 0 &&
+        (at == NULL || pwrite(fd, at, SEG_LEN, 0) == (ssize_t)SEG_LEN))
+        p = mmap(at, SEG_LEN, PROT_READ | PROT_WRITE, MAP_SHARED | (at ? MAP_FIXED : 0), fd, 0);
     int e = errno;
     close(fd);
     if (p == MAP_FAILED) {
@@ -87,7 +90,7 @@ static void stamp(hak_shm_t *s) {
 }
 
 void hak_shm_create(void) {
-    hak_shm_t *s = hak_opt.stats ? create_named((int)getpid()) : NULL;
+    hak_shm_t *s = hak_opt.stats ? create_named((int)getpid(), NULL) : NULL;
     if (s == NULL) s = hak_os_meta_alloc(SEG_LEN);
     if (s == NULL) hak_fatal("cannot map %zu bytes for counters", SEG_LEN);
     stamp(s);
@@ -103,11 +106,18 @@ void hak_shm_remove(void) {
     }
 }
 
+/* After fork(): the child must stop writing into the parent's shared
+ * segment at once, but it should publish its own only if it lives on as a
+ * hakmem process: a child that execs right away would leave a stale
+ * /dev/shm/hakmem.<pid> behind (exec runs no destructor).  So the child gets a
+ * private copy now, published by hak_shm_publish_child() at its first large
+ * allocation or free. */
+_Atomic bool hak_shm_publish_pending;
+
 void hak_shm_child_recreate(void) {
     hak_shm_t *old = hak_seg;
     seg_pid = 0;
-    hak_shm_t *s = hak_opt.stats ? create_named((int)getpid()) : NULL;
-    if (s == NULL) s = hak_os_meta_alloc(SEG_LEN);
+    hak_shm_t *s = hak_os_meta_alloc(SEG_LEN);
     if (s == NULL) return;   /* keep counting in the inherited mapping rather than crash */
     memcpy(s, old, sizeof *s);
     s->magic = 0;
@@ -115,4 +125,14 @@ void hak_shm_child_recreate(void) {
     if (hak_tls.slot != NULL) hak_tls.slot = (hak_shm_slot_t *)((char *)s + ((char *)hak_tls.slot - (char *)old));
     hak_seg = s;
     hak_os_meta_free(old, SEG_LEN);
+    atomic_store(&hak_shm_publish_pending, hak_opt.stats != 0);
+}
+
+void hak_shm_publish_child(void) {
+    /* Map the new segment over the private copy at the same address: slot
+     * pointers held by threads stay valid.  (A thread created after fork that
+     * counts between the copy and the remap loses those increments; the child
+     * usually has one thread here, as the background thread starts after.) */
+    if (create_named((int)getpid(), hak_seg) == NULL && hak_opt.verbose)
+        hak_warn("forked child keeps its counters private");
 }
