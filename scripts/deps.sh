@@ -11,6 +11,7 @@ PKGS=(
   libbpf-dev bpftool libelf-dev zlib1g-dev systemtap-sdt-dev bpftrace
   libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4
   python3 xz-utils git perl gzip zstd bzip2 file procps
+  chromium chromium-driver prometheus curl
 )
 
 missing=()

@@ -34,4 +34,24 @@ $(O)/hakmem-tuner: $(TUNER_TOOL_OBJS) $(READER_OBJ)
 	$(call msg,CCLD,$@)
 	$(Q)$(CC) $(BASE_CFLAGS) -o $@ $^ -ldl $(SAN_LDFLAGS)
 
+# hakmem-report: offline reports from the history (tuner/report*.c).  A tool:
+# it links libsqlite3 directly (the library never does) and reuses the policy's
+# prediction primitive (tuner_hist_covered) from the tool build of policy.o.
+# The HTML template dashboards/report.html is compiled in.
+REPORT_MODULES := report report_db report_model report_text report_json report_html
+REPORT_OBJS    := $(addprefix $(O)/obj/tuner-tool/,$(addsuffix .o,$(REPORT_MODULES)))
+REPORT_GEN     := $(O)/gen/report_template.h
+TOOLS          += $(O)/hakmem-report
+
+$(REPORT_GEN): dashboards/report.html tuner/report_tmpl2c.awk
+	@mkdir -p $(dir $@)
+	$(call msg,GEN,$@)
+	$(Q)awk -f tuner/report_tmpl2c.awk $< > $@
+
+$(REPORT_OBJS): tuner/report.h $(REPORT_GEN)
+
+$(O)/hakmem-report: $(REPORT_OBJS) $(O)/obj/tuner-tool/policy.o
+	$(call msg,CCLD,$@)
+	$(Q)$(CC) $(BASE_CFLAGS) -o $@ $^ -lsqlite3 -lm $(SAN_LDFLAGS)
+
 .DEFAULT_GOAL := $(TUNER_SAVED_GOAL)
