@@ -1,1 +1,1414 @@
-int main(void) { return 0; }
+/*
+ * hakmem-stat - read and steer the telemetry segments of hakmem processes.
+ *
+ * Every process running libhakmem publishes /dev/shm/hakmem.<pid> (layout:
+ * include/hakmem/shm.h).  This tool lists those processes, shows every counter,
+ * gauge, knob, control-block field and per-size-class figure of one of them,
+ * watches them live, exports them as JSON or in the Prometheus text format,
+ * posts control requests (--set, --trim) and removes segments of processes
+ * that no longer exist (--gc).
+ *
+ * All parsing of a segment goes through the reader in src/shm_read.c; names
+ * come from the HAK_COUNTERS/HAK_GAUGES X-macro arrays, so a counter added to
+ * shm.h shows up here (plain, JSON, Prometheus) without touching this file.
+ *
+ * A segment is hostile input: another process can truncate it under our
+ * mapping, so every read of a mapped segment runs under a SIGBUS guard that
+ * turns the fault into a "truncated segment" error.  Each error kind has its
+ * own exit status (table in --help and tools/README.md).
+ */
+#define _GNU_SOURCE
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hakmem.h"
+#include "hakmem/shm.h"
+
+#define PROG "hakmem-stat"
+
+// ---------------------------------------------------------------------------
+// Exit status: one per error kind
+// ---------------------------------------------------------------------------
+enum {
+    HS_EXIT_OK = 0,
+    HS_EXIT_SYSTEM = 1,      /* other system error (I/O, memory, output) */
+    HS_EXIT_USAGE = 2,       /* bad command line */
+    HS_EXIT_NOPROC = 3,      /* no such process */
+    HS_EXIT_NOSEG = 4,       /* process has no hakmem segment */
+    HS_EXIT_PERM = 5,        /* permission denied */
+    HS_EXIT_NOTHAK = 6,      /* not a hakmem segment */
+    HS_EXIT_VERSION = 7,     /* other layout version */
+    HS_EXIT_TRUNC = 8,       /* truncated segment (also SIGBUS while reading) */
+    HS_EXIT_CORRUPT = 9,     /* corrupt segment */
+    HS_EXIT_BUSY = 10,       /* no consistent snapshot in time */
+    HS_EXIT_NOTAPPLIED = 11, /* control request not applied within the timeout */
+};
+
+static int exit_code_of(int err) {
+    switch (err < 0 ? -err : err) {
+    case HAK_SHM_OK: return HS_EXIT_OK;
+    case HAK_SHM_ESRCH: return HS_EXIT_NOPROC;
+    case HAK_SHM_ENOENT: return HS_EXIT_NOSEG;
+    case HAK_SHM_EACCES: return HS_EXIT_PERM;
+    case HAK_SHM_EMAGIC: return HS_EXIT_NOTHAK;
+    case HAK_SHM_EVERSION: return HS_EXIT_VERSION;
+    case HAK_SHM_ESHORT: return HS_EXIT_TRUNC;
+    case HAK_SHM_ECORRUPT: return HS_EXIT_CORRUPT;
+    case HAK_SHM_EBUSY: return HS_EXIT_BUSY;
+    default: return HS_EXIT_SYSTEM;
+    }
+}
+
+/* One line on stderr: "hakmem-stat: pid 123: <reader error text>". */
+static int report_err(int pid, int err, int sys_errno) {
+    if ((err < 0 ? -err : err) == HAK_SHM_EIO && sys_errno != 0)
+        fprintf(stderr, PROG ": pid %d: %s: %s\n", pid, hak_shm_strerror(err), strerror(sys_errno));
+    else
+        fprintf(stderr, PROG ": pid %d: %s\n", pid, hak_shm_strerror(err));
+    return exit_code_of(err);
+}
+
+static int usage_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage_err(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs(PROG ": ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputs(" (try '" PROG " --help')\n", stderr);
+    va_end(ap);
+    return HS_EXIT_USAGE;
+}
+
+// ---------------------------------------------------------------------------
+// SIGBUS guard around every read of a mapped segment
+// ---------------------------------------------------------------------------
+static sigjmp_buf bus_env;
+static volatile sig_atomic_t bus_armed;
+
+static void on_sigbus(int sig) {
+    if (bus_armed) {
+        bus_armed = 0;
+        siglongjmp(bus_env, 1);
+    }
+    signal(sig, SIG_DFL);   /* a fault outside a guarded read: a real bug, crash loudly */
+    raise(sig);
+}
+
+static void install_sigbus(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigbus;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGBUS, &sa, NULL);
+}
+
+/* The guarded operations.  If the segment shrinks under us the access faults
+ * and we land back here with "truncated segment".  (A fault inside
+ * hak_shm_open_pid can leak that one mapping; the tool reports and moves on.) */
+static int seg_open(int pid, hak_shm_handle_t *h) {
+    if (sigsetjmp(bus_env, 1) != 0) return -HAK_SHM_ESHORT;
+    bus_armed = 1;
+    errno = 0;
+    int rc = hak_shm_open_pid(pid, h);
+    bus_armed = 0;
+    return rc;
+}
+
+static int seg_snapshot(const hak_shm_t *shm, hak_snapshot_t *out) {
+    if (sigsetjmp(bus_env, 1) != 0) return -HAK_SHM_ESHORT;
+    bus_armed = 1;
+    int rc = hak_shm_snapshot(shm, out);
+    bus_armed = 0;
+    return rc;
+}
+
+static int seg_post(hak_shm_t *shm, uint64_t flags, uint64_t cap, uint64_t thr, uint64_t *seq) {
+    if (sigsetjmp(bus_env, 1) != 0) return -HAK_SHM_ESHORT;
+    bus_armed = 1;
+    *seq = hak_shm_control_post(shm, flags, cap, thr);
+    bus_armed = 0;
+    return 0;
+}
+
+static int seg_load(const uint64_t *p, uint64_t *out) {
+    if (sigsetjmp(bus_env, 1) != 0) return -HAK_SHM_ESHORT;
+    bus_armed = 1;
+    *out = atomic_load_explicit((_Atomic uint64_t *)p, memory_order_acquire);
+    bus_armed = 0;
+    return 0;
+}
+
+// ---------------------------------------------------------------------------
+// Small helpers
+// ---------------------------------------------------------------------------
+static uint64_t clock_ns(clockid_t id) {
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static bool process_gone(int pid) { return kill(pid, 0) == -1 && errno == ESRCH; }
+
+/* "1.5 MiB" */
+static const char *fmt_bytes(char *buf, size_t n, double v) {
+    static const char *const unit[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+    int u = 0;
+    while (fabs(v) >= 1024.0 && u < 5) {
+        v /= 1024.0;
+        u++;
+    }
+    if (u == 0) snprintf(buf, n, "%.0f B", v);
+    else snprintf(buf, n, "%.1f %s", v, unit[u]);
+    return buf;
+}
+
+static const char *fmt_age(char *buf, size_t n, double s) {
+    if (s < 120) snprintf(buf, n, "%.1f s", s);
+    else if (s < 7200) snprintf(buf, n, "%.1f min", s / 60);
+    else snprintf(buf, n, "%.1f h", s / 3600);
+    return buf;
+}
+
+static double hit_rate(const uint64_t *c) {
+    uint64_t d = c[HAK_C_cache_hits] + c[HAK_C_cache_misses];
+    return d ? (double)c[HAK_C_cache_hits] / (double)d : NAN;
+}
+
+/* Parse a decimal pid > 0 that fits an int. */
+static bool parse_pid(const char *s, int *pid) {
+    if (*s < '1' || *s > '9') return false;
+    long v = 0;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9') return false;
+        v = v * 10 + (*s - '0');
+        if (v > INT_MAX) return false;
+    }
+    *pid = (int)v;
+    return true;
+}
+
+/* "hakmem.<pid>" exactly, pid canonical decimal > 0. */
+static bool parse_seg_name(const char *name, int *pid) {
+    size_t lp = strlen(HAK_SHM_PREFIX);
+    return strncmp(name, HAK_SHM_PREFIX, lp) == 0 && parse_pid(name + lp, pid);
+}
+
+/* "123", "64K", "4M", "1G", "2T" (binary multiples, optional "i"/"B"). */
+static bool parse_size(const char *s, uint64_t *out) {
+    if (*s < '0' || *s > '9') return false;
+    uint64_t v = 0;
+    for (; *s >= '0' && *s <= '9'; s++) {
+        uint64_t d = (uint64_t)(*s - '0');
+        if (v > (UINT64_MAX - d) / 10) return false;
+        v = v * 10 + d;
+    }
+    unsigned shift = 0;
+    switch (*s) {
+    case 'k': case 'K': shift = 10; s++; break;
+    case 'm': case 'M': shift = 20; s++; break;
+    case 'g': case 'G': shift = 30; s++; break;
+    case 't': case 'T': shift = 40; s++; break;
+    default: break;
+    }
+    if (shift && (*s == 'i' || *s == 'I')) s++;
+    if (*s == 'b' || *s == 'B') s++;
+    if (*s != '\0') return false;
+    if (shift && v > (UINT64_MAX >> shift)) return false;
+    *out = v << shift;
+    return true;
+}
+
+static bool parse_seconds(const char *s, double *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno != 0 || end == s || *end != '\0' || !(v >= 0) || v > 86400) return false;
+    *out = v;
+    return true;
+}
+
+// ---------------------------------------------------------------------------
+// Tables derived from shm.h (names of counters/gauges come from its X-macros)
+// ---------------------------------------------------------------------------
+_Static_assert(HAK_C_evict_cap_lowered == HAK_C_evict_ring_full + HAK_EVICT_CAP_LOWERED &&
+                   HAK_C_evict_budget == HAK_C_evict_ring_full + HAK_EVICT_BUDGET &&
+                   HAK_C_evict_idle_trim == HAK_C_evict_ring_full + HAK_EVICT_IDLE_TRIM &&
+                   HAK_C_evict_uncacheable == HAK_C_evict_ring_full + HAK_EVICT_UNCACHEABLE,
+               "evict_* counters follow enum hak_evict_reason");
+
+/* "ring_full" for HAK_EVICT_RING_FULL: the counter name without "evict_". */
+static const char *reason_name(int r) {
+    const char *n = hak_counter_names[HAK_C_evict_ring_full + r];
+    return strncmp(n, "evict_", 6) == 0 ? n + 6 : n;
+}
+
+enum unit { U_COUNT, U_BYTES, U_MS, U_NS };
+
+typedef struct field_desc {
+    const char *name;    /* JSON / plain name */
+    size_t off;          /* offset of the uint64_t in its struct */
+    int unit;
+    const char *prom;    /* Prometheus name (NULL: not exported) */
+    const char *help;
+} field_desc_t;
+
+#define KNOB(f, u, prom, help) {#f, offsetof(hak_shm_knobs_t, f), u, prom, help}
+static const field_desc_t knob_descs[] = {
+    KNOB(ring_cap, U_COUNT, "hakmem_knob_ring_cap", "BIGCACHE_RING_CAP: warm blocks kept per size class"),
+    KNOB(batch_threshold, U_BYTES, "hakmem_knob_batch_threshold_bytes",
+         "BATCH_THRESHOLD: pending bytes that make Batch flush"),
+    KNOB(cache_max_bytes, U_BYTES, "hakmem_knob_cache_max_bytes", "bytes all BigCache rings may hold"),
+    KNOB(large_min, U_BYTES, "hakmem_knob_large_min_bytes", "smallest request hakmem serves"),
+    KNOB(thp, U_COUNT, "hakmem_knob_thp", "THP mode in effect: 0 never, 1 madvise-aligned, 2 always"),
+    KNOB(tune_interval_ms, U_MS, "hakmem_knob_tune_interval_seconds", "tuner period"),
+    KNOB(idle_ms, U_MS, "hakmem_knob_idle_seconds", "inactivity after which caches are trimmed"),
+};
+#define NKNOBS (sizeof knob_descs / sizeof knob_descs[0])
+
+#define KERN(f, u, prom, help) {#f, offsetof(hak_shm_kernel_t, f), u, prom, help}
+static const field_desc_t kernel_descs[] = {
+    KERN(munmap_calls, U_COUNT, "hakmem_kernel_munmap_calls_total", "munmap calls seen by the kernel probe"),
+    KERN(munmap_bytes, U_BYTES, "hakmem_kernel_munmap_bytes_total", "bytes released by those munmap calls"),
+    KERN(munmap_ns_total, U_NS, "hakmem_kernel_munmap_seconds_total", "time spent in munmap"),
+    KERN(munmap_outside_flush, U_COUNT, "hakmem_kernel_munmap_outside_flush_total",
+         "munmaps of the process outside Batch flush windows"),
+    KERN(madvise_calls, U_COUNT, "hakmem_kernel_madvise_calls_total", "madvise calls seen by the kernel probe"),
+    KERN(madvise_ns_total, U_NS, "hakmem_kernel_madvise_seconds_total", "time spent in madvise"),
+};
+#define NKERNEL (sizeof kernel_descs / sizeof kernel_descs[0])
+
+#define CLS(f, u, prom, help) {#f, offsetof(hak_shm_class_t, f), u, prom, help}
+static const field_desc_t class_descs[] = {
+    CLS(hits, U_COUNT, "hakmem_class_hits_total", "allocations of this class served from its ring"),
+    CLS(misses, U_COUNT, "hakmem_class_misses_total", "allocations of this class that mapped fresh memory"),
+    CLS(puts, U_COUNT, "hakmem_class_puts_total", "freed blocks of this class kept warm"),
+    CLS(ghost_hits, U_COUNT, "hakmem_class_ghost_hits_total", "misses a bigger ring would have hit"),
+    CLS(cached_blocks, U_COUNT, "hakmem_class_cached_blocks", "blocks in the ring now"),
+    CLS(cap, U_COUNT, "hakmem_class_cap", "effective ring cap of the class now"),
+};
+#define NCLASSDESC (sizeof class_descs / sizeof class_descs[0])
+
+static uint64_t field_at(const void *base, size_t off) {
+    uint64_t v;
+    memcpy(&v, (const char *)base + off, sizeof v);
+    return v;
+}
+
+static bool class_nonempty(const hak_shm_class_t *c) {
+    uint64_t ev = 0;
+    for (int r = 0; r < HAK_EVICT_NREASONS; r++) ev |= c->evictions[r];
+    return (c->hits | c->misses | c->puts | ev | c->cached_blocks | c->ghost_hits) != 0;
+}
+
+static const char *thp_name(uint64_t v) {
+    switch (v) {
+    case 0: return "never";
+    case 1: return "madvise-aligned";
+    case 2: return "always";
+    default: return "?";
+    }
+}
+
+static void ctl_flags_str(char *buf, size_t n, uint64_t flags) {
+    buf[0] = '\0';
+    size_t len = 0;
+    if (flags & HAK_CTL_RING_CAP) len += (size_t)snprintf(buf + len, n - len, "%sring_cap", len ? "|" : "");
+    if (len < n && (flags & HAK_CTL_BATCH_THRESHOLD))
+        len += (size_t)snprintf(buf + len, n - len, "%sbatch_threshold", len ? "|" : "");
+    if (len < n && (flags & HAK_CTL_TRIM)) len += (size_t)snprintf(buf + len, n - len, "%strim", len ? "|" : "");
+    if (len == 0) snprintf(buf, n, "none");
+}
+
+// ---------------------------------------------------------------------------
+// Collecting processes
+// ---------------------------------------------------------------------------
+typedef struct proc {
+    int pid;
+    hak_snapshot_t snap;
+} proc_t;
+
+typedef struct proc_list {
+    proc_t *v;
+    size_t n, cap;
+    int errors;      /* segments that could not be read (reported on stderr) */
+} proc_list_t;
+
+static int pid_cmp(const void *a, const void *b) {
+    int x = ((const proc_t *)a)->pid, y = ((const proc_t *)b)->pid;
+    return (x > y) - (x < y);
+}
+
+/* Open, snapshot and close the segment of pid.  0 or -err. */
+static int read_pid(int pid, hak_snapshot_t *out) {
+    hak_shm_handle_t h;
+    int rc = seg_open(pid, &h);
+    if (rc != 0) return rc;
+    rc = seg_snapshot(h.shm, out);
+    hak_shm_close(&h);
+    return rc;
+}
+
+/* Snapshot every live hakmem process found in /dev/shm.  Segments of dead
+ * processes, segments that vanish while we look, and other users' segments
+ * (unless we are root) are skipped silently; every other failure is reported
+ * on stderr and counted in list->errors.  Returns 0 or an exit status. */
+static int collect(proc_list_t *list) {
+    list->n = 0;
+    list->errors = 0;
+    DIR *d = opendir(HAK_SHM_DIR);
+    if (d == NULL) {
+        if (errno == ENOENT) return 0;
+        fprintf(stderr, PROG ": cannot read " HAK_SHM_DIR ": %s\n", strerror(errno));
+        return HS_EXIT_SYSTEM;
+    }
+    struct dirent *de;
+    uid_t me = geteuid();
+    while ((de = readdir(d)) != NULL) {
+        int pid;
+        if (!parse_seg_name(de->d_name, &pid)) continue;
+        if (process_gone(pid)) continue;
+        if (list->n == list->cap) {
+            size_t ncap = list->cap ? list->cap * 2 : 16;
+            proc_t *nv = realloc(list->v, ncap * sizeof *nv);
+            if (nv == NULL) {
+                closedir(d);
+                fprintf(stderr, PROG ": out of memory\n");
+                return HS_EXIT_SYSTEM;
+            }
+            list->v = nv;
+            list->cap = ncap;
+        }
+        int rc = read_pid(pid, &list->v[list->n].snap);
+        int e = errno;
+        if (rc == 0) {
+            list->v[list->n++].pid = pid;
+            continue;
+        }
+        if (rc == -HAK_SHM_ESRCH || rc == -HAK_SHM_ENOENT) continue;     /* raced with an exit */
+        if (rc == -HAK_SHM_EACCES && me != 0) {
+            struct stat st;
+            if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_uid != me) continue;
+        }
+        report_err(pid, rc, e);
+        list->errors++;
+    }
+    closedir(d);
+    qsort(list->v, list->n, sizeof *list->v, pid_cmp);
+    return 0;
+}
+
+// ---------------------------------------------------------------------------
+// Plain text
+// ---------------------------------------------------------------------------
+static void print_list_header(FILE *f) {
+    fprintf(f, "%7s  %-16s %-8s %6s %10s %10s %8s\n", "PID", "COMMAND", "MODE", "HIT%", "CACHED", "PENDING",
+            "FLUSHES");
+}
+
+static void print_list_row(FILE *f, const hak_snapshot_t *s) {
+    char b1[32], b2[32], hr[16];
+    double h = hit_rate(s->counter);
+    if (isnan(h)) snprintf(hr, sizeof hr, "-");
+    else snprintf(hr, sizeof hr, "%.1f", 100.0 * h);
+    fprintf(f, "%7u  %-16.16s %-8s %6s %10s %10s %8" PRIu64 "\n", s->pid, s->comm, hak_mode_name(s->mode), hr,
+            fmt_bytes(b1, sizeof b1, (double)s->gauge[HAK_G_bytes_cached]),
+            fmt_bytes(b2, sizeof b2, (double)s->gauge[HAK_G_bytes_pending]), s->counter[HAK_C_batch_flushes]);
+}
+
+static void print_value(FILE *f, const char *name, uint64_t v, int unit, const char *help) {
+    char b[32];
+    switch (unit) {
+    case U_BYTES:
+        fprintf(f, "  %-22s %20" PRIu64 "  %-10s %s\n", name, v, fmt_bytes(b, sizeof b, (double)v), help);
+        break;
+    case U_MS:
+        fprintf(f, "  %-22s %20" PRIu64 "  %-10s %s\n", name, v, "ms", help);
+        break;
+    case U_NS:
+        snprintf(b, sizeof b, "%.3f s", (double)v / 1e9);
+        fprintf(f, "  %-22s %20" PRIu64 "  %-10s %s\n", name, v, b, help);
+        break;
+    default:
+        fprintf(f, "  %-22s %20" PRIu64 "  %-10s %s\n", name, v, "", help);
+    }
+}
+
+/* Units of a counter or gauge, from its name (generated names stay generic). */
+static int unit_of(const char *name) {
+    size_t l = strlen(name);
+    if (strstr(name, "bytes") != NULL) return U_BYTES;
+    if (l > 3 && strcmp(name + l - 3, "_ns") == 0) return U_NS;
+    return U_COUNT;
+}
+
+static void print_one(FILE *f, const hak_snapshot_t *s) {
+    char b1[32], b2[64];
+    double now_s = (double)clock_ns(CLOCK_REALTIME) / 1e9;
+    double up = s->start_ns ? now_s - (double)s->start_ns / 1e9 : 0;
+    fprintf(f, "pid %u (%s)  uid %u  mode %s  layout v%u  up %s\n", s->pid, s->comm, s->uid, hak_mode_name(s->mode),
+            HAK_SHM_VERSION, fmt_age(b1, sizeof b1, up > 0 ? up : 0));
+    double h = hit_rate(s->counter);
+    if (isnan(h)) fprintf(f, "hit rate -  (no large allocation yet)\n");
+    else
+        fprintf(f, "hit rate %.1f%%  (%" PRIu64 " hits, %" PRIu64 " misses, %" PRIu64 " large allocations)\n",
+                100.0 * h, s->counter[HAK_C_cache_hits], s->counter[HAK_C_cache_misses],
+                s->counter[HAK_C_large_allocs]);
+
+    fprintf(f, "\ncounters\n");
+    for (int k = 0; k < HAK_NCOUNTERS; k++)
+        print_value(f, hak_counter_names[k], s->counter[k], unit_of(hak_counter_names[k]), hak_counter_help[k]);
+
+    fprintf(f, "\ngauges\n");
+    for (int k = 0; k < HAK_NGAUGES; k++)
+        print_value(f, hak_gauge_names[k], (uint64_t)s->gauge[k], unit_of(hak_gauge_names[k]), hak_gauge_help[k]);
+    print_value(f, "peak_bytes_mapped", s->peak_bytes_mapped, U_BYTES, "high-water mark of bytes_mapped");
+
+    fprintf(f, "\nknobs\n");
+    for (size_t k = 0; k < NKNOBS; k++) {
+        uint64_t v = field_at(&s->knobs, knob_descs[k].off);
+        if (strcmp(knob_descs[k].name, "thp") == 0) {
+            snprintf(b2, sizeof b2, "%s", thp_name(v));
+            fprintf(f, "  %-22s %20" PRIu64 "  %-10s %s\n", "thp", v, b2, knob_descs[k].help);
+        } else {
+            print_value(f, knob_descs[k].name, v, knob_descs[k].unit, knob_descs[k].help);
+        }
+    }
+
+    const hak_shm_control_t *c = &s->control;
+    ctl_flags_str(b2, sizeof b2, c->flags);
+    fprintf(f, "\ncontrol\n");
+    fprintf(f, "  seq %" PRIu64 "  applied_seq %" PRIu64 "  %s\n", c->seq, c->applied_seq,
+            c->applied_seq >= c->seq ? "(nothing pending)"
+                                     : "(request pending: applied on the next large malloc/free)");
+    if (c->seq != 0)
+        fprintf(f, "  last request: %s  ring_cap %" PRIu64 "  batch_threshold %" PRIu64 "\n", b2, c->ring_cap,
+                c->batch_threshold);
+    if (c->applied_ns != 0) {
+        double ago = now_s - (double)c->applied_ns / 1e9;
+        fprintf(f, "  last applied %s ago\n", fmt_age(b1, sizeof b1, ago > 0 ? ago : 0));
+    }
+    fprintf(f, "  rejected (clamped) values %" PRIu64 "\n", c->rejected);
+
+    fprintf(f, "\nkernel (hakmem-probe)\n");
+    if (s->kernel.updated_ns == 0) {
+        fprintf(f, "  not published (no eBPF loader attached)\n");
+    } else {
+        double ago = now_s - (double)s->kernel.updated_ns / 1e9;
+        fprintf(f, "  updated %s ago\n", fmt_age(b1, sizeof b1, ago > 0 ? ago : 0));
+        for (size_t k = 0; k < NKERNEL; k++)
+            print_value(f, kernel_descs[k].name, field_at(&s->kernel, kernel_descs[k].off), kernel_descs[k].unit,
+                        kernel_descs[k].help);
+    }
+    fprintf(f, "\ntuner decisions logged: %" PRIu64 "\n", s->decision_head);
+
+    uint32_t used = 0;
+    for (uint32_t i = 0; i < s->nclasses; i++) used += class_nonempty(&s->classes[i]);
+    fprintf(f, "\nsize classes (%u of %u in use)\n", used, s->nclasses);
+    if (used == 0) return;
+    fprintf(f, "  %5s %10s %9s %9s %9s", "class", "size", "hits", "misses", "puts");
+    for (int r = 0; r < HAK_EVICT_NREASONS; r++) fprintf(f, " %11s", reason_name(r));
+    fprintf(f, " %7s %5s %9s\n", "cached", "cap", "ghost");
+    for (uint32_t i = 0; i < s->nclasses; i++) {
+        const hak_shm_class_t *cl = &s->classes[i];
+        if (!class_nonempty(cl)) continue;
+        fprintf(f, "  %5u %10s %9" PRIu64 " %9" PRIu64 " %9" PRIu64, i, fmt_bytes(b1, sizeof b1, (double)cl->size),
+                cl->hits, cl->misses, cl->puts);
+        for (int r = 0; r < HAK_EVICT_NREASONS; r++) fprintf(f, " %11" PRIu64, cl->evictions[r]);
+        fprintf(f, " %7" PRIu64 " %5" PRIu64 " %9" PRIu64 "\n", cl->cached_blocks, cl->cap, cl->ghost_hits);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// JSON
+// ---------------------------------------------------------------------------
+typedef struct jw {
+    FILE *f;
+    bool pretty;
+    int depth;
+    bool comma[32];
+} jw_t;
+
+static void jw_string(FILE *f, const char *s) {
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
+        else if (*p < 0x20 || *p == 0x7f) fprintf(f, "\\u%04x", *p);
+        else fputc(*p, f);
+    }
+    fputc('"', f);
+}
+
+static void jw_key(jw_t *w, const char *key) {
+    if (w->comma[w->depth]) fputc(',', w->f);
+    w->comma[w->depth] = true;
+    if (w->pretty && w->depth > 0) fprintf(w->f, "\n%*s", 2 * w->depth, "");
+    if (key) {
+        jw_string(w->f, key);
+        fputs(w->pretty ? ": " : ":", w->f);
+    }
+}
+static void jw_open(jw_t *w, const char *key, char c) {
+    jw_key(w, key);
+    fputc(c, w->f);
+    w->depth++;
+    w->comma[w->depth] = false;
+}
+static void jw_close(jw_t *w, char c) {
+    bool had = w->comma[w->depth];
+    w->depth--;
+    if (w->pretty && had) fprintf(w->f, "\n%*s", 2 * w->depth, "");
+    fputc(c, w->f);
+}
+static void jw_u64(jw_t *w, const char *key, uint64_t v) {
+    jw_key(w, key);
+    fprintf(w->f, "%" PRIu64, v);
+}
+static void jw_i64(jw_t *w, const char *key, int64_t v) {
+    jw_key(w, key);
+    fprintf(w->f, "%" PRId64, v);
+}
+static void jw_dbl(jw_t *w, const char *key, double v) {
+    jw_key(w, key);
+    if (isfinite(v)) fprintf(w->f, "%.6g", v);
+    else fputs("null", w->f);
+}
+static void jw_str(jw_t *w, const char *key, const char *v) {
+    jw_key(w, key);
+    jw_string(w->f, v);
+}
+static void jw_bool(jw_t *w, const char *key, bool v) {
+    jw_key(w, key);
+    fputs(v ? "true" : "false", w->f);
+}
+
+/* One process as a JSON object; prev (may be NULL) adds per-second "rates". */
+static void json_proc(jw_t *w, const char *key, const hak_snapshot_t *s, const hak_snapshot_t *prev) {
+    jw_open(w, key, '{');
+    jw_u64(w, "pid", s->pid);
+    jw_str(w, "comm", s->comm);
+    jw_u64(w, "uid", s->uid);
+    jw_str(w, "mode", hak_mode_name(s->mode));
+    jw_u64(w, "layout_version", HAK_SHM_VERSION);
+    jw_u64(w, "start_ns", s->start_ns);
+    jw_dbl(w, "hit_rate", hit_rate(s->counter));
+    jw_open(w, "counters", '{');
+    for (int k = 0; k < HAK_NCOUNTERS; k++) jw_u64(w, hak_counter_names[k], s->counter[k]);
+    jw_close(w, '}');
+    jw_open(w, "gauges", '{');
+    for (int k = 0; k < HAK_NGAUGES; k++) jw_i64(w, hak_gauge_names[k], s->gauge[k]);
+    jw_u64(w, "peak_bytes_mapped", s->peak_bytes_mapped);
+    jw_close(w, '}');
+    if (prev != NULL && s->taken_ns > prev->taken_ns) {
+        double dt = (double)(s->taken_ns - prev->taken_ns) / 1e9;
+        jw_dbl(w, "interval_s", dt);
+        jw_open(w, "rates", '{');
+        for (int k = 0; k < HAK_NCOUNTERS; k++)
+            jw_dbl(w, hak_counter_names[k],
+                   s->counter[k] >= prev->counter[k] ? (double)(s->counter[k] - prev->counter[k]) / dt : 0.0);
+        jw_close(w, '}');
+    }
+    jw_open(w, "knobs", '{');
+    for (size_t k = 0; k < NKNOBS; k++) jw_u64(w, knob_descs[k].name, field_at(&s->knobs, knob_descs[k].off));
+    jw_close(w, '}');
+    jw_open(w, "control", '{');
+    jw_u64(w, "seq", s->control.seq);
+    jw_u64(w, "applied_seq", s->control.applied_seq);
+    jw_bool(w, "pending", s->control.applied_seq < s->control.seq);
+    jw_u64(w, "flags", s->control.flags);
+    jw_u64(w, "ring_cap", s->control.ring_cap);
+    jw_u64(w, "batch_threshold", s->control.batch_threshold);
+    jw_u64(w, "applied_ns", s->control.applied_ns);
+    jw_u64(w, "rejected", s->control.rejected);
+    jw_close(w, '}');
+    jw_open(w, "kernel", '{');
+    jw_u64(w, "updated_ns", s->kernel.updated_ns);
+    for (size_t k = 0; k < NKERNEL; k++) jw_u64(w, kernel_descs[k].name, field_at(&s->kernel, kernel_descs[k].off));
+    jw_close(w, '}');
+    jw_u64(w, "decisions_total", s->decision_head);
+    jw_u64(w, "nclasses", s->nclasses);
+    jw_open(w, "classes", '[');
+    for (uint32_t i = 0; i < s->nclasses; i++) {
+        const hak_shm_class_t *cl = &s->classes[i];
+        if (!class_nonempty(cl)) continue;
+        jw_open(w, NULL, '{');
+        jw_u64(w, "class", i);
+        jw_u64(w, "size", cl->size);
+        for (size_t k = 0; k < NCLASSDESC; k++) jw_u64(w, class_descs[k].name, field_at(cl, class_descs[k].off));
+        jw_open(w, "evictions", '{');
+        for (int r = 0; r < HAK_EVICT_NREASONS; r++) jw_u64(w, reason_name(r), cl->evictions[r]);
+        jw_close(w, '}');
+        bool pretty = w->pretty;
+        w->pretty = false;      /* a short array on one line */
+        jw_open(w, "reuse_hist", '[');
+        for (int b = 0; b < 8; b++) jw_u64(w, NULL, cl->reuse_hist[b]);
+        jw_close(w, ']');
+        w->pretty = pretty;
+        jw_close(w, '}');
+    }
+    jw_close(w, ']');
+    jw_close(w, '}');
+}
+
+// ---------------------------------------------------------------------------
+// Prometheus text exposition format
+// ---------------------------------------------------------------------------
+static void prom_label_value(FILE *f, const char *s) {
+    for (; *s; s++) {
+        if (*s == '\\') fputs("\\\\", f);
+        else if (*s == '"') fputs("\\\"", f);
+        else if (*s == '\n') fputs("\\n", f);
+        else fputc(*s, f);
+    }
+}
+
+static void prom_family(FILE *f, const char *name, const char *type, const char *help) {
+    fprintf(f, "# HELP %s ", name);
+    for (const char *p = help; *p; p++) {   /* HELP escapes \ and newline */
+        if (*p == '\\') fputs("\\\\", f);
+        else if (*p == '\n') fputs("\\n", f);
+        else fputc(*p, f);
+    }
+    fprintf(f, "\n# TYPE %s %s\n", name, type);
+}
+
+/* name{pid="..",comm=".."[,extra]} value */
+static void prom_sample(FILE *f, const char *name, const hak_snapshot_t *s, const char *extra, uint64_t v,
+                        int unit) {
+    fprintf(f, "%s{pid=\"%u\",comm=\"", name, s->pid);
+    prom_label_value(f, s->comm);
+    fprintf(f, "\"%s%s}", extra ? "," : "", extra ? extra : "");
+    if (unit == U_NS) fprintf(f, " %.9f\n", (double)v / 1e9);
+    else if (unit == U_MS) fprintf(f, " %.3f\n", (double)v / 1e3);
+    else fprintf(f, " %" PRIu64 "\n", v);
+}
+
+/* hakmem_<counter>_total, or hakmem_<x>_seconds_total for a *_ns counter. */
+static int prom_counter_name(char *buf, size_t n, const char *name) {
+    size_t l = strlen(name);
+    if (l > 3 && strcmp(name + l - 3, "_ns") == 0) {
+        snprintf(buf, n, "hakmem_%.*s_seconds_total", (int)(l - 3), name);
+        return U_NS;
+    }
+    snprintf(buf, n, "hakmem_%s_total", name);
+    return U_COUNT;
+}
+
+/* bytes_cached -> hakmem_cached_bytes, blocks_live -> hakmem_live_blocks. */
+static void prom_gauge_name(char *buf, size_t n, const char *name) {
+    static const char *const units[] = {"bytes", "blocks"};
+    for (size_t u = 0; u < 2; u++) {
+        size_t l = strlen(units[u]);
+        if (strncmp(name, units[u], l) == 0 && name[l] == '_') {
+            snprintf(buf, n, "hakmem_%s_%s", name + l + 1, units[u]);
+            return;
+        }
+    }
+    snprintf(buf, n, "hakmem_%s", name);
+}
+
+static void print_prometheus(FILE *f, const proc_t *v, size_t n, int errors) {
+    char name[128], extra[160];
+    prom_family(f, "hakmem_stat_processes", "gauge", "hakmem processes whose segment was read");
+    fprintf(f, "hakmem_stat_processes %zu\n", n);
+    prom_family(f, "hakmem_stat_errors", "gauge", "hakmem segments that could not be read");
+    fprintf(f, "hakmem_stat_errors %d\n", errors);
+
+    prom_family(f, "hakmem_info", "gauge", "hakmem process: mode and layout version (value 1)");
+    for (size_t i = 0; i < n; i++) {
+        snprintf(extra, sizeof extra, "mode=\"%s\",layout_version=\"%u\"", hak_mode_name(v[i].snap.mode),
+                 HAK_SHM_VERSION);
+        prom_sample(f, "hakmem_info", &v[i].snap, extra, 1, U_COUNT);
+    }
+    prom_family(f, "hakmem_start_time_seconds", "gauge", "when the process created its segment (unix time)");
+    for (size_t i = 0; i < n; i++) prom_sample(f, "hakmem_start_time_seconds", &v[i].snap, NULL, v[i].snap.start_ns, U_NS);
+
+    for (int k = 0; k < HAK_NCOUNTERS; k++) {
+        int unit = prom_counter_name(name, sizeof name, hak_counter_names[k]);
+        prom_family(f, name, "counter", hak_counter_help[k]);
+        for (size_t i = 0; i < n; i++) prom_sample(f, name, &v[i].snap, NULL, v[i].snap.counter[k], unit);
+    }
+    for (int k = 0; k < HAK_NGAUGES; k++) {
+        prom_gauge_name(name, sizeof name, hak_gauge_names[k]);
+        prom_family(f, name, "gauge", hak_gauge_help[k]);
+        for (size_t i = 0; i < n; i++) {
+            int64_t g = v[i].snap.gauge[k];
+            prom_sample(f, name, &v[i].snap, NULL, g > 0 ? (uint64_t)g : 0, U_COUNT);
+        }
+    }
+    prom_family(f, "hakmem_peak_mapped_bytes", "gauge", "high-water mark of hakmem_mapped_bytes");
+    for (size_t i = 0; i < n; i++)
+        prom_sample(f, "hakmem_peak_mapped_bytes", &v[i].snap, NULL, v[i].snap.peak_bytes_mapped, U_COUNT);
+
+    for (size_t k = 0; k < NKNOBS; k++) {
+        prom_family(f, knob_descs[k].prom, "gauge", knob_descs[k].help);
+        for (size_t i = 0; i < n; i++)
+            prom_sample(f, knob_descs[k].prom, &v[i].snap, NULL, field_at(&v[i].snap.knobs, knob_descs[k].off),
+                        knob_descs[k].unit);
+    }
+
+    prom_family(f, "hakmem_control_seq", "gauge", "control requests posted to the process (sequence number)");
+    for (size_t i = 0; i < n; i++) prom_sample(f, "hakmem_control_seq", &v[i].snap, NULL, v[i].snap.control.seq, U_COUNT);
+    prom_family(f, "hakmem_control_applied_seq", "gauge", "last control request the process applied");
+    for (size_t i = 0; i < n; i++)
+        prom_sample(f, "hakmem_control_applied_seq", &v[i].snap, NULL, v[i].snap.control.applied_seq, U_COUNT);
+    prom_family(f, "hakmem_control_rejected_total", "counter", "control values the library had to clamp");
+    for (size_t i = 0; i < n; i++)
+        prom_sample(f, "hakmem_control_rejected_total", &v[i].snap, NULL, v[i].snap.control.rejected, U_COUNT);
+    prom_family(f, "hakmem_decisions_total", "counter", "tuner decisions logged in the segment");
+    for (size_t i = 0; i < n; i++)
+        prom_sample(f, "hakmem_decisions_total", &v[i].snap, NULL, v[i].snap.decision_head, U_COUNT);
+
+    bool any_kernel = false;
+    for (size_t i = 0; i < n; i++) any_kernel |= v[i].snap.kernel.updated_ns != 0;
+    for (size_t k = 0; any_kernel && k < NKERNEL; k++) {
+        const char *type = strstr(kernel_descs[k].prom, "_total") ? "counter" : "gauge";
+        prom_family(f, kernel_descs[k].prom, type, kernel_descs[k].help);
+        for (size_t i = 0; i < n; i++)
+            if (v[i].snap.kernel.updated_ns != 0)
+                prom_sample(f, kernel_descs[k].prom, &v[i].snap, NULL, field_at(&v[i].snap.kernel, kernel_descs[k].off),
+                            kernel_descs[k].unit);
+    }
+
+    for (size_t k = 0; k < NCLASSDESC; k++) {
+        const char *type = strstr(class_descs[k].prom, "_total") ? "counter" : "gauge";
+        prom_family(f, class_descs[k].prom, type, class_descs[k].help);
+        for (size_t i = 0; i < n; i++)
+            for (uint32_t c = 0; c < v[i].snap.nclasses; c++) {
+                const hak_shm_class_t *cl = &v[i].snap.classes[c];
+                if (!class_nonempty(cl)) continue;
+                snprintf(extra, sizeof extra, "class=\"%u\",size=\"%" PRIu64 "\"", c, cl->size);
+                prom_sample(f, class_descs[k].prom, &v[i].snap, extra, field_at(cl, class_descs[k].off), U_COUNT);
+            }
+    }
+    prom_family(f, "hakmem_class_evictions_total", "counter", "blocks of this class handed to Batch, by reason");
+    for (size_t i = 0; i < n; i++)
+        for (uint32_t c = 0; c < v[i].snap.nclasses; c++) {
+            const hak_shm_class_t *cl = &v[i].snap.classes[c];
+            if (!class_nonempty(cl)) continue;
+            for (int r = 0; r < HAK_EVICT_NREASONS; r++) {
+                snprintf(extra, sizeof extra, "class=\"%u\",size=\"%" PRIu64 "\",reason=\"%s\"", c, cl->size,
+                         reason_name(r));
+                prom_sample(f, "hakmem_class_evictions_total", &v[i].snap, extra, cl->evictions[r], U_COUNT);
+            }
+        }
+}
+
+// ---------------------------------------------------------------------------
+// Options
+// ---------------------------------------------------------------------------
+enum out_fmt { OUT_PLAIN, OUT_JSON, OUT_PROM };
+
+typedef struct opts {
+    int pid;                  /* 0 = all processes */
+    int fmt;
+    bool watch;
+    double interval;          /* --watch seconds */
+    long count;               /* --count, 0 = until stopped */
+    bool gc, dry_run;
+    uint64_t ctl_flags;       /* HAK_CTL_* from --set / --trim */
+    uint64_t ring_cap, batch_threshold;
+    bool no_wait;
+    double timeout;           /* seconds to wait for a control request */
+} opts_t;
+
+static void usage(FILE *f) {
+    fprintf(f,
+"Usage: " PROG " [--json | --prometheus] [PID]\n"
+"       " PROG " --watch[=SECONDS] [--count N] [--json] [PID]\n"
+"       " PROG " --set KNOB=VALUE [--set ...] [--trim] [--no-wait | --timeout SECONDS] PID\n"
+"       " PROG " --trim PID\n"
+"       " PROG " --gc [--dry-run] [PID]\n"
+"\n"
+"Read and steer hakmem processes through their telemetry segments\n"
+"(" HAK_SHM_DIR "/" HAK_SHM_PREFIX "<pid>, layout version %u).\n"
+"\n"
+"Without PID: one line per live hakmem process (pid, command, mode, hit rate,\n"
+"bytes cached, bytes pending, flushes).  With PID: every counter, gauge, knob,\n"
+"the control block and the size classes in use of that process.\n"
+"\n"
+"Options:\n"
+"  -j, --json               JSON: one object for PID, an array for all processes\n"
+"  -p, --prometheus         Prometheus text format (node_exporter textfile collector)\n"
+"  -w, --watch[=SECONDS]    refresh every SECONDS (default 1) with per-second rates;\n"
+"                           stops on Ctrl-C or when the process exits; with --json\n"
+"                           prints one JSON document per line per refresh\n"
+"  -c, --count N            with --watch: stop after N refreshes\n"
+"  -s, --set KNOB=VALUE     post a knob change: ring_cap=N (blocks per class) or\n"
+"                           batch_threshold=SIZE (bytes, K/M/G/T suffixes); may repeat\n"
+"  -t, --trim               post a trim: every cached block is released\n"
+"      --no-wait            post and return; do not wait for the process to apply it\n"
+"      --timeout SECONDS    wait at most SECONDS for the request to be applied\n"
+"                           (default 2; libhakmem applies it at once from its\n"
+"                           background thread, which starts with the first large\n"
+"                           allocation; without it, on the next large malloc/free)\n"
+"      --gc                 remove segments of processes that no longer exist\n"
+"                           (regular files only, never through a symlink; yours\n"
+"                           only unless you are root); with PID, only that one\n"
+"  -n, --dry-run            with --gc: list what would be removed\n"
+"  -h, --help               this help\n"
+"  -V, --version            version and segment layout version\n"
+"\n"
+"Exit status:\n"
+"   0  success\n"
+"   1  other system error (I/O, memory, output)\n"
+"   2  usage error\n"
+"   3  no such process\n"
+"   4  the process has no hakmem segment (not running hakmem, or HAKMEM_STATS=0)\n"
+"   5  permission denied (another user's segment, wrong mode, a symlink)\n"
+"   6  not a hakmem segment (bad magic, not a regular file)\n"
+"   7  hakmem segment of another layout version\n"
+"   8  truncated segment (also when it shrinks while being read)\n"
+"   9  corrupt segment (counters violate their invariants)\n"
+"  10  segment busy: no consistent snapshot within 250 ms\n"
+"  11  control request not applied within the timeout (it stays posted:\n"
+"      the process has no background thread yet, or runs in mode off)\n"
+"  Without PID, unreadable segments are reported on stderr and skipped (exit 0).\n"
+"\n"
+"Examples:\n"
+"  " PROG "                               list hakmem processes\n"
+"  " PROG " 4242                          everything about pid 4242\n"
+"  " PROG " --watch=0.5 4242              live view, twice a second\n"
+"  " PROG " --json 4242 | jq .counters.cache_hits\n"
+"  " PROG " --set ring_cap=16 --set batch_threshold=8M 4242\n"
+"  " PROG " --trim 4242                   release every cached block now\n"
+"  " PROG " --prometheus > /var/lib/node_exporter/hakmem.prom.$$ &&\n"
+"      mv /var/lib/node_exporter/hakmem.prom.$$ /var/lib/node_exporter/hakmem.prom\n"
+"  " PROG " --gc                          clean up after killed processes\n",
+            HAK_SHM_VERSION);
+}
+
+/* "ring_cap=16", "batch_threshold=8M" (also ring-cap, BIGCACHE_RING_CAP...). */
+static int parse_set(const char *arg, opts_t *o) {
+    const char *eq = strchr(arg, '=');
+    if (eq == NULL || eq == arg || eq[1] == '\0') return usage_err("--set wants KNOB=VALUE, not '%s'", arg);
+    char key[64];
+    size_t kl = (size_t)(eq - arg);
+    if (kl >= sizeof key) return usage_err("unknown knob in '%s' (ring_cap, batch_threshold)", arg);
+    for (size_t i = 0; i < kl; i++) key[i] = arg[i] == '-' ? '_' : (char)tolower((unsigned char)arg[i]);
+    key[kl] = '\0';
+    const char *val = eq + 1;
+    uint64_t v;
+    if (strcmp(key, "ring_cap") == 0 || strcmp(key, "bigcache_ring_cap") == 0 || strcmp(key, "hakmem_ring_cap") == 0) {
+        if (strspn(val, "0123456789") != strlen(val) || strlen(val) > 18)
+            return usage_err("ring_cap wants a number of blocks, not '%s'", val);
+        v = strtoull(val, NULL, 10);
+        o->ctl_flags |= HAK_CTL_RING_CAP;
+        o->ring_cap = v;
+        return 0;
+    }
+    if (strcmp(key, "batch_threshold") == 0 || strcmp(key, "hakmem_batch_threshold") == 0) {
+        if (!parse_size(val, &v)) return usage_err("batch_threshold wants a size such as 4M, not '%s'", val);
+        o->ctl_flags |= HAK_CTL_BATCH_THRESHOLD;
+        o->batch_threshold = v;
+        return 0;
+    }
+    return usage_err("unknown knob '%.*s' (ring_cap, batch_threshold)", (int)kl, arg);
+}
+
+enum { OPT_NO_WAIT = 1000, OPT_TIMEOUT, OPT_GC };
+
+static int parse_args(int argc, char **argv, opts_t *o) {
+    static const struct option longopts[] = {
+        {"json", no_argument, NULL, 'j'},       {"prometheus", no_argument, NULL, 'p'},
+        {"watch", optional_argument, NULL, 'w'}, {"count", required_argument, NULL, 'c'},
+        {"set", required_argument, NULL, 's'},  {"trim", no_argument, NULL, 't'},
+        {"no-wait", no_argument, NULL, OPT_NO_WAIT}, {"timeout", required_argument, NULL, OPT_TIMEOUT},
+        {"gc", no_argument, NULL, OPT_GC},      {"dry-run", no_argument, NULL, 'n'},
+        {"help", no_argument, NULL, 'h'},       {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    memset(o, 0, sizeof *o);
+    o->interval = 1.0;
+    o->timeout = 2.0;
+    bool have_count = false, have_timeout = false;
+    int c, rc;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":jpw::c:s:tnhV", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'j':
+        case 'p':
+            if (o->fmt != OUT_PLAIN && o->fmt != (c == 'j' ? OUT_JSON : OUT_PROM))
+                return usage_err("--json and --prometheus exclude each other");
+            o->fmt = c == 'j' ? OUT_JSON : OUT_PROM;
+            break;
+        case 'w':
+            o->watch = true;
+            if (optarg && (!parse_seconds(optarg, &o->interval) || o->interval < 0.05))
+                return usage_err("--watch wants a number of seconds >= 0.05, not '%s'", optarg);
+            break;
+        case 'c': {
+            char *end;
+            errno = 0;
+            o->count = strtol(optarg, &end, 10);
+            if (errno || *end || end == optarg || o->count < 1)
+                return usage_err("--count wants a positive number, not '%s'", optarg);
+            have_count = true;
+            break;
+        }
+        case 's':
+            if ((rc = parse_set(optarg, o)) != 0) return rc;
+            break;
+        case 't': o->ctl_flags |= HAK_CTL_TRIM; break;
+        case OPT_NO_WAIT: o->no_wait = true; break;
+        case OPT_TIMEOUT:
+            if (!parse_seconds(optarg, &o->timeout)) return usage_err("--timeout wants seconds, not '%s'", optarg);
+            have_timeout = true;
+            break;
+        case OPT_GC: o->gc = true; break;
+        case 'n': o->dry_run = true; break;
+        case 'h': usage(stdout); exit(fflush(stdout) == 0 ? HS_EXIT_OK : HS_EXIT_SYSTEM);
+        case 'V':
+            printf(PROG " (hakmem) %s, segment layout version %u\n", HAKMEM_VERSION, HAK_SHM_VERSION);
+            exit(fflush(stdout) == 0 ? HS_EXIT_OK : HS_EXIT_SYSTEM);
+        case ':': return usage_err("option '%s' needs a value", argv[optind - 1]);
+        default: return usage_err("unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc) {
+        if (!parse_pid(argv[optind], &o->pid)) return usage_err("'%s' is not a process id", argv[optind]);
+        if (optind + 1 < argc) return usage_err("one PID at most ('%s' is extra)", argv[optind + 1]);
+    }
+    bool ctl = o->ctl_flags != 0;
+    if (o->gc && (ctl || o->watch || o->fmt != OUT_PLAIN)) return usage_err("--gc goes with no other mode");
+    if (o->dry_run && !o->gc) return usage_err("--dry-run goes with --gc");
+    if (ctl && o->pid == 0) return usage_err("--set and --trim need a PID");
+    if (ctl && o->watch) return usage_err("--set/--trim and --watch exclude each other");
+    if (ctl && o->fmt == OUT_PROM) return usage_err("--set/--trim print plain text or --json");
+    if ((o->no_wait || have_timeout) && !ctl) return usage_err("--no-wait and --timeout go with --set or --trim");
+    if (o->no_wait && have_timeout) return usage_err("--no-wait and --timeout exclude each other");
+    if (have_count && !o->watch) return usage_err("--count goes with --watch");
+    if (o->watch && o->fmt == OUT_PROM) return usage_err("--watch shows plain text or --json");
+    return 0;
+}
+
+// ---------------------------------------------------------------------------
+// Modes
+// ---------------------------------------------------------------------------
+static void emit_json_list(const proc_t *v, size_t n, bool pretty, const hak_snapshot_t *const *prev) {
+    jw_t w = {.f = stdout, .pretty = pretty};
+    jw_open(&w, NULL, '[');
+    for (size_t i = 0; i < n; i++) json_proc(&w, NULL, &v[i].snap, prev ? prev[i] : NULL);
+    jw_close(&w, ']');
+    fputc('\n', stdout);
+}
+
+static int do_all(const opts_t *o) {
+    proc_list_t list = {0};
+    int rc = collect(&list);
+    if (rc != 0) goto cleanup;
+    if (o->fmt == OUT_JSON) {
+        emit_json_list(list.v, list.n, true, NULL);
+    } else if (o->fmt == OUT_PROM) {
+        print_prometheus(stdout, list.v, list.n, list.errors);
+    } else {
+        print_list_header(stdout);
+        for (size_t i = 0; i < list.n; i++) print_list_row(stdout, &list.v[i].snap);
+    }
+cleanup:
+    free(list.v);
+    return rc;
+}
+
+static int do_one(const opts_t *o) {
+    hak_snapshot_t *s = malloc(sizeof *s);
+    int rc = HS_EXIT_SYSTEM;
+    if (s == NULL) {
+        fprintf(stderr, PROG ": out of memory\n");
+        goto cleanup;
+    }
+    int err = read_pid(o->pid, s);
+    if (err != 0) {
+        rc = report_err(o->pid, err, errno);
+        goto cleanup;
+    }
+    if (o->fmt == OUT_JSON) {
+        jw_t w = {.f = stdout, .pretty = true};
+        json_proc(&w, NULL, s, NULL);
+        fputc('\n', stdout);
+    } else if (o->fmt == OUT_PROM) {
+        proc_t p = {.pid = o->pid, .snap = *s};
+        print_prometheus(stdout, &p, 1, 0);
+    } else {
+        print_one(stdout, s);
+    }
+    rc = HS_EXIT_OK;
+cleanup:
+    free(s);
+    return rc;
+}
+
+/* --set / --trim: post, wait for applied_seq >= seq, report what the process uses now. */
+static int do_control(const opts_t *o) {
+    hak_shm_handle_t h = {.fd = -1};
+    hak_snapshot_t *before = malloc(sizeof *before), *after = malloc(sizeof *after);
+    int rc = HS_EXIT_SYSTEM, err;
+    char req[64], b1[32];
+    if (before == NULL || after == NULL) {
+        fprintf(stderr, PROG ": out of memory\n");
+        goto cleanup;
+    }
+    if ((err = seg_open(o->pid, &h)) != 0) {
+        rc = report_err(o->pid, err, errno);
+        goto cleanup;
+    }
+    if ((fcntl(h.fd, F_GETFL) & O_ACCMODE) != O_RDWR) {   /* read-only mapping: writing would fault */
+        rc = report_err(o->pid, -HAK_SHM_EACCES, 0);
+        goto cleanup;
+    }
+    if ((err = seg_snapshot(h.shm, before)) != 0) {
+        rc = report_err(o->pid, err, 0);
+        goto cleanup;
+    }
+    uint64_t seq;
+    if ((err = seg_post(h.shm, o->ctl_flags, o->ring_cap, o->batch_threshold, &seq)) != 0) {
+        rc = report_err(o->pid, err, 0);
+        goto cleanup;
+    }
+    ctl_flags_str(req, sizeof req, o->ctl_flags);
+    if (o->no_wait) {
+        printf("pid %d: request %" PRIu64 " posted (%s)\n", o->pid, seq, req);
+        rc = HS_EXIT_OK;
+        goto cleanup;
+    }
+
+    uint64_t t0 = clock_ns(CLOCK_MONOTONIC), limit = (uint64_t)(o->timeout * 1e9), applied = 0;
+    for (;;) {
+        if ((err = seg_load(&h.shm->control.applied_seq, &applied)) != 0) {
+            rc = report_err(o->pid, err, 0);
+            goto cleanup;
+        }
+        if (applied >= seq) break;
+        if (process_gone(o->pid)) {
+            fprintf(stderr, PROG ": pid %d: process exited before applying request %" PRIu64 "\n", o->pid, seq);
+            rc = HS_EXIT_NOPROC;
+            goto cleanup;
+        }
+        if (clock_ns(CLOCK_MONOTONIC) - t0 >= limit) {
+            fprintf(stderr,
+                    PROG ": pid %d: request %" PRIu64 " (%s) not applied within %.1f s; it stays posted%s\n", o->pid,
+                    seq, req, o->timeout,
+                    before->mode == HAK_MODE_OFF
+                        ? " (the process runs in mode off: it never applies requests)"
+                        : " (no hakmem background thread yet: applied on the next large malloc or free)");
+            rc = HS_EXIT_NOTAPPLIED;
+            goto cleanup;
+        }
+        struct timespec ts = {0, 5 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    uint64_t waited = clock_ns(CLOCK_MONOTONIC) - t0;
+    if ((err = seg_snapshot(h.shm, after)) != 0) {
+        rc = report_err(o->pid, err, 0);
+        goto cleanup;
+    }
+    if (o->fmt == OUT_JSON) {
+        jw_t w = {.f = stdout, .pretty = true};
+        json_proc(&w, NULL, after, NULL);
+        fputc('\n', stdout);
+        rc = HS_EXIT_OK;
+        goto cleanup;
+    }
+    printf("pid %d: request %" PRIu64 " (%s) applied after %.0f ms\n", o->pid, seq, req, (double)waited / 1e6);
+    if (o->ctl_flags & HAK_CTL_RING_CAP)
+        printf("  ring_cap         %" PRIu64 " (requested %" PRIu64 ", was %" PRIu64 ")\n", after->knobs.ring_cap,
+               o->ring_cap, before->knobs.ring_cap);
+    if (o->ctl_flags & HAK_CTL_BATCH_THRESHOLD)
+        printf("  batch_threshold  %" PRIu64 " (%s; requested %" PRIu64 ", was %" PRIu64 ")\n",
+               after->knobs.batch_threshold, fmt_bytes(b1, sizeof b1, (double)after->knobs.batch_threshold),
+               o->batch_threshold, before->knobs.batch_threshold);
+    if (o->ctl_flags & HAK_CTL_TRIM)
+        printf("  trim             done: %s cached now (was %s), %" PRIu64 " blocks released by the trim\n",
+               fmt_bytes(b1, sizeof b1, (double)after->gauge[HAK_G_bytes_cached]),
+               fmt_bytes(req, sizeof req, (double)before->gauge[HAK_G_bytes_cached]),
+               after->counter[HAK_C_evict_idle_trim] - before->counter[HAK_C_evict_idle_trim]);
+    if (after->control.rejected > before->control.rejected)
+        printf("  note: %" PRIu64 " value(s) out of bounds were clamped by the library\n",
+               after->control.rejected - before->control.rejected);
+    rc = HS_EXIT_OK;
+cleanup:
+    if (h.shm != NULL) hak_shm_close(&h);
+    free(before);
+    free(after);
+    return rc;
+}
+
+/* --gc: remove hakmem.<pid> of processes that no longer exist (only o->pid's if set). */
+static int do_gc(const opts_t *o) {
+    DIR *d = opendir(HAK_SHM_DIR);
+    if (d == NULL) {
+        if (errno == ENOENT) {
+            printf("0 stale segments %s\n", o->dry_run ? "found" : "removed");
+            return HS_EXIT_OK;
+        }
+        fprintf(stderr, PROG ": cannot read " HAK_SHM_DIR ": %s\n", strerror(errno));
+        return HS_EXIT_SYSTEM;
+    }
+    int rc = HS_EXIT_OK, removed = 0, dfd = dirfd(d);
+    uid_t me = geteuid();
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        int pid;
+        struct stat st, st2;
+        if (!parse_seg_name(de->d_name, &pid)) continue;
+        if (o->pid != 0 && pid != o->pid) continue;
+        if (fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+        if (!process_gone(pid)) continue;          /* alive (or not ours to signal): keep */
+        if (!S_ISREG(st.st_mode)) {
+            printf("skipped " HAK_SHM_DIR "/%s: not a regular file\n", de->d_name);
+            continue;
+        }
+        if (me != 0 && st.st_uid != me) continue;   /* another user's: not ours to remove */
+        if (o->dry_run) {
+            printf("would remove " HAK_SHM_DIR "/%s (pid %d no longer exists)\n", de->d_name, pid);
+            removed++;
+            continue;
+        }
+        /* Re-check right before unlinking: the same regular file still. */
+        if (fstatat(dfd, de->d_name, &st2, AT_SYMLINK_NOFOLLOW) != 0 || st2.st_ino != st.st_ino ||
+            st2.st_dev != st.st_dev || !S_ISREG(st2.st_mode))
+            continue;
+        if (unlinkat(dfd, de->d_name, 0) != 0) {
+            if (errno == ENOENT) continue;
+            fprintf(stderr, PROG ": cannot remove " HAK_SHM_DIR "/%s: %s\n", de->d_name, strerror(errno));
+            rc = HS_EXIT_SYSTEM;
+            continue;
+        }
+        printf("removed " HAK_SHM_DIR "/%s (pid %d no longer exists)\n", de->d_name, pid);
+        removed++;
+    }
+    closedir(d);
+    printf("%d stale segment%s %s\n", removed, removed == 1 ? "" : "s", o->dry_run ? "found" : "removed");
+    return rc;
+}
+
+// ---------------------------------------------------------------------------
+// --watch
+// ---------------------------------------------------------------------------
+static volatile sig_atomic_t stop_requested;
+static void on_stop(int sig) { stop_requested = sig; }
+
+static void install_stop(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop;      /* no SA_RESTART: the sleep returns at once */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+static void sleep_interval(double s) {
+    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+    while (!stop_requested && nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+static void frame_begin(bool tty, const opts_t *o, long frame) {
+    char tbuf[32];
+    time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    strftime(tbuf, sizeof tbuf, "%H:%M:%S", &tm);
+    if (tty) fputs("\033[H\033[2J", stdout);
+    else if (frame > 0) fputc('\n', stdout);
+    printf(PROG " --watch  every %.2gs  refresh %ld  %s%s\n", o->interval, frame + 1, tbuf,
+           tty ? "  (Ctrl-C to stop)" : "");
+}
+
+static double rate(uint64_t now, uint64_t before, double dt) {
+    return dt > 0 && now >= before ? (double)(now - before) / dt : 0.0;
+}
+
+static void watch_render_one(const hak_snapshot_t *s, const hak_snapshot_t *prev) {
+    char b1[32], b2[32];
+    double dt = prev ? (double)(s->taken_ns - prev->taken_ns) / 1e9 : 0;
+    double h = hit_rate(s->counter), hi = NAN;
+    if (prev) {
+        uint64_t dh = s->counter[HAK_C_cache_hits] - prev->counter[HAK_C_cache_hits];
+        uint64_t dm = s->counter[HAK_C_cache_misses] - prev->counter[HAK_C_cache_misses];
+        if (dh + dm) hi = (double)dh / (double)(dh + dm);
+    }
+    printf("pid %u (%s)  mode %s  ring_cap %" PRIu64 "  batch_threshold %s\n", s->pid, s->comm,
+           hak_mode_name(s->mode), s->knobs.ring_cap, fmt_bytes(b1, sizeof b1, (double)s->knobs.batch_threshold));
+    printf("hit rate  %s total", isnan(h) ? "-" : (snprintf(b1, sizeof b1, "%.1f%%", 100 * h), b1));
+    printf(", %s last interval\n\n", isnan(hi) ? "-" : (snprintf(b2, sizeof b2, "%.1f%%", 100 * hi), b2));
+    printf("  %-22s %16s %14s\n", "counter", "total", "per second");
+    for (int k = 0; k < HAK_NCOUNTERS; k++) {
+        if (s->counter[k] == 0) continue;
+        if (prev)
+            printf("  %-22s %16" PRIu64 " %14.1f\n", hak_counter_names[k], s->counter[k],
+                   rate(s->counter[k], prev->counter[k], dt));
+        else
+            printf("  %-22s %16" PRIu64 " %14s\n", hak_counter_names[k], s->counter[k], "-");
+    }
+    printf("\n  %-22s %16s\n", "gauge", "now");
+    for (int k = 0; k < HAK_NGAUGES; k++) {
+        if (unit_of(hak_gauge_names[k]) == U_BYTES)
+            printf("  %-22s %16s\n", hak_gauge_names[k], fmt_bytes(b1, sizeof b1, (double)s->gauge[k]));
+        else
+            printf("  %-22s %16" PRId64 "\n", hak_gauge_names[k], s->gauge[k]);
+    }
+    printf("  %-22s %16s\n", "peak_bytes_mapped", fmt_bytes(b1, sizeof b1, (double)s->peak_bytes_mapped));
+}
+
+static int watch_one(const opts_t *o) {
+    hak_shm_handle_t h = {.fd = -1};
+    hak_snapshot_t *cur = malloc(sizeof *cur), *prev = malloc(sizeof *prev);
+    int rc = HS_EXIT_SYSTEM, err, busy = 0;
+    bool tty = isatty(STDOUT_FILENO) && o->fmt == OUT_PLAIN, have_prev = false;
+    if (cur == NULL || prev == NULL) {
+        fprintf(stderr, PROG ": out of memory\n");
+        goto cleanup;
+    }
+    if ((err = seg_open(o->pid, &h)) != 0) {
+        rc = report_err(o->pid, err, errno);
+        goto cleanup;
+    }
+    for (long frame = 0; !stop_requested;) {
+        if (frame > 0 || busy > 0) sleep_interval(o->interval);
+        if (stop_requested) break;
+        if (process_gone(o->pid)) {
+            if (o->fmt == OUT_PLAIN) printf("pid %d exited\n", o->pid);
+            break;
+        }
+        err = seg_snapshot(h.shm, cur);
+        if (err == -HAK_SHM_EBUSY && ++busy < 5) continue;     /* transient: try next tick */
+        if (err != 0) {
+            rc = report_err(o->pid, err, 0);
+            goto cleanup;
+        }
+        busy = 0;
+        if (o->fmt == OUT_JSON) {
+            jw_t w = {.f = stdout, .pretty = false};
+            json_proc(&w, NULL, cur, have_prev ? prev : NULL);
+            fputc('\n', stdout);
+        } else {
+            frame_begin(tty, o, frame);
+            watch_render_one(cur, have_prev ? prev : NULL);
+        }
+        fflush(stdout);
+        hak_snapshot_t *t = prev;
+        prev = cur;
+        cur = t;
+        have_prev = true;
+        frame++;
+        if (o->count && frame >= o->count) break;
+    }
+    rc = HS_EXIT_OK;
+cleanup:
+    if (h.shm != NULL) hak_shm_close(&h);
+    free(cur);
+    free(prev);
+    return rc;
+}
+
+static const hak_snapshot_t *find_prev(const proc_list_t *prev, const hak_snapshot_t *s) {
+    for (size_t i = 0; i < prev->n; i++)
+        if (prev->v[i].snap.pid == s->pid && prev->v[i].snap.start_ns == s->start_ns) return &prev->v[i].snap;
+    return NULL;
+}
+
+static int watch_all(const opts_t *o) {
+    proc_list_t a = {0}, b = {0}, *cur = &a, *prev = &b;
+    const hak_snapshot_t **pv = NULL;
+    size_t pv_cap = 0;
+    int rc = HS_EXIT_OK;
+    bool tty = isatty(STDOUT_FILENO) && o->fmt == OUT_PLAIN;
+    char b1[32], b2[32], b3[32], hr[16];
+    for (long frame = 0; !stop_requested;) {
+        if (frame > 0) sleep_interval(o->interval);
+        if (stop_requested) break;
+        if ((rc = collect(cur)) != 0) goto cleanup;
+        if (cur->n > pv_cap) {
+            const hak_snapshot_t **npv = realloc(pv, cur->n * sizeof *npv);
+            if (npv == NULL) {
+                fprintf(stderr, PROG ": out of memory\n");
+                rc = HS_EXIT_SYSTEM;
+                goto cleanup;
+            }
+            pv = npv;
+            pv_cap = cur->n;
+        }
+        for (size_t i = 0; i < cur->n; i++) pv[i] = find_prev(prev, &cur->v[i].snap);
+        if (o->fmt == OUT_JSON) {
+            emit_json_list(cur->v, cur->n, false, pv);
+        } else {
+            frame_begin(tty, o, frame);
+            printf("%7s  %-16s %-8s %10s %6s %10s %10s %10s %9s %9s\n", "PID", "COMMAND", "MODE", "ALLOC/s", "HIT%",
+                   "MAPPED", "CACHED", "PENDING", "FLUSH/s", "MUNMAP/s");
+            for (size_t i = 0; i < cur->n; i++) {
+                const hak_snapshot_t *s = &cur->v[i].snap, *p = pv[i];
+                double dt = p ? (double)(s->taken_ns - p->taken_ns) / 1e9 : 0;
+                double h = hit_rate(s->counter);
+                if (isnan(h)) snprintf(hr, sizeof hr, "-");
+                else snprintf(hr, sizeof hr, "%.1f", 100.0 * h);
+                char ar[24], fr[24], mr[24];
+                if (p) {
+                    snprintf(ar, sizeof ar, "%.1f", rate(s->counter[HAK_C_large_allocs], p->counter[HAK_C_large_allocs], dt));
+                    snprintf(fr, sizeof fr, "%.1f", rate(s->counter[HAK_C_batch_flushes], p->counter[HAK_C_batch_flushes], dt));
+                    snprintf(mr, sizeof mr, "%.1f", rate(s->counter[HAK_C_munmap_calls], p->counter[HAK_C_munmap_calls], dt));
+                } else {
+                    snprintf(ar, sizeof ar, "-");
+                    snprintf(fr, sizeof fr, "-");
+                    snprintf(mr, sizeof mr, "-");
+                }
+                printf("%7u  %-16.16s %-8s %10s %6s %10s %10s %10s %9s %9s\n", s->pid, s->comm, hak_mode_name(s->mode),
+                       ar, hr, fmt_bytes(b1, sizeof b1, (double)s->gauge[HAK_G_bytes_mapped]),
+                       fmt_bytes(b2, sizeof b2, (double)s->gauge[HAK_G_bytes_cached]),
+                       fmt_bytes(b3, sizeof b3, (double)s->gauge[HAK_G_bytes_pending]), fr, mr);
+            }
+            if (cur->n == 0) printf("  (no hakmem process)\n");
+        }
+        fflush(stdout);
+        proc_list_t *t = prev;
+        prev = cur;
+        cur = t;
+        frame++;
+        if (o->count && frame >= o->count) break;
+    }
+cleanup:
+    free(a.v);
+    free(b.v);
+    free(pv);
+    return rc;
+}
+
+/* Entry point: parse the command line, run one mode, return its exit status
+ * (table at the top of this file and in --help); stdout is flushed and a
+ * write error on it is an error too. */
+int main(int argc, char **argv) {
+    opts_t o;
+    int rc = parse_args(argc, argv, &o);
+    if (rc != 0) return rc;
+    install_sigbus();
+    if (o.gc) rc = do_gc(&o);
+    else if (o.ctl_flags) rc = do_control(&o);
+    else if (o.watch) {
+        install_stop();
+        rc = o.pid ? watch_one(&o) : watch_all(&o);
+    } else if (o.pid) rc = do_one(&o);
+    else rc = do_all(&o);
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, PROG ": write error: %s\n", strerror(errno));
+        if (rc == HS_EXIT_OK) rc = HS_EXIT_SYSTEM;
+    }
+    return rc;
+}
