@@ -387,16 +387,16 @@ static void write_run(FILE *f, const rp_report_t *rep, const rp_run_t *r) {
     else td_num(f, "idle_held", "null", "never idle");
     fputs("<th>held at the last sample</th>", f);
     td_bytes(f, "end_held", (double)m->end_held);
-    fputs("</tr>\n<tr><th>ring cap start / end</th>", f);
-    snprintf(a, sizeof a, "%" PRIu64 " / %" PRIu64, m->start_cap, m->end_cap);
-    snprintf(v, sizeof v, "%" PRIu64, m->end_cap);
-    td_num(f, "ring_cap_end", v, a);
-    fputs("<th>batch threshold start / end</th>", f);
     char th0[32], th1[32];
-    snprintf(a, sizeof a, "%s / %s", rp_size_arg(th0, sizeof th0, m->start_threshold),
-             rp_size_arg(th1, sizeof th1, m->end_threshold));
-    snprintf(v, sizeof v, "%" PRIu64, m->end_threshold);
-    td_num(f, "batch_threshold_end", v, a);
+    fprintf(f, "</tr>\n<tr><th>ring cap at start &rarr; end</th><td class=\"num\"><span class=\"num\" "
+               "data-k=\"ring_cap_start\" data-value=\"%" PRIu64 "\">%" PRIu64 "</span> &rarr; <span class=\"num\" "
+               "data-k=\"ring_cap_end\" data-value=\"%" PRIu64 "\">%" PRIu64 "</span></td>",
+            m->start_cap, m->start_cap, m->end_cap, m->end_cap);
+    fprintf(f, "<th>batch threshold at start &rarr; end</th><td class=\"num\"><span class=\"num\" "
+               "data-k=\"batch_threshold_start\" data-value=\"%" PRIu64 "\">%s</span> &rarr; <span class=\"num\" "
+               "data-k=\"batch_threshold_end\" data-value=\"%" PRIu64 "\">%s</span></td>",
+            m->start_threshold, rp_size_arg(th0, sizeof th0, m->start_threshold), m->end_threshold,
+            rp_size_arg(th1, sizeof th1, m->end_threshold));
     fputs("</tr>\n<tr><th>decisions</th>", f);
     td_u64(f, "decisions", (uint64_t)m->ndecisions);
     fputs("<th>share confirmed</th>", f);

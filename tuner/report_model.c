@@ -392,9 +392,15 @@ static void recommend_threshold(rp_run_t *r, const rp_sample_t *base, double ext
         double slope = (sxy / np - mx * my) / vx;
         double a = slope > 0.0 ? my - slope * mx : my;
         f = a < 0.0 ? 0.0 : a > my ? my : a;
-        snprintf(o->threshold_basis, sizeof o->threshold_basis,
-                 "per-flush cost %.0f us: intercept of time per flush against MiB per flush over %d intervals",
-                 f / 1e3, np);
+        if (f < 1000.0)
+            snprintf(o->threshold_basis, sizeof o->threshold_basis,
+                     "per-flush cost %.1f us: flush time grew with the bytes released (fit over %d intervals), "
+                     "so bigger batches save nothing measurable",
+                     f / 1e3, np);
+        else
+            snprintf(o->threshold_basis, sizeof o->threshold_basis,
+                     "per-flush cost %.0f us: intercept of time per flush against MiB per flush over %d intervals",
+                     f / 1e3, np);
     } else if (kc > 0 && kns <= T) {
         f = (double)(T - kns) / (double)F + (double)kns / (double)kc;
         snprintf(o->threshold_basis, sizeof o->threshold_basis,
