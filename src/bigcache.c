@@ -16,14 +16,26 @@
  * Locking: one mutex per class; no global lock on the hit path.  Victims are
  * handed to Batch after the ring lock is dropped.
  */
+#include <sched.h>
 #include <string.h>
 
 #include "hak_internal.h"
 
 #define GHOST_MAX 4096u
+#define PUT_VICTIMS_MAX 8u      /* evictions one free may do itself; the rest wait */
+
+void hak_lock_slow(hak_lock_t *l) {
+    for (unsigned n = 0;; n++) {
+        while (atomic_load_explicit(&l->v, memory_order_relaxed)) {
+            if (n++ < 64) __builtin_ia32_pause();
+            else sched_yield();
+        }
+        if (!atomic_exchange_explicit(&l->v, 1, memory_order_acquire)) return;
+    }
+}
 
 typedef struct hak_ring {
-    pthread_mutex_t lock;
+    hak_lock_t lock;
     uint32_t tail;                      /* index of the oldest block */
     uint32_t count;
     uint32_t ghosts;                    /* capacity evictions not yet "reused" by a miss */
@@ -35,7 +47,7 @@ static hak_ring_t rings[HAK_NCLASSES];
 
 void hak_bigcache_init(void) {
     for (uint32_t c = 0; c < HAK_NCLASSES; c++) {
-        pthread_mutex_init(&rings[c].lock, NULL);
+        hak_lock_init(&rings[c].lock);
         hak_seg->classes[c].size = hak_class_size(c);
         hak_seg->classes[c].cap = atomic_load(&hak_ring_cap);
     }
@@ -43,13 +55,13 @@ void hak_bigcache_init(void) {
 }
 
 void hak_bigcache_lock_all(void) {
-    for (uint32_t c = 0; c < HAK_NCLASSES; c++) pthread_mutex_lock(&rings[c].lock);
+    for (uint32_t c = 0; c < HAK_NCLASSES; c++) hak_lock(&rings[c].lock);
 }
 void hak_bigcache_unlock_all(void) {
-    for (uint32_t c = 0; c < HAK_NCLASSES; c++) pthread_mutex_unlock(&rings[c].lock);
+    for (uint32_t c = 0; c < HAK_NCLASSES; c++) hak_unlock(&rings[c].lock);
 }
 void hak_bigcache_child_reset(void) {
-    for (uint32_t c = 0; c < HAK_NCLASSES; c++) pthread_mutex_init(&rings[c].lock, NULL);
+    for (uint32_t c = 0; c < HAK_NCLASSES; c++) hak_lock_init(&rings[c].lock);
 }
 
 /* Per-class figures in the segment: written under the ring lock, seqlock'd. */
@@ -86,7 +98,7 @@ hak_block_t *hak_bigcache_pop(uint32_t c) {
     hak_ring_t *r = &rings[c];
     hak_shm_class_t *s = &hak_seg->classes[c];
     hak_block_t *b = NULL;
-    pthread_mutex_lock(&r->lock);
+    hak_lock(&r->lock);
     cls_begin(s);
     if (r->count > 0) {
         r->count--;
@@ -104,7 +116,7 @@ hak_block_t *hak_bigcache_pop(uint32_t c) {
         }
     }
     cls_end(s, r);
-    pthread_mutex_unlock(&r->lock);
+    hak_unlock(&r->lock);
     if (b != NULL) {
         atomic_store_explicit(&b->state, HAK_BLOCK_LIVE, memory_order_relaxed);
         atomic_fetch_sub_explicit(&hak_cached_bytes, (int64_t)b->size, memory_order_relaxed);
@@ -127,24 +139,25 @@ void hak_bigcache_put(hak_block_t *b) {
     hak_shm_class_t *s = &hak_seg->classes[c];
     uint32_t cap = (uint32_t)atomic_load_explicit(&hak_ring_cap, memory_order_relaxed);
     uint64_t budget = atomic_load_explicit(&hak_cache_max_bytes, memory_order_relaxed);
-    hak_block_t *victims[HAK_RING_CAP_MAX + 1];
+    hak_block_t *victims[2 * PUT_VICTIMS_MAX + 1];
     uint32_t nfull = 0, nlow = 0, nbudget = 0;
 
-    pthread_mutex_lock(&r->lock);
+    hak_lock(&r->lock);
     cls_begin(s);
     r->deficit = 0;
-    while (r->count > cap) victims[nlow++] = ring_take_oldest(r);          /* cap was lowered */
+    /* cap lowered and not yet applied to this ring (hak_bigcache_apply_cap) */
+    while (r->count > cap && nlow < PUT_VICTIMS_MAX) victims[nlow++] = ring_take_oldest(r);
     if (cap > 0 && r->count == cap) victims[nlow + nfull++] = ring_take_oldest(r); /* make room */
     /* budget: oldest blocks of this class first, then the freed block itself */
     int64_t cached = atomic_load_explicit(&hak_cached_bytes, memory_order_relaxed);
     int64_t freed = 0;
     for (uint32_t i = 0; i < nfull + nlow; i++) freed += (int64_t)victims[i]->size;
-    while (r->count > 0 && (uint64_t)(cached - freed) + b->size > budget) {
+    while (r->count > 0 && nbudget < PUT_VICTIMS_MAX && (uint64_t)(cached - freed) + b->size > budget) {
         hak_block_t *v = ring_take_oldest(r);
         freed += (int64_t)v->size;
         victims[nfull + nlow + nbudget++] = v;
     }
-    bool keep = cap > 0 && (uint64_t)(cached - freed) + b->size <= budget;
+    bool keep = cap > 0 && r->count < cap && (uint64_t)(cached - freed) + b->size <= budget;
     if (keep) {
         r->v[(r->tail + r->count) % HAK_RING_CAP_MAX] = b;
         r->count++;
@@ -157,18 +170,21 @@ void hak_bigcache_put(hak_block_t *b) {
         HAK_GAUGE(bytes_cached, (int64_t)b->size);
         HAK_GAUGE(blocks_cached, 1);
     }
+    /* why the freed block itself is not kept, if it is not */
+    int self = cap == 0 ? HAK_EVICT_RING_FULL : r->count >= cap ? HAK_EVICT_CAP_LOWERED : HAK_EVICT_BUDGET;
     uint32_t ncap = nfull + nlow + nbudget + (keep ? 0 : 1);
     r->ghosts = r->ghosts + ncap > GHOST_MAX ? GHOST_MAX : r->ghosts + ncap;
-    cls_inc(&s->evictions[HAK_EVICT_RING_FULL], nfull + (!keep && cap == 0 ? 1 : 0));
+    cls_inc(&s->evictions[HAK_EVICT_RING_FULL], nfull);
     cls_inc(&s->evictions[HAK_EVICT_CAP_LOWERED], nlow);
-    cls_inc(&s->evictions[HAK_EVICT_BUDGET], nbudget + (!keep && cap > 0 ? 1 : 0));
+    cls_inc(&s->evictions[HAK_EVICT_BUDGET], nbudget);
+    if (!keep) cls_inc(&s->evictions[self], 1);
     cls_end(s, r);
-    pthread_mutex_unlock(&r->lock);
+    hak_unlock(&r->lock);
 
     evict_all(victims, nlow, HAK_EVICT_CAP_LOWERED);
     evict_all(victims + nlow, nfull, HAK_EVICT_RING_FULL);
     evict_all(victims + nfull + nlow, nbudget, HAK_EVICT_BUDGET);
-    if (!keep) hak_batch_add(b, cap == 0 ? HAK_EVICT_RING_FULL : HAK_EVICT_BUDGET);
+    if (!keep) hak_batch_add(b, self);
 }
 
 /* Take blocks out of ring c until it holds at most keep; returns how many. */
@@ -176,7 +192,7 @@ static uint32_t shrink_ring(uint32_t c, uint32_t keep, int reason, hak_block_t *
     hak_ring_t *r = &rings[c];
     hak_shm_class_t *s = &hak_seg->classes[c];
     uint32_t n = 0;
-    pthread_mutex_lock(&r->lock);
+    hak_lock(&r->lock);
     cls_begin(s);
     while (r->count > keep) victims[n++] = ring_take_oldest(r);
     if (reason == HAK_EVICT_IDLE_TRIM) {
@@ -188,7 +204,7 @@ static uint32_t shrink_ring(uint32_t c, uint32_t keep, int reason, hak_block_t *
     cls_inc(&s->evictions[reason], n);
     atomic_store_explicit((_Atomic uint64_t *)&s->cap, atomic_load(&hak_ring_cap), memory_order_relaxed);
     cls_end(s, r);
-    pthread_mutex_unlock(&r->lock);
+    hak_unlock(&r->lock);
     return n;
 }
 

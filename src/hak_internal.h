@@ -34,6 +34,19 @@
 
 static inline size_t hak_align_up(size_t n, size_t a) { return (n + a - 1) & ~(a - 1); }
 
+/* A small spinlock for the per-class rings: their critical sections are a
+ * few loads and stores, shorter than a futex mutex's own bookkeeping.  It
+ * spins briefly, then yields, so a preempted holder on a 2-core machine costs
+ * a time slice at worst, never a livelock. */
+typedef struct hak_lock { _Atomic int v; } hak_lock_t;
+void hak_lock_slow(hak_lock_t *l) HAK_HIDDEN;
+static inline void hak_lock(hak_lock_t *l) {
+    if (likely(!atomic_exchange_explicit(&l->v, 1, memory_order_acquire))) return;
+    hak_lock_slow(l);
+}
+static inline void hak_unlock(hak_lock_t *l) { atomic_store_explicit(&l->v, 0, memory_order_release); }
+static inline void hak_lock_init(hak_lock_t *l) { atomic_store_explicit(&l->v, 0, memory_order_relaxed); }
+
 // ---------------------------------------------------------------------------
 // Block metadata, out of band (never in front of the user's bytes)
 // ---------------------------------------------------------------------------
