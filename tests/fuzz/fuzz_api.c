@@ -391,7 +391,9 @@ static void reset_state(void) {
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc;
     (void)argv;
-    setenv("HAKMEM_STATS", "0", 0);     /* counters in private memory: no /dev/shm litter */
+    /* tests/fuzz/run.sh runs the targets with HAKMEM_STATS=0 (counters in
+     * private memory, no /dev/shm litter): the library reads it in its
+     * constructor, before this function. */
     setenv("HAKMEM_VERBOSE", "0", 0);
     hak_free(hak_alloc(1));             /* initialise */
     large_min = (size_t)hak_seg->knobs.large_min;

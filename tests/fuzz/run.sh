@@ -11,6 +11,9 @@ cd "$(dirname "$0")/../.."
 status=0
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1:allocator_may_return_null=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+# Counters in private memory: a crashing target must not leave /dev/shm/hakmem.<pid>
+# behind (the library reads this at its constructor, before the fuzzer's init).
+export HAKMEM_STATS=0
 for t in "$@"; do
   bin=$dir/fuzz_$t corpus=tests/fuzz/corpus/$t work=$dir/work/$t crashes=$dir/crashes/$t
   mkdir -p "$work" "$crashes" "$corpus"
