@@ -7,6 +7,7 @@ set -euo pipefail
 
 PKGS=(
   build-essential pkg-config make gcc clang llvm
+  libclang-rt-14-dev valgrind util-linux
   libcmocka-dev libsqlite3-dev sqlite3
   libbpf-dev bpftool libelf-dev zlib1g-dev systemtap-sdt-dev bpftrace
   libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4
