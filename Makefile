@@ -96,9 +96,15 @@ $(O)/obj/tools/shm_read.o: src/shm_read.c include/hakmem/shm.h | $(O)/obj
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(BASE_CFLAGS) -c $< -o $@
 
-$(O)/hakmem-stat: tools/hakmem-stat.c $(READER_OBJ) include/hakmem/shm.h
+# The Prometheus writer (tools/metrics.c) is shared with hakmem-tuner --listen.
+$(O)/obj/tools/metrics.o: tools/metrics.c tools/metrics.h include/hakmem/shm.h | $(O)/obj
+	@mkdir -p $(dir $@)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(BASE_CFLAGS) -c $< -o $@
+
+$(O)/hakmem-stat: tools/hakmem-stat.c $(READER_OBJ) $(O)/obj/tools/metrics.o tools/metrics.h include/hakmem/shm.h
 	$(call msg,CCLD,$@)
-	$(Q)$(CC) $(BASE_CFLAGS) -o $@ $< $(READER_OBJ) $(SAN_LDFLAGS)
+	$(Q)$(CC) $(BASE_CFLAGS) -o $@ $< $(READER_OBJ) $(O)/obj/tools/metrics.o $(SAN_LDFLAGS)
 
 $(O)/env-doc: tools/env-doc.c $(O)/obj/options.o $(O)/obj/log.o $(HEADERS)
 	$(call msg,CCLD,$@)

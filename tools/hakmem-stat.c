@@ -42,6 +42,7 @@
 
 #include "hakmem.h"
 #include "hakmem/shm.h"
+#include "metrics.h"
 
 #define PROG "hakmem-stat"
 
@@ -249,75 +250,8 @@ static bool parse_seconds(const char *s, double *out) {
 // ---------------------------------------------------------------------------
 // Tables derived from shm.h (names of counters/gauges come from its X-macros)
 // ---------------------------------------------------------------------------
-_Static_assert(HAK_C_evict_cap_lowered == HAK_C_evict_ring_full + HAK_EVICT_CAP_LOWERED &&
-                   HAK_C_evict_budget == HAK_C_evict_ring_full + HAK_EVICT_BUDGET &&
-                   HAK_C_evict_idle_trim == HAK_C_evict_ring_full + HAK_EVICT_IDLE_TRIM &&
-                   HAK_C_evict_uncacheable == HAK_C_evict_ring_full + HAK_EVICT_UNCACHEABLE,
-               "evict_* counters follow enum hak_evict_reason");
-
-/* "ring_full" for HAK_EVICT_RING_FULL: the counter name without "evict_". */
-static const char *reason_name(int r) {
-    const char *n = hak_counter_names[HAK_C_evict_ring_full + r];
-    return strncmp(n, "evict_", 6) == 0 ? n + 6 : n;
-}
-
-enum unit { U_COUNT, U_BYTES, U_MS, U_NS };
-
-typedef struct field_desc {
-    const char *name;    /* JSON / plain name */
-    size_t off;          /* offset of the uint64_t in its struct */
-    int unit;
-    const char *prom;    /* Prometheus name (NULL: not exported) */
-    const char *help;
-} field_desc_t;
-
-#define KNOB(f, u, prom, help) {#f, offsetof(hak_shm_knobs_t, f), u, prom, help}
-static const field_desc_t knob_descs[] = {
-    KNOB(ring_cap, U_COUNT, "hakmem_knob_ring_cap", "BIGCACHE_RING_CAP: warm blocks kept per size class"),
-    KNOB(batch_threshold, U_BYTES, "hakmem_knob_batch_threshold_bytes",
-         "BATCH_THRESHOLD: pending bytes that make Batch flush"),
-    KNOB(cache_max_bytes, U_BYTES, "hakmem_knob_cache_max_bytes", "bytes all BigCache rings may hold"),
-    KNOB(large_min, U_BYTES, "hakmem_knob_large_min_bytes", "smallest request hakmem serves"),
-    KNOB(thp, U_COUNT, "hakmem_knob_thp", "THP mode in effect: 0 never, 1 madvise-aligned, 2 always"),
-    KNOB(tune_interval_ms, U_MS, "hakmem_knob_tune_interval_seconds", "tuner period"),
-    KNOB(idle_ms, U_MS, "hakmem_knob_idle_seconds", "inactivity after which caches are trimmed"),
-};
-#define NKNOBS (sizeof knob_descs / sizeof knob_descs[0])
-
-#define KERN(f, u, prom, help) {#f, offsetof(hak_shm_kernel_t, f), u, prom, help}
-static const field_desc_t kernel_descs[] = {
-    KERN(munmap_calls, U_COUNT, "hakmem_kernel_munmap_calls_total", "munmap calls seen by the kernel probe"),
-    KERN(munmap_bytes, U_BYTES, "hakmem_kernel_munmap_bytes_total", "bytes released by those munmap calls"),
-    KERN(munmap_ns_total, U_NS, "hakmem_kernel_munmap_seconds_total", "time spent in munmap"),
-    KERN(munmap_outside_flush, U_COUNT, "hakmem_kernel_munmap_outside_flush_total",
-         "munmaps of the process outside Batch flush windows"),
-    KERN(madvise_calls, U_COUNT, "hakmem_kernel_madvise_calls_total", "madvise calls seen by the kernel probe"),
-    KERN(madvise_ns_total, U_NS, "hakmem_kernel_madvise_seconds_total", "time spent in madvise"),
-};
-#define NKERNEL (sizeof kernel_descs / sizeof kernel_descs[0])
-
-#define CLS(f, u, prom, help) {#f, offsetof(hak_shm_class_t, f), u, prom, help}
-static const field_desc_t class_descs[] = {
-    CLS(hits, U_COUNT, "hakmem_class_hits_total", "allocations of this class served from its ring"),
-    CLS(misses, U_COUNT, "hakmem_class_misses_total", "allocations of this class that mapped fresh memory"),
-    CLS(puts, U_COUNT, "hakmem_class_puts_total", "freed blocks of this class kept warm"),
-    CLS(ghost_hits, U_COUNT, "hakmem_class_ghost_hits_total", "misses a bigger ring would have hit"),
-    CLS(cached_blocks, U_COUNT, "hakmem_class_cached_blocks", "blocks in the ring now"),
-    CLS(cap, U_COUNT, "hakmem_class_cap", "effective ring cap of the class now"),
-};
-#define NCLASSDESC (sizeof class_descs / sizeof class_descs[0])
-
-static uint64_t field_at(const void *base, size_t off) {
-    uint64_t v;
-    memcpy(&v, (const char *)base + off, sizeof v);
-    return v;
-}
-
-static bool class_nonempty(const hak_shm_class_t *c) {
-    uint64_t ev = 0;
-    for (int r = 0; r < HAK_EVICT_NREASONS; r++) ev |= c->evictions[r];
-    return (c->hits | c->misses | c->puts | ev | c->cached_blocks | c->ghost_hits) != 0;
-}
+/* Names, units and Prometheus names of the knob, kernel and class figures:
+ * tools/metrics.c (shared with hakmem-tuner --listen). */
 
 static const char *thp_name(uint64_t v) {
     switch (v) {
@@ -437,13 +371,13 @@ static void print_list_row(FILE *f, const hak_snapshot_t *s) {
 static void print_value(FILE *f, const char *name, uint64_t v, int unit, const char *help) {
     char b[32];
     switch (unit) {
-    case U_BYTES:
+    case HAK_MU_BYTES:
         fprintf(f, "  %-22s %20" PRIu64 "  %-10s %s\n", name, v, fmt_bytes(b, sizeof b, (double)v), help);
         break;
-    case U_MS:
+    case HAK_MU_MS:
         fprintf(f, "  %-22s %20" PRIu64 "  %-10s %s\n", name, v, "ms", help);
         break;
-    case U_NS:
+    case HAK_MU_NS:
         snprintf(b, sizeof b, "%.3f s", (double)v / 1e9);
         fprintf(f, "  %-22s %20" PRIu64 "  %-10s %s\n", name, v, b, help);
         break;
@@ -455,9 +389,9 @@ static void print_value(FILE *f, const char *name, uint64_t v, int unit, const c
 /* Units of a counter or gauge, from its name (generated names stay generic). */
 static int unit_of(const char *name) {
     size_t l = strlen(name);
-    if (strstr(name, "bytes") != NULL) return U_BYTES;
-    if (l > 3 && strcmp(name + l - 3, "_ns") == 0) return U_NS;
-    return U_COUNT;
+    if (strstr(name, "bytes") != NULL) return HAK_MU_BYTES;
+    if (l > 3 && strcmp(name + l - 3, "_ns") == 0) return HAK_MU_NS;
+    return HAK_MU_COUNT;
 }
 
 static void print_one(FILE *f, const hak_snapshot_t *s) {
@@ -480,16 +414,16 @@ static void print_one(FILE *f, const hak_snapshot_t *s) {
     fprintf(f, "\ngauges\n");
     for (int k = 0; k < HAK_NGAUGES; k++)
         print_value(f, hak_gauge_names[k], (uint64_t)s->gauge[k], unit_of(hak_gauge_names[k]), hak_gauge_help[k]);
-    print_value(f, "peak_bytes_mapped", s->peak_bytes_mapped, U_BYTES, "high-water mark of bytes_mapped");
+    print_value(f, "peak_bytes_mapped", s->peak_bytes_mapped, HAK_MU_BYTES, "high-water mark of bytes_mapped");
 
     fprintf(f, "\nknobs\n");
-    for (size_t k = 0; k < NKNOBS; k++) {
-        uint64_t v = field_at(&s->knobs, knob_descs[k].off);
-        if (strcmp(knob_descs[k].name, "thp") == 0) {
+    for (size_t k = 0; k < hak_metric_nknobs; k++) {
+        uint64_t v = hak_metric_field_at(&s->knobs, hak_metric_knobs[k].off);
+        if (strcmp(hak_metric_knobs[k].name, "thp") == 0) {
             snprintf(b2, sizeof b2, "%s", thp_name(v));
-            fprintf(f, "  %-22s %20" PRIu64 "  %-10s %s\n", "thp", v, b2, knob_descs[k].help);
+            fprintf(f, "  %-22s %20" PRIu64 "  %-10s %s\n", "thp", v, b2, hak_metric_knobs[k].help);
         } else {
-            print_value(f, knob_descs[k].name, v, knob_descs[k].unit, knob_descs[k].help);
+            print_value(f, hak_metric_knobs[k].name, v, hak_metric_knobs[k].unit, hak_metric_knobs[k].help);
         }
     }
 
@@ -514,22 +448,22 @@ static void print_one(FILE *f, const hak_snapshot_t *s) {
     } else {
         double ago = now_s - (double)s->kernel.updated_ns / 1e9;
         fprintf(f, "  updated %s ago\n", fmt_age(b1, sizeof b1, ago > 0 ? ago : 0));
-        for (size_t k = 0; k < NKERNEL; k++)
-            print_value(f, kernel_descs[k].name, field_at(&s->kernel, kernel_descs[k].off), kernel_descs[k].unit,
-                        kernel_descs[k].help);
+        for (size_t k = 0; k < hak_metric_nkernel; k++)
+            print_value(f, hak_metric_kernel[k].name, hak_metric_field_at(&s->kernel, hak_metric_kernel[k].off), hak_metric_kernel[k].unit,
+                        hak_metric_kernel[k].help);
     }
     fprintf(f, "\ntuner decisions logged: %" PRIu64 "\n", s->decision_head);
 
     uint32_t used = 0;
-    for (uint32_t i = 0; i < s->nclasses; i++) used += class_nonempty(&s->classes[i]);
+    for (uint32_t i = 0; i < s->nclasses; i++) used += hak_metric_class_used(&s->classes[i]);
     fprintf(f, "\nsize classes (%u of %u in use)\n", used, s->nclasses);
     if (used == 0) return;
     fprintf(f, "  %5s %10s %9s %9s %9s", "class", "size", "hits", "misses", "puts");
-    for (int r = 0; r < HAK_EVICT_NREASONS; r++) fprintf(f, " %11s", reason_name(r));
+    for (int r = 0; r < HAK_EVICT_NREASONS; r++) fprintf(f, " %11s", hak_metric_evict_reason(r));
     fprintf(f, " %7s %5s %9s\n", "cached", "cap", "ghost");
     for (uint32_t i = 0; i < s->nclasses; i++) {
         const hak_shm_class_t *cl = &s->classes[i];
-        if (!class_nonempty(cl)) continue;
+        if (!hak_metric_class_used(cl)) continue;
         fprintf(f, "  %5u %10s %9" PRIu64 " %9" PRIu64 " %9" PRIu64, i, fmt_bytes(b1, sizeof b1, (double)cl->size),
                 cl->hits, cl->misses, cl->puts);
         for (int r = 0; r < HAK_EVICT_NREASONS; r++) fprintf(f, " %11" PRIu64, cl->evictions[r]);
@@ -627,7 +561,7 @@ static void json_proc(jw_t *w, const char *key, const hak_snapshot_t *s, const h
         jw_close(w, '}');
     }
     jw_open(w, "knobs", '{');
-    for (size_t k = 0; k < NKNOBS; k++) jw_u64(w, knob_descs[k].name, field_at(&s->knobs, knob_descs[k].off));
+    for (size_t k = 0; k < hak_metric_nknobs; k++) jw_u64(w, hak_metric_knobs[k].name, hak_metric_field_at(&s->knobs, hak_metric_knobs[k].off));
     jw_close(w, '}');
     jw_open(w, "control", '{');
     jw_u64(w, "seq", s->control.seq);
@@ -641,20 +575,20 @@ static void json_proc(jw_t *w, const char *key, const hak_snapshot_t *s, const h
     jw_close(w, '}');
     jw_open(w, "kernel", '{');
     jw_u64(w, "updated_ns", s->kernel.updated_ns);
-    for (size_t k = 0; k < NKERNEL; k++) jw_u64(w, kernel_descs[k].name, field_at(&s->kernel, kernel_descs[k].off));
+    for (size_t k = 0; k < hak_metric_nkernel; k++) jw_u64(w, hak_metric_kernel[k].name, hak_metric_field_at(&s->kernel, hak_metric_kernel[k].off));
     jw_close(w, '}');
     jw_u64(w, "decisions_total", s->decision_head);
     jw_u64(w, "nclasses", s->nclasses);
     jw_open(w, "classes", '[');
     for (uint32_t i = 0; i < s->nclasses; i++) {
         const hak_shm_class_t *cl = &s->classes[i];
-        if (!class_nonempty(cl)) continue;
+        if (!hak_metric_class_used(cl)) continue;
         jw_open(w, NULL, '{');
         jw_u64(w, "class", i);
         jw_u64(w, "size", cl->size);
-        for (size_t k = 0; k < NCLASSDESC; k++) jw_u64(w, class_descs[k].name, field_at(cl, class_descs[k].off));
+        for (size_t k = 0; k < hak_metric_nclass; k++) jw_u64(w, hak_metric_class[k].name, hak_metric_field_at(cl, hak_metric_class[k].off));
         jw_open(w, "evictions", '{');
-        for (int r = 0; r < HAK_EVICT_NREASONS; r++) jw_u64(w, reason_name(r), cl->evictions[r]);
+        for (int r = 0; r < HAK_EVICT_NREASONS; r++) jw_u64(w, hak_metric_evict_reason(r), cl->evictions[r]);
         jw_close(w, '}');
         bool pretty = w->pretty;
         w->pretty = false;      /* a short array on one line */
@@ -666,150 +600,6 @@ static void json_proc(jw_t *w, const char *key, const hak_snapshot_t *s, const h
     }
     jw_close(w, ']');
     jw_close(w, '}');
-}
-
-// ---------------------------------------------------------------------------
-// Prometheus text exposition format
-// ---------------------------------------------------------------------------
-static void prom_label_value(FILE *f, const char *s) {
-    for (; *s; s++) {
-        if (*s == '\\') fputs("\\\\", f);
-        else if (*s == '"') fputs("\\\"", f);
-        else if (*s == '\n') fputs("\\n", f);
-        else fputc(*s, f);
-    }
-}
-
-static void prom_family(FILE *f, const char *name, const char *type, const char *help) {
-    fprintf(f, "# HELP %s ", name);
-    for (const char *p = help; *p; p++) {   /* HELP escapes \ and newline */
-        if (*p == '\\') fputs("\\\\", f);
-        else if (*p == '\n') fputs("\\n", f);
-        else fputc(*p, f);
-    }
-    fprintf(f, "\n# TYPE %s %s\n", name, type);
-}
-
-/* name{pid="..",comm=".."[,extra]} value */
-static void prom_sample(FILE *f, const char *name, const hak_snapshot_t *s, const char *extra, uint64_t v,
-                        int unit) {
-    fprintf(f, "%s{pid=\"%u\",comm=\"", name, s->pid);
-    prom_label_value(f, s->comm);
-    fprintf(f, "\"%s%s}", extra ? "," : "", extra ? extra : "");
-    if (unit == U_NS) fprintf(f, " %.9f\n", (double)v / 1e9);
-    else if (unit == U_MS) fprintf(f, " %.3f\n", (double)v / 1e3);
-    else fprintf(f, " %" PRIu64 "\n", v);
-}
-
-/* hakmem_<counter>_total, or hakmem_<x>_seconds_total for a *_ns counter. */
-static int prom_counter_name(char *buf, size_t n, const char *name) {
-    size_t l = strlen(name);
-    if (l > 3 && strcmp(name + l - 3, "_ns") == 0) {
-        snprintf(buf, n, "hakmem_%.*s_seconds_total", (int)(l - 3), name);
-        return U_NS;
-    }
-    snprintf(buf, n, "hakmem_%s_total", name);
-    return U_COUNT;
-}
-
-/* bytes_cached -> hakmem_cached_bytes, blocks_live -> hakmem_live_blocks. */
-static void prom_gauge_name(char *buf, size_t n, const char *name) {
-    static const char *const units[] = {"bytes", "blocks"};
-    for (size_t u = 0; u < 2; u++) {
-        size_t l = strlen(units[u]);
-        if (strncmp(name, units[u], l) == 0 && name[l] == '_') {
-            snprintf(buf, n, "hakmem_%s_%s", name + l + 1, units[u]);
-            return;
-        }
-    }
-    snprintf(buf, n, "hakmem_%s", name);
-}
-
-static void print_prometheus(FILE *f, const proc_t *v, size_t n, int errors) {
-    char name[128], extra[160];
-    prom_family(f, "hakmem_stat_processes", "gauge", "hakmem processes whose segment was read");
-    fprintf(f, "hakmem_stat_processes %zu\n", n);
-    prom_family(f, "hakmem_stat_errors", "gauge", "hakmem segments that could not be read");
-    fprintf(f, "hakmem_stat_errors %d\n", errors);
-
-    prom_family(f, "hakmem_info", "gauge", "hakmem process: mode and layout version (value 1)");
-    for (size_t i = 0; i < n; i++) {
-        snprintf(extra, sizeof extra, "mode=\"%s\",layout_version=\"%u\"", hak_mode_name(v[i].snap.mode),
-                 HAK_SHM_VERSION);
-        prom_sample(f, "hakmem_info", &v[i].snap, extra, 1, U_COUNT);
-    }
-    prom_family(f, "hakmem_start_time_seconds", "gauge", "when the process created its segment (unix time)");
-    for (size_t i = 0; i < n; i++) prom_sample(f, "hakmem_start_time_seconds", &v[i].snap, NULL, v[i].snap.start_ns, U_NS);
-
-    for (int k = 0; k < HAK_NCOUNTERS; k++) {
-        int unit = prom_counter_name(name, sizeof name, hak_counter_names[k]);
-        prom_family(f, name, "counter", hak_counter_help[k]);
-        for (size_t i = 0; i < n; i++) prom_sample(f, name, &v[i].snap, NULL, v[i].snap.counter[k], unit);
-    }
-    for (int k = 0; k < HAK_NGAUGES; k++) {
-        prom_gauge_name(name, sizeof name, hak_gauge_names[k]);
-        prom_family(f, name, "gauge", hak_gauge_help[k]);
-        for (size_t i = 0; i < n; i++) {
-            int64_t g = v[i].snap.gauge[k];
-            prom_sample(f, name, &v[i].snap, NULL, g > 0 ? (uint64_t)g : 0, U_COUNT);
-        }
-    }
-    prom_family(f, "hakmem_peak_mapped_bytes", "gauge", "high-water mark of hakmem_mapped_bytes");
-    for (size_t i = 0; i < n; i++)
-        prom_sample(f, "hakmem_peak_mapped_bytes", &v[i].snap, NULL, v[i].snap.peak_bytes_mapped, U_COUNT);
-
-    for (size_t k = 0; k < NKNOBS; k++) {
-        prom_family(f, knob_descs[k].prom, "gauge", knob_descs[k].help);
-        for (size_t i = 0; i < n; i++)
-            prom_sample(f, knob_descs[k].prom, &v[i].snap, NULL, field_at(&v[i].snap.knobs, knob_descs[k].off),
-                        knob_descs[k].unit);
-    }
-
-    prom_family(f, "hakmem_control_seq", "gauge", "control requests posted to the process (sequence number)");
-    for (size_t i = 0; i < n; i++) prom_sample(f, "hakmem_control_seq", &v[i].snap, NULL, v[i].snap.control.seq, U_COUNT);
-    prom_family(f, "hakmem_control_applied_seq", "gauge", "last control request the process applied");
-    for (size_t i = 0; i < n; i++)
-        prom_sample(f, "hakmem_control_applied_seq", &v[i].snap, NULL, v[i].snap.control.applied_seq, U_COUNT);
-    prom_family(f, "hakmem_control_rejected_total", "counter", "control values the library had to clamp");
-    for (size_t i = 0; i < n; i++)
-        prom_sample(f, "hakmem_control_rejected_total", &v[i].snap, NULL, v[i].snap.control.rejected, U_COUNT);
-    prom_family(f, "hakmem_decisions_total", "counter", "tuner decisions logged in the segment");
-    for (size_t i = 0; i < n; i++)
-        prom_sample(f, "hakmem_decisions_total", &v[i].snap, NULL, v[i].snap.decision_head, U_COUNT);
-
-    bool any_kernel = false;
-    for (size_t i = 0; i < n; i++) any_kernel |= v[i].snap.kernel.updated_ns != 0;
-    for (size_t k = 0; any_kernel && k < NKERNEL; k++) {
-        const char *type = strstr(kernel_descs[k].prom, "_total") ? "counter" : "gauge";
-        prom_family(f, kernel_descs[k].prom, type, kernel_descs[k].help);
-        for (size_t i = 0; i < n; i++)
-            if (v[i].snap.kernel.updated_ns != 0)
-                prom_sample(f, kernel_descs[k].prom, &v[i].snap, NULL, field_at(&v[i].snap.kernel, kernel_descs[k].off),
-                            kernel_descs[k].unit);
-    }
-
-    for (size_t k = 0; k < NCLASSDESC; k++) {
-        const char *type = strstr(class_descs[k].prom, "_total") ? "counter" : "gauge";
-        prom_family(f, class_descs[k].prom, type, class_descs[k].help);
-        for (size_t i = 0; i < n; i++)
-            for (uint32_t c = 0; c < v[i].snap.nclasses; c++) {
-                const hak_shm_class_t *cl = &v[i].snap.classes[c];
-                if (!class_nonempty(cl)) continue;
-                snprintf(extra, sizeof extra, "class=\"%u\",size=\"%" PRIu64 "\"", c, cl->size);
-                prom_sample(f, class_descs[k].prom, &v[i].snap, extra, field_at(cl, class_descs[k].off), U_COUNT);
-            }
-    }
-    prom_family(f, "hakmem_class_evictions_total", "counter", "blocks of this class handed to Batch, by reason");
-    for (size_t i = 0; i < n; i++)
-        for (uint32_t c = 0; c < v[i].snap.nclasses; c++) {
-            const hak_shm_class_t *cl = &v[i].snap.classes[c];
-            if (!class_nonempty(cl)) continue;
-            for (int r = 0; r < HAK_EVICT_NREASONS; r++) {
-                snprintf(extra, sizeof extra, "class=\"%u\",size=\"%" PRIu64 "\",reason=\"%s\"", c, cl->size,
-                         reason_name(r));
-                prom_sample(f, "hakmem_class_evictions_total", &v[i].snap, extra, cl->evictions[r], U_COUNT);
-            }
-        }
 }
 
 // ---------------------------------------------------------------------------
@@ -1018,7 +808,15 @@ static int do_all(const opts_t *o) {
     if (o->fmt == OUT_JSON) {
         emit_json_list(list.v, list.n, true, NULL);
     } else if (o->fmt == OUT_PROM) {
-        print_prometheus(stdout, list.v, list.n, list.errors);
+        const hak_snapshot_t **snaps = calloc(list.n ? list.n : 1, sizeof *snaps);
+        if (snaps == NULL) {
+            fprintf(stderr, PROG ": out of memory\n");
+            rc = HS_EXIT_SYSTEM;
+            goto cleanup;
+        }
+        for (size_t i = 0; i < list.n; i++) snaps[i] = &list.v[i].snap;
+        hak_metrics_write_prometheus(stdout, snaps, list.n, list.errors);
+        free(snaps);
     } else {
         print_list_header(stdout);
         for (size_t i = 0; i < list.n; i++) print_list_row(stdout, &list.v[i].snap);
@@ -1045,8 +843,8 @@ static int do_one(const opts_t *o) {
         json_proc(&w, NULL, s, NULL);
         fputc('\n', stdout);
     } else if (o->fmt == OUT_PROM) {
-        proc_t p = {.pid = o->pid, .snap = *s};
-        print_prometheus(stdout, &p, 1, 0);
+        const hak_snapshot_t *one = s;
+        hak_metrics_write_prometheus(stdout, &one, 1, 0);
     } else {
         print_one(stdout, s);
     }
@@ -1261,7 +1059,7 @@ static void watch_render_one(const hak_snapshot_t *s, const hak_snapshot_t *prev
     }
     printf("\n  %-22s %16s\n", "gauge", "now");
     for (int k = 0; k < HAK_NGAUGES; k++) {
-        if (unit_of(hak_gauge_names[k]) == U_BYTES)
+        if (unit_of(hak_gauge_names[k]) == HAK_MU_BYTES)
             printf("  %-22s %16s\n", hak_gauge_names[k], fmt_bytes(b1, sizeof b1, (double)s->gauge[k]));
         else
             printf("  %-22s %16" PRId64 "\n", hak_gauge_names[k], s->gauge[k]);
