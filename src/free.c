@@ -14,6 +14,7 @@ void hak_invalid_pointer(const char *fn, const void *p, hak_block_t *near) {
         HAK_CNT(invalid_frees);
         hak_op_end();
     }
+    hak_shm_remove();          /* abort() runs no destructor: leave no stale segment */
     if (near != NULL)
         hak_fatal("%s(): invalid pointer %p: inside the hakmem block %p (%zu bytes), not its start", fn, p,
                   (void *)atomic_load(&near->user), near->size);

@@ -14,11 +14,15 @@ _Atomic uint64_t hak_cache_max_bytes = (uint64_t)1 << 30;
 _Atomic int64_t  hak_cached_bytes;
 
 static pthread_mutex_t knob_lock = PTHREAD_MUTEX_INITIALIZER;
-static uint64_t applied_seq;
+static pthread_mutex_t ctl_lock = PTHREAD_MUTEX_INITIALIZER;   /* one control applier */
+static _Atomic uint64_t applied_seq;
 
 void hak_knobs_lock(void) { pthread_mutex_lock(&knob_lock); }
 void hak_knobs_unlock(void) { pthread_mutex_unlock(&knob_lock); }
-void hak_knobs_child_reset(void) { pthread_mutex_init(&knob_lock, NULL); }
+void hak_knobs_child_reset(void) {
+    pthread_mutex_init(&knob_lock, NULL);
+    pthread_mutex_init(&ctl_lock, NULL);
+}
 
 void hak_knobs_publish(void) {
     hak_shm_knobs_t *k = &hak_seg->knobs;
@@ -41,8 +45,8 @@ void hak_knobs_init(void) {
     atomic_store(&hak_ring_cap, hak_opt.ring_cap);
     atomic_store(&hak_batch_threshold, hak_opt.batch_threshold);
     atomic_store(&hak_cache_max_bytes, hak_opt.cache_max_bytes);
-    applied_seq = atomic_load((_Atomic uint64_t *)&hak_seg->control.seq);
-    atomic_store((_Atomic uint64_t *)&hak_seg->control.applied_seq, applied_seq);
+    atomic_store(&applied_seq, atomic_load((_Atomic uint64_t *)&hak_seg->control.seq));
+    atomic_store((_Atomic uint64_t *)&hak_seg->control.applied_seq, atomic_load(&applied_seq));
     hak_knobs_publish();
 }
 
@@ -82,32 +86,39 @@ static int knob_set(int knob, uint64_t value) {
     return clamped ? -ERANGE : 0;
 }
 
+/* One applier at a time: requests are applied in order and acknowledged
+ * with a monotonic applied_seq.  Threads that find another thread applying
+ * go on (trylock); the applier loops until it has caught up with seq. */
+static void control_apply(hak_shm_control_t *ctl) {
+    for (;;) {
+        uint64_t seq = atomic_load_explicit((_Atomic uint64_t *)&ctl->seq, memory_order_acquire);
+        if (seq == atomic_load_explicit(&applied_seq, memory_order_relaxed)) return;
+        /* Read each value once: the writer may still be scribbling; clamping
+         * below bounds whatever we got. */
+        uint64_t flags = atomic_load_explicit((_Atomic uint64_t *)&ctl->flags, memory_order_relaxed);
+        uint64_t cap = atomic_load_explicit((_Atomic uint64_t *)&ctl->ring_cap, memory_order_relaxed);
+        uint64_t thr = atomic_load_explicit((_Atomic uint64_t *)&ctl->batch_threshold, memory_order_relaxed);
+        uint64_t rejected = 0;
+        hak_op_begin();
+        if (flags & HAK_CTL_RING_CAP) rejected += knob_set(HAKMEM_KNOB_RING_CAP, cap) == -ERANGE;
+        if (flags & HAK_CTL_BATCH_THRESHOLD) rejected += knob_set(HAKMEM_KNOB_BATCH_THRESHOLD, thr) == -ERANGE;
+        if (flags & HAK_CTL_TRIM) hak_trim();
+        HAK_CNT(ctl_applied);
+        hak_op_end();
+        atomic_store_explicit(&applied_seq, seq, memory_order_relaxed);
+        atomic_fetch_add((_Atomic uint64_t *)&ctl->rejected, rejected);
+        atomic_store((_Atomic uint64_t *)&ctl->applied_ns, hak_wall_ns());
+        atomic_store_explicit((_Atomic uint64_t *)&ctl->applied_seq, seq, memory_order_release);
+    }
+}
+
 void hak_control_poll(void) {
     hak_shm_control_t *ctl = &hak_seg->control;
-    uint64_t seq = atomic_load_explicit((_Atomic uint64_t *)&ctl->seq, memory_order_acquire);
-    if (likely(seq == applied_seq)) return;
-    pthread_mutex_lock(&knob_lock);
-    if (seq == applied_seq) {
-        pthread_mutex_unlock(&knob_lock);
-        return;
-    }
-    applied_seq = seq;
-    pthread_mutex_unlock(&knob_lock);
-    /* Read each value once: the writer may still be scribbling; clamping
-     * below bounds whatever we got. */
-    uint64_t flags = atomic_load_explicit((_Atomic uint64_t *)&ctl->flags, memory_order_relaxed);
-    uint64_t cap = atomic_load_explicit((_Atomic uint64_t *)&ctl->ring_cap, memory_order_relaxed);
-    uint64_t thr = atomic_load_explicit((_Atomic uint64_t *)&ctl->batch_threshold, memory_order_relaxed);
-    uint64_t rejected = 0;
-    hak_op_begin();
-    if (flags & HAK_CTL_RING_CAP) rejected += knob_set(HAKMEM_KNOB_RING_CAP, cap) == -ERANGE;
-    if (flags & HAK_CTL_BATCH_THRESHOLD) rejected += knob_set(HAKMEM_KNOB_BATCH_THRESHOLD, thr) == -ERANGE;
-    if (flags & HAK_CTL_TRIM) hak_trim();
-    HAK_CNT(ctl_applied);
-    hak_op_end();
-    atomic_fetch_add((_Atomic uint64_t *)&ctl->rejected, rejected);
-    atomic_store((_Atomic uint64_t *)&ctl->applied_ns, hak_wall_ns());
-    atomic_store_explicit((_Atomic uint64_t *)&ctl->applied_seq, seq, memory_order_release);
+    uint64_t seq = atomic_load_explicit((_Atomic uint64_t *)&ctl->seq, memory_order_relaxed);
+    if (likely(seq == atomic_load_explicit(&applied_seq, memory_order_relaxed))) return;
+    if (pthread_mutex_trylock(&ctl_lock) != 0) return;        /* another thread is applying */
+    control_apply(ctl);
+    pthread_mutex_unlock(&ctl_lock);
 }
 
 /* ---- public API ---- */

@@ -196,7 +196,7 @@ int hak_shm_snapshot(const hak_shm_t *shm, hak_snapshot_t *out) {
             continue;
         }
         memset(out->counter, 0, sizeof out->counter);
-        memset(out->gauge, 0, sizeof out->gauge);
+        uint64_t gin[HAK_NGAUGES] = {0}, gout[HAK_NGAUGES] = {0};   /* unsigned: hostile values wrap, not UB */
         /* pass 0: effects (gauge_out, effect counters); pass 1: causes */
         for (int pass = 0; pass < 2; pass++) {
             for (uint32_t i = 0; i < HAK_SHM_SLOTS; i++) {
@@ -206,10 +206,14 @@ int hak_shm_snapshot(const hak_shm_t *shm, hak_snapshot_t *out) {
                 for (int k = 0; k < HAK_NCOUNTERS; k++)
                     if ((HAK_COUNTER_IS_EFFECT(k) != 0) == (pass == 0)) out->counter[k] += slot.counter[k];
                 for (int k = 0; k < HAK_NGAUGES; k++) {
-                    if (pass == 0) out->gauge[k] -= (int64_t)slot.gauge_out[k];
-                    else out->gauge[k] += (int64_t)slot.gauge_in[k];
+                    if (pass == 0) gout[k] += slot.gauge_out[k];
+                    else gin[k] += slot.gauge_in[k];
                 }
             }
+        }
+        for (int k = 0; k < HAK_NGAUGES; k++) {
+            if (gout[k] > gin[k] || gin[k] - gout[k] > (uint64_t)INT64_MAX) return -HAK_SHM_ECORRUPT;
+            out->gauge[k] = (int64_t)(gin[k] - gout[k]);
         }
         atomic_thread_fence(memory_order_acquire);
         if (ld(&shm->fold_gen) == f1) break;
