@@ -62,7 +62,7 @@ static uint64_t pattern(int thread, long round, long i, size_t off) {
 
 /* One word per KiB (touches every page) plus the last word. */
 static void fill(void *p, size_t n, int t, long r, long i) {
-    for (size_t off = 0; off + 8 <= n; off += 1024) {
+    for (size_t off = 0; off + 16 <= n; off += 1024) {   /* never overlaps the tail word */
         uint64_t v = pattern(t, r, i, off);
         memcpy((char *)p + off, &v, 8);
     }
@@ -72,7 +72,7 @@ static void fill(void *p, size_t n, int t, long r, long i) {
 
 static bool check(const void *p, size_t n, int t, long r, long i) {
     uint64_t v;
-    for (size_t off = 0; off + 8 <= n; off += 1024) {
+    for (size_t off = 0; off + 16 <= n; off += 1024) {   /* never overlaps the tail word */
         memcpy(&v, (const char *)p + off, 8);
         if (v != pattern(t, r, i, off)) return false;
     }
