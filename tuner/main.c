@@ -7,6 +7,9 @@
  * outside: the same policy as HAKMEM_MODE=evolving (tuner/policy.c), whose
  * decisions are posted through the segment's control block and logged in its
  * decision ring.  SIGINT/SIGTERM (or --duration) end every run cleanly.
+ * With --listen it also serves GET /metrics: the live telemetry of every
+ * hakmem process in the Prometheus text format (tuner/listen.c); --listen
+ * alone (no --db) is a plain exporter.
  *
  * Exit status: 0 done (targets exited, duration over, or signalled), 1 runtime
  * error (DB, target not found or not ours), 2 usage error.
@@ -26,6 +29,7 @@
 
 #include "hakmem/shm.h"
 #include "db.h"
+#include "listen.h"
 #include "policy.h"
 #include "shmlog.h"
 
@@ -34,6 +38,7 @@
 
 static const char usage_text[] =
     "Usage: hakmem-tuner --db FILE (--pid N | --all) [options]\n"
+    "       hakmem-tuner --listen [ADDR:PORT] [--db FILE (--pid N | --all)] [options]\n"
     "Record the tuning history of running hakmem processes (samples of every counter,\n"
     "knob and size class) into a SQLite DB, and with --drive tune fixed-mode processes\n"
     "from outside with the same policy as HAKMEM_MODE=evolving.\n"
@@ -49,13 +54,19 @@ static const char usage_text[] =
     "  --budget BYTES    cache budget for the ring cap (K/M/G; default: HAKMEM_CACHE_MAX_BYTES)\n"
     "  --cap-min N       lowest ring cap to set (default 1)\n"
     "  --cap-max N       highest ring cap to set (default 512)\n"
+    "  --listen [ADDR:PORT]  serve GET /metrics over HTTP: the telemetry of every hakmem\n"
+    "                    process of this user, Prometheus text format (the names of\n"
+    "                    hakmem-stat --prometheus); default " TUNER_LISTEN_DEFAULT " (loopback);\n"
+    "                    PORT alone means 127.0.0.1:PORT, port 0 a free one.  Without --db\n"
+    "                    it only serves metrics, until signalled or --duration\n"
     "  -q, --quiet       print errors only\n"
     "  -h, --help        this text\n"
     "\n"
     "Exit status: 0 done, 1 runtime error, 2 usage error.\n"
     "Examples:\n"
     "  hakmem-tuner --db hist.db --pid 1234 --drive --interval 100\n"
-    "  hakmem-tuner --db hist.db --all --duration 60\n";
+    "  hakmem-tuner --db hist.db --all --duration 60\n"
+    "  hakmem-tuner --listen 127.0.0.1:9464\n";
 
 typedef struct opts {
     const char *db_path;
@@ -64,6 +75,7 @@ typedef struct opts {
     int all, drive, quiet;
     uint64_t interval_ms, duration_s, idle_ms, budget, cap_min, cap_max;
     int have_cap_min, have_cap_max;
+    const char *listen;             /* --listen ADDR:PORT, NULL = no endpoint */
 } opts_t;
 
 typedef struct target {
@@ -121,13 +133,14 @@ static int usage_error(const char *fmt, const char *arg) {
 }
 
 static int parse_args(int argc, char **argv, opts_t *o) {
-    enum { O_DB = 256, O_PID, O_ALL, O_INTERVAL, O_DRIVE, O_DURATION, O_IDLE, O_BUDGET, O_CAPMIN, O_CAPMAX };
+    enum { O_DB = 256, O_PID, O_ALL, O_INTERVAL, O_DRIVE, O_DURATION, O_IDLE, O_BUDGET, O_CAPMIN, O_CAPMAX, O_LISTEN };
     static const struct option lo[] = {
         {"db", required_argument, 0, O_DB},           {"pid", required_argument, 0, O_PID},
         {"all", no_argument, 0, O_ALL},               {"interval", required_argument, 0, O_INTERVAL},
         {"drive", no_argument, 0, O_DRIVE},           {"duration", required_argument, 0, O_DURATION},
         {"idle-ms", required_argument, 0, O_IDLE},    {"budget", required_argument, 0, O_BUDGET},
         {"cap-min", required_argument, 0, O_CAPMIN},  {"cap-max", required_argument, 0, O_CAPMAX},
+        {"listen", optional_argument, 0, O_LISTEN},
         {"quiet", no_argument, 0, 'q'},               {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
@@ -174,6 +187,12 @@ static int parse_args(int argc, char **argv, opts_t *o) {
                 return usage_error("--cap-max: '%s' is not in 0..512", optarg);
             o->have_cap_max = 1;
             break;
+        case O_LISTEN:
+            /* --listen, --listen=ADDR:PORT, or --listen ADDR:PORT (a next word that is not an option) */
+            if (optarg) o->listen = optarg;
+            else if (optind < argc && argv[optind][0] != '-') o->listen = argv[optind++];
+            else o->listen = TUNER_LISTEN_DEFAULT;
+            break;
         case 'q': o->quiet = 1; break;
         case 'h': fputs(usage_text, stdout); return -1;
         case '?':
@@ -186,8 +205,10 @@ static int parse_args(int argc, char **argv, opts_t *o) {
         }
     }
     if (optind < argc) return usage_error("unexpected argument '%s'", argv[optind]);
-    if (o->db_path == NULL) return usage_error("%s", "--db FILE is required");
-    if (!o->all && o->npids == 0) return usage_error("%s", "give --pid N or --all");
+    if (o->db_path == NULL && o->listen == NULL) return usage_error("%s", "--db FILE is required");
+    if (o->db_path == NULL && (o->all || o->npids || o->drive))
+        return usage_error("%s", "--pid, --all and --drive record into a DB: give --db FILE");
+    if (o->db_path != NULL && !o->all && o->npids == 0) return usage_error("%s", "give --pid N or --all");
     if (o->all && o->npids) return usage_error("%s", "--pid and --all exclude each other");
     if (o->cap_min > o->cap_max) return usage_error("%s", "--cap-min is above --cap-max");
     return 0;
@@ -436,15 +457,32 @@ int main(int argc, char **argv) {
     target_t *ts = calloc(MAX_TARGETS, sizeof *ts);
     char err[512];
     tuner_db_t *db = NULL;
+    tuner_listen_t *lsn = NULL;
     if (ts == NULL) {
         fprintf(stderr, "hakmem-tuner: out of memory\n");
         return 1;
     }
-    db = tuner_db_open(o.db_path, err, sizeof err);
-    if (db == NULL) {
-        fprintf(stderr, "hakmem-tuner: %s\n", err);
-        status = 1;
-        goto cleanup;
+    if (o.db_path) {
+        db = tuner_db_open(o.db_path, err, sizeof err);
+        if (db == NULL) {
+            fprintf(stderr, "hakmem-tuner: %s\n", err);
+            status = 1;
+            goto cleanup;
+        }
+    }
+    if (o.listen) {
+        lsn = tuner_listen_open(o.listen, err, sizeof err);
+        if (lsn == NULL) {
+            fprintf(stderr, "hakmem-tuner: %s\n", err);
+            status = 1;
+            goto cleanup;
+        }
+        if (!tuner_listen_is_loopback(lsn))
+            fprintf(stderr, "hakmem-tuner: warning: %s is reachable from other hosts: the telemetry of your "
+                            "processes (command names, memory figures) is readable by anyone who can connect\n",
+                    tuner_listen_url(lsn));
+        if (!o.quiet) printf("hakmem-tuner: serving %s\n", tuner_listen_url(lsn));
+        fflush(stdout);
     }
 
     struct sigaction sa;
@@ -476,14 +514,19 @@ int main(int argc, char **argv) {
             target_tick(&o, db, &ts[i]);
             alive += ts[i].alive;
         }
-        if (!o.all && alive == 0) break;   /* every --pid has exited */
+        if (!o.all && o.npids && alive == 0) break;   /* every --pid has exited */
         next += interval_ns;
         uint64_t now = mono_ns();
         if (now >= end) break;
         if (next < now) next = now;        /* fell behind: do not burst */
         if (next > end) next = end;
-        struct timespec ts_next = {.tv_sec = (time_t)(next / 1000000000ull), .tv_nsec = (long)(next % 1000000000ull)};
-        while (!stop_signal && clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts_next, NULL) == EINTR) {
+        if (lsn) {
+            tuner_listen_serve_until(lsn, next, &stop_signal);   /* scrapes between samples */
+        } else {
+            struct timespec ts_next = {.tv_sec = (time_t)(next / 1000000000ull),
+                                       .tv_nsec = (long)(next % 1000000000ull)};
+            while (!stop_signal && clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts_next, NULL) == EINTR) {
+            }
         }
     }
     if (stop_signal && !o.quiet) printf("hakmem-tuner: %s: ending runs\n", strsignal(stop_signal));
@@ -491,6 +534,7 @@ int main(int argc, char **argv) {
 cleanup:
     for (int i = 0; i < nts; i++) target_close(db, &ts[i], stop_signal ? "tuner stopped" : "tuner done", o.quiet);
     tuner_db_close(db);
+    tuner_listen_close(lsn);
     free(ts);
     return status;
 }

@@ -30,7 +30,12 @@ $(O)/obj/tuner-tool/%.o: tuner/%.c $(TUNER_HEADERS) $(TUNER_GEN)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(BASE_CFLAGS) -I$(O)/gen -c $< -o $@
 
-$(O)/hakmem-tuner: $(TUNER_TOOL_OBJS) $(READER_OBJ)
+# --listen (tuner/listen.c, tool only): GET /metrics with the Prometheus writer
+# shared with hakmem-stat (tools/metrics.c, rule in the top Makefile).
+TUNER_LISTEN_OBJS := $(O)/obj/tuner-tool/listen.o $(O)/obj/tools/metrics.o
+$(O)/obj/tuner-tool/listen.o $(O)/obj/tuner-tool/main.o: tuner/listen.h tools/metrics.h
+
+$(O)/hakmem-tuner: $(TUNER_TOOL_OBJS) $(TUNER_LISTEN_OBJS) $(READER_OBJ)
 	$(call msg,CCLD,$@)
 	$(Q)$(CC) $(BASE_CFLAGS) -o $@ $^ -ldl $(SAN_LDFLAGS)
 

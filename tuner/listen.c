@@ -1,0 +1,286 @@
+/*
+ * tuner/listen.c - hakmem-tuner --listen: GET /metrics (see listen.h).
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hakmem/shm.h"
+#include "../tools/metrics.h"
+#include "listen.h"
+
+#define REQ_MAX 8192
+#define IO_TIMEOUT_S 2
+
+struct tuner_listen {
+    int fd;
+    int loopback;
+    uint64_t requests;
+    char url[128];
+};
+
+static uint64_t mono_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+tuner_listen_t *tuner_listen_open(const char *spec, char *err, size_t errlen) {
+    char host[256], port[16];
+    const char *colon = strrchr(spec, ':');
+    if (spec[0] == '[') {   /* [v6]:port */
+        const char *close = strchr(spec, ']');
+        if (close == NULL || close[1] != ':' || (size_t)(close - spec - 1) >= sizeof host) {
+            snprintf(err, errlen, "--listen %s: expected [ADDR]:PORT", spec);
+            return NULL;
+        }
+        memcpy(host, spec + 1, (size_t)(close - spec - 1));
+        host[close - spec - 1] = '\0';
+        snprintf(port, sizeof port, "%s", close + 2);
+    } else if (colon == NULL) {
+        snprintf(host, sizeof host, "127.0.0.1");
+        snprintf(port, sizeof port, "%s", spec);
+    } else {
+        if ((size_t)(colon - spec) >= sizeof host) {
+            snprintf(err, errlen, "--listen %s: address too long", spec);
+            return NULL;
+        }
+        memcpy(host, spec, (size_t)(colon - spec));
+        host[colon - spec] = '\0';
+        if (host[0] == '\0') snprintf(host, sizeof host, "127.0.0.1");
+        snprintf(port, sizeof port, "%s", colon + 1);
+    }
+    char *end;
+    long pv = strtol(port, &end, 10);
+    if (port[0] == '\0' || *end || pv < 0 || pv > 65535) {
+        snprintf(err, errlen, "--listen %s: '%s' is not a port (0..65535)", spec, port);
+        return NULL;
+    }
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    int gai = getaddrinfo(host, port, &hints, &res);
+    if (gai != 0) {
+        snprintf(err, errlen, "--listen %s: %s", spec, gai_strerror(gai));
+        return NULL;
+    }
+    int fd = -1, e = 0;
+    struct addrinfo *ai;
+    for (ai = res; ai; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
+        if (fd < 0) {
+            e = errno;
+            continue;
+        }
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 16) == 0) break;
+        e = errno;
+        close(fd);
+        fd = -1;
+    }
+    if (fd < 0) {
+        freeaddrinfo(res);
+        snprintf(err, errlen, "--listen %s: %s", spec, strerror(e ? e : EADDRNOTAVAIL));
+        return NULL;
+    }
+    tuner_listen_t *l = calloc(1, sizeof *l);
+    if (l == NULL) {
+        freeaddrinfo(res);
+        close(fd);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    l->fd = fd;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    char abuf[INET6_ADDRSTRLEN] = "?";
+    unsigned bound = (unsigned)pv;
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
+        if (ss.ss_family == AF_INET) {
+            const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
+            inet_ntop(AF_INET, &a->sin_addr, abuf, sizeof abuf);
+            bound = ntohs(a->sin_port);
+            l->loopback = (ntohl(a->sin_addr.s_addr) >> 24) == 127;
+        } else if (ss.ss_family == AF_INET6) {
+            const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
+            inet_ntop(AF_INET6, &a->sin6_addr, abuf, sizeof abuf);
+            bound = ntohs(a->sin6_port);
+            l->loopback = IN6_IS_ADDR_LOOPBACK(&a->sin6_addr);
+        }
+    }
+    freeaddrinfo(res);
+    snprintf(l->url, sizeof l->url, ss.ss_family == AF_INET6 ? "http://[%s]:%u/metrics" : "http://%s:%u/metrics",
+             abuf, bound);
+    return l;
+}
+
+const char *tuner_listen_url(const tuner_listen_t *l) { return l->url; }
+int tuner_listen_is_loopback(const tuner_listen_t *l) { return l->loopback; }
+uint64_t tuner_listen_requests(const tuner_listen_t *l) { return l->requests; }
+
+void tuner_listen_close(tuner_listen_t *l) {
+    if (l == NULL) return;
+    close(l->fd);
+    free(l);
+}
+
+/* Snapshot every live hakmem process of this user; the exposition into f. */
+static void write_metrics(FILE *f) {
+    size_t n = 0, cap = 0;
+    hak_snapshot_t *v = NULL;
+    int errors = 0;
+    uid_t me = geteuid();
+    DIR *d = opendir(HAK_SHM_DIR);
+    while (d) {
+        struct dirent *de = readdir(d);
+        if (de == NULL) break;
+        size_t pl = strlen(HAK_SHM_PREFIX);
+        if (strncmp(de->d_name, HAK_SHM_PREFIX, pl) != 0) continue;
+        char *end;
+        long pid = strtol(de->d_name + pl, &end, 10);
+        if (*end || pid <= 0 || pid > 0x7fffffff || pid == (long)getpid()) continue;
+        if (kill((pid_t)pid, 0) != 0 && errno == ESRCH) continue;   /* stale segment */
+        if (n == cap) {
+            size_t nc = cap ? cap * 2 : 8;
+            hak_snapshot_t *nv = realloc(v, nc * sizeof *nv);
+            if (nv == NULL) break;
+            v = nv, cap = nc;
+        }
+        hak_shm_handle_t h;
+        int rc = hak_shm_open_pid((int)pid, &h);
+        if (rc == 0) {
+            rc = hak_shm_snapshot(h.shm, &v[n]);
+            hak_shm_close(&h);
+        }
+        if (rc == 0) {
+            n++;
+            continue;
+        }
+        if (rc == -HAK_SHM_ESRCH || rc == -HAK_SHM_ENOENT) continue;   /* raced with an exit */
+        if (rc == -HAK_SHM_EACCES && me != 0) {
+            struct stat st;
+            if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_uid != me) continue;
+        }
+        errors++;
+    }
+    if (d) closedir(d);
+    const hak_snapshot_t **p = calloc(n ? n : 1, sizeof *p);
+    if (p) {
+        for (size_t i = 0; i < n; i++) p[i] = &v[i];
+        hak_metrics_write_prometheus(f, p, n, errors);
+    }
+    free(p);
+    free(v);
+}
+
+static void send_all(int fd, const char *buf, size_t len) {
+    while (len > 0) {
+        ssize_t w = send(fd, buf, len, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return;
+        buf += w, len -= (size_t)w;
+    }
+}
+
+static void respond(int fd, int code, const char *status, const char *type, const char *body, size_t len,
+                    int head_only) {
+    char hdr[512];
+    int n = snprintf(hdr, sizeof hdr,
+                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nCache-Control: no-store\r\n"
+                     "Connection: close\r\n%s\r\n",
+                     code, status, type, len, code == 405 ? "Allow: GET, HEAD\r\n" : "");
+    send_all(fd, hdr, (size_t)n);
+    if (!head_only) send_all(fd, body, len);
+}
+
+static void serve_one(int fd) {
+    struct timeval tv = {IO_TIMEOUT_S, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    char req[REQ_MAX + 1];
+    size_t got = 0;
+    while (got < REQ_MAX) {
+        ssize_t r = recv(fd, req + got, REQ_MAX - got, 0);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
+        got += (size_t)r;
+        req[got] = '\0';
+        if (strstr(req, "\r\n\r\n") || strstr(req, "\n\n")) break;
+    }
+    req[got] = '\0';
+    char method[16] = "", path[1024] = "";
+    if (sscanf(req, "%15s %1023s", method, path) != 2) {
+        static const char msg[] = "bad request\n";
+        respond(fd, 400, "Bad Request", "text/plain; charset=utf-8", msg, sizeof msg - 1, 0);
+        return;
+    }
+    int head = strcmp(method, "HEAD") == 0;
+    if (!head && strcmp(method, "GET") != 0) {
+        static const char msg[] = "only GET and HEAD\n";
+        respond(fd, 405, "Method Not Allowed", "text/plain; charset=utf-8", msg, sizeof msg - 1, 0);
+        return;
+    }
+    char *qm = strchr(path, '?');
+    if (qm) *qm = '\0';
+    if (strcmp(path, "/metrics") == 0) {
+        char *body = NULL;
+        size_t len = 0;
+        FILE *m = open_memstream(&body, &len);
+        if (m == NULL) {
+            static const char msg[] = "out of memory\n";
+            respond(fd, 500, "Internal Server Error", "text/plain; charset=utf-8", msg, sizeof msg - 1, head);
+            return;
+        }
+        write_metrics(m);
+        fclose(m);
+        respond(fd, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", body, len, head);
+        free(body);
+    } else if (strcmp(path, "/") == 0) {
+        static const char msg[] =
+            "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>hakmem-tuner</title></head><body>"
+            "<h1>hakmem-tuner</h1><p><a href=\"/metrics\">/metrics</a>: telemetry of every hakmem process "
+            "(Prometheus text format).</p></body></html>\n";
+        respond(fd, 200, "OK", "text/html; charset=utf-8", msg, sizeof msg - 1, head);
+    } else {
+        static const char msg[] = "not found: try /metrics\n";
+        respond(fd, 404, "Not Found", "text/plain; charset=utf-8", msg, sizeof msg - 1, head);
+    }
+}
+
+void tuner_listen_serve_until(tuner_listen_t *l, uint64_t deadline_ns, volatile sig_atomic_t *stop) {
+    for (;;) {
+        if (stop && *stop) return;
+        uint64_t now = mono_ns();
+        if (now >= deadline_ns) return;
+        uint64_t ms = (deadline_ns - now + 999999) / 1000000;
+        struct pollfd pfd = {.fd = l->fd, .events = POLLIN};
+        int r = poll(&pfd, 1, ms > 60000 ? 60000 : (int)ms);
+        if (r < 0 && errno != EINTR) return;
+        if (r <= 0 || !(pfd.revents & POLLIN)) continue;
+        int c = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
+        if (c < 0) continue;
+        /* the accepted socket must block (with timeouts), whatever it inherited */
+        int fl = fcntl(c, F_GETFL);
+        if (fl >= 0) fcntl(c, F_SETFL, fl & ~O_NONBLOCK);
+        serve_one(c);
+        shutdown(c, SHUT_WR);
+        close(c);
+        l->requests++;
+    }
+}
