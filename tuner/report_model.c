@@ -218,9 +218,12 @@ static void build_pred(rp_run_t *r, const rp_sample_t *base) {
     p->g_acc = r->sum.accesses;
     /* per interval: the class's figures; keep the sample index of both ends for the swing */
     int *t_of = calloc(cap_n + 1, sizeof *t_of);
+    char *steady = calloc(cap_n + 1, 1);
+    int last[HAK_SHM_CLASSES], last_t[HAK_SHM_CLASSES];
+    for (unsigned k = 0; k < HAK_SHM_CLASSES; k++) last[k] = -1, last_t[k] = -100;
     uint64_t *c_start = calloc(cap_n + 1, sizeof *c_start), *c_end = calloc(cap_n + 1, sizeof *c_end);
-    if (t_of == NULL || c_start == NULL || c_end == NULL) {
-        free(t_of), free(c_start), free(c_end);
+    if (t_of == NULL || c_start == NULL || c_end == NULL || steady == NULL) {
+        free(t_of), free(c_start), free(c_end), free(steady);
         free(p);
         r->pred = NULL;
         return;
@@ -228,6 +231,7 @@ static void build_pred(rp_run_t *r, const rp_sample_t *base) {
     uint64_t peak = 0;
     for (int i = 0; i < r->nsamples; i++)
         if (r->samples[i].peak_bytes_mapped > peak) peak = r->samples[i].peak_bytes_mapped;
+    static const rp_class_t zero;
     const rp_sample_t *prev = base;
     int t = 0;
     for (int i = (base == &r->samples[0]) ? 1 : 0; i < r->nsamples; i++, t++) {
@@ -236,7 +240,6 @@ static void build_pred(rp_run_t *r, const rp_sample_t *base) {
         for (uint32_t j = 0; j < prev->ncls; j++) prow[prev->cls[j].cls] = &prev->cls[j];
         for (uint32_t j = 0; j < s->ncls; j++) {
             const rp_class_t *c = &s->cls[j], *q = prow[c->cls];
-            static const rp_class_t zero;
             if (q == NULL) q = &zero;
             int k = class_index(p, c);
             if (k < 0) continue;
@@ -245,26 +248,53 @@ static void build_pred(rp_run_t *r, const rp_sample_t *base) {
                 if (c->h[b]) p->has_hist = 1;
             uint64_t dh = sub0(c->hits, q->hits), dm = sub0(c->misses, q->misses);
             if (dh + dm == 0) continue;
+            uint64_t hist[8], hsum = 0;
+            for (int b = 0; b < 8; b++) hist[b] = sub0(c->h[b], q->h[b]), hsum += hist[b];
+            p->hits[k] += dh;
+            p->acc[k] += dh + dm;
+            /* A histogram without deficit-1 misses only continues runs of ghost
+             * misses that began in the previous interval: join the two, so the
+             * runs are whole again (the coverage layout assumes whole runs). */
+            if (last[k] >= 0 && hist[0] == 0 && hsum > 0 && last_t[k] == t - 1 && p->ci[last[k]].cap == c->cap) {
+                rp_cint_t *e = &p->ci[last[k]];
+                e->dh += dh, e->dm += dm, e->dg += sub0(c->ghost, q->ghost);
+                for (int b = 0; b < 8; b++) e->hist[b] += hist[b];
+                c_end[last[k]] = c->cached;
+                last_t[k] = t;
+                continue;
+            }
             rp_cint_t *e = &p->ci[p->n];
             e->k = (uint32_t)k;
             e->dh = dh, e->dm = dm, e->dg = sub0(c->ghost, q->ghost);
-            for (int b = 0; b < 8; b++) e->hist[b] = sub0(c->h[b], q->h[b]);
+            memcpy(e->hist, hist, sizeof hist);
             e->cap = c->cap;
             t_of[p->n] = t;
+            steady[p->n] = q != &zero && q->cap == c->cap;
             c_start[p->n] = q->cached;
             c_end[p->n] = c->cached;
-            p->hits[k] += dh;
-            p->acc[k] += dh + dm;
-            /* ghost demand: the ring would have needed cap + fk slots; bounded by
-             * the blocks of this size the mapped high-water mark could hold (the
-             * histogram's last bucket is wide, and deficits counted right after
-             * a raise may come from a ring that was still filling) */
-            uint64_t fk = full_k(e->hist), want = c->cap + fk;
-            if (c->size && want > peak / c->size) want = peak / c->size;
-            if (fk && want > p->W[k]) p->W[k] = want;
+            last[k] = (int)p->n, last_t[k] = t;
             p->n++;
         }
         prev = s;
+    }
+    /* Ghost demand: a ring of cap + fk slots would have hit every ghost miss.
+     * Taken from intervals whose cap was already in force before them (right
+     * after a raise, deficits may count from a ring that was still filling),
+     * and bounded by the blocks of this size the mapped high-water mark could
+     * hold (the histogram's last bucket is wide). */
+    uint64_t w_any[HAK_SHM_CLASSES] = {0}, w_steady[HAK_SHM_CLASSES] = {0};
+    for (size_t n = 0; n < p->n; n++) {
+        const rp_cint_t *e = &p->ci[n];
+        uint64_t fk = full_k(e->hist);
+        if (fk == 0) continue;
+        uint64_t want = e->cap + fk, size = p->size[e->k];
+        if (size && want > peak / size) want = peak / size;
+        if (want > w_any[e->k]) w_any[e->k] = want;
+        if (steady[n] && want > w_steady[e->k]) w_steady[e->k] = want;
+    }
+    for (int k = 0; k < p->ncls; k++) {
+        uint64_t w = w_steady[k] ? w_steady[k] : w_any[k];
+        if (w > p->W[k]) p->W[k] = w;
     }
     /* ring depth in use per class interval (for caps below the one in force) */
     for (size_t n = 0; n < p->n; n++) {
@@ -277,12 +307,12 @@ static void build_pred(rp_run_t *r, const rp_sample_t *base) {
         }
         /* occupancy at the ends of this class's active intervals t-2 .. t+2 */
         uint64_t lo = UINT64_MAX, hi = 0;
-        int pts = 0, last_t = -100;
+        int pts = 0, prev_t = -100;
         size_t m0 = n;   /* entries are in interval order */
         while (m0 > 0 && t_of[m0 - 1] >= t_of[n] - 2) m0--;
         for (size_t m = m0; m < p->n && t_of[m] <= t_of[n] + 2; m++) {
             if (p->ci[m].k != e->k) continue;
-            if (t_of[m] != last_t + 1) {   /* a start point not shared with the previous interval */
+            if (t_of[m] != prev_t + 1) {   /* a start point not shared with the previous interval */
                 pts++;
                 if (c_start[m] < lo) lo = c_start[m];
                 if (c_start[m] > hi) hi = c_start[m];
@@ -290,14 +320,14 @@ static void build_pred(rp_run_t *r, const rp_sample_t *base) {
             pts++;
             if (c_end[m] < lo) lo = c_end[m];
             if (c_end[m] > hi) hi = c_end[m];
-            last_t = t_of[m];
+            prev_t = t_of[m];
         }
         double S = pts >= 2 ? (double)(hi - lo) * (pts + 1) / (pts - 1) : top;
         if (S < 1.0) S = 1.0;
         if (S > top) S = top;
         e->S = S;
     }
-    free(t_of), free(c_start), free(c_end);
+    free(t_of), free(c_start), free(c_end), free(steady);
 }
 
 static double class_hits_at(const struct rp_pred *p, uint32_t k, uint64_t C) {
