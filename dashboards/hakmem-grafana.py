@@ -60,7 +60,7 @@ stat("Bytes cached", "Bytes held warm in BigCache rings now (hakmem_cached_bytes
      ("sum(hakmem_cached_bytes{%s})" % SEL, "cached"), "bytes", 9, 1, 5)
 stat("Bytes pending", "Bytes waiting in Batch for the next flush (hakmem_pending_bytes).",
      ("sum(hakmem_pending_bytes{%s})" % SEL, "pending"), "bytes", 14, 1, 5)
-stat("Tuner decisions", "Decisions logged in the segments' decision rings (hakmem_decisions_total).",
+stat("Decisions logged", "Decisions logged in the segments' decision rings (hakmem_decisions_total).",
      ("sum(hakmem_decisions_total{%s})" % SEL, "decisions"), "none", 19, 1, 5)
 
 row("BigCache", 5)
