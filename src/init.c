@@ -75,7 +75,7 @@ void hak_init_slow(void) {
     hak_bigcache_init();
     if (hak_opt.verbose) {
         hak_log("hakmem %s: mode %s, telemetry %s", HAKMEM_VERSION, hak_mode_str(hak_opt.mode),
-                hak_opt.stats ? "on" : "off");
+                hak_shm_is_shared() ? "published in /dev/shm" : "private (not published)");
         hak_options_print();
     }
     pthread_atfork(fork_prepare, fork_parent, fork_child);

@@ -48,6 +48,16 @@ static hak_shm_t *create_named(int pid, void *at) {
             hak_warn("telemetry disabled: cannot create /dev/shm%s: %s", name, strerror(errno));
         return NULL;
     }
+    /* Allocate the pages now: a sparse file on a full /dev/shm would SIGBUS
+     * the program at its first counter update instead of failing here. */
+    int falloc = fallocate(fd, 0, 0, (off_t)SEG_LEN);
+    if (falloc != 0 && errno != EOPNOTSUPP && errno != ENOSYS) {
+        int e = errno;
+        close(fd);
+        shm_unlink(name);
+        if (hak_opt.verbose) hak_warn("telemetry disabled: cannot allocate /dev/shm%s: %s", name, strerror(e));
+        return NULL;
+    }
     void *p = MAP_FAILED;
     if (ftruncate(fd, (off_t)SEG_LEN) == 0 &&
         (at == NULL || pwrite(fd, at, SEG_LEN, 0) == (ssize_t)SEG_LEN))

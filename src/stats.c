@@ -175,5 +175,5 @@ void hak_stats_get(hak_stats_t *out) {
     out->bytes_mapped = (uint64_t)g[HAK_G_bytes_mapped];
     out->bytes_cached = (uint64_t)g[HAK_G_bytes_cached];
     out->bytes_pending = (uint64_t)g[HAK_G_bytes_pending];
-    out->peak_bytes_mapped = hak_seg->peak_bytes_mapped;
+    out->peak_bytes_mapped = atomic_load_explicit((_Atomic uint64_t *)&hak_seg->peak_bytes_mapped, memory_order_relaxed);
 }
