@@ -94,8 +94,9 @@ int main(void) {
     uint64_t d_ranges = st.batch_ranges_flushed - st0.batch_ranges_flushed;
     uint64_t d_munmap = st.munmap_calls - st0.munmap_calls, d_mmap = st.mmap_calls - st0.mmap_calls;
 
-    printf("seed: %" PRIu64 " ops (%d rounds of %d x 2 MiB), mode=%s ring_cap=%" PRIu64 " batch_threshold=%" PRIu64 "\n",
-           ops, ROUNDS, PER_ROUND, mode == UINT32_MAX ? "?" : hak_mode_name(mode), ring_cap, threshold);
+    printf("seed: %" PRIu64 " alloc/free pairs (%d rounds of %d x 2 MiB), mode=%s ring_cap=%" PRIu64
+           " batch_threshold=%" PRIu64 "\n",
+           ops / 2, ROUNDS, PER_ROUND, mode == UINT32_MAX ? "?" : hak_mode_name(mode), ring_cap, threshold);
     printf("seed: large_allocs=%" PRIu64 " cache_hits=%" PRIu64 " cache_misses=%" PRIu64 " cache_puts=%" PRIu64
            " evictions=%" PRIu64 "\n",
            d_allocs, d_hits, st.cache_misses - st0.cache_misses, st.cache_puts - st0.cache_puts,

@@ -472,13 +472,29 @@ static void check_snapshot(monitor_t *m, const hak_snapshot_t *s, const char *wh
         fail("%s snapshot: %" PRIu64 " invalid frees detected", when, s->counter[HAK_C_invalid_frees]);
 }
 
+/* The sums of a rejected snapshot, as the reader had them (gauges: only the
+ * negative ones; the reader does not fill them when it rejects). */
+static const char *why_corrupt(const hak_snapshot_t *s) {
+    static char buf[512];
+    const uint64_t *c = s->counter;
+    uint64_t ev = c[HAK_C_evict_ring_full] + c[HAK_C_evict_cap_lowered] + c[HAK_C_evict_budget] +
+                  c[HAK_C_evict_idle_trim] + c[HAK_C_evict_uncacheable];
+    int n = snprintf(buf, sizeof buf, ": hits+misses=%" PRIu64 " large_allocs=%" PRIu64 " evictions=%" PRIu64
+                     " batch_adds=%" PRIu64 " bytes_flushed=%" PRIu64 " add_bytes=%" PRIu64,
+                     c[HAK_C_cache_hits] + c[HAK_C_cache_misses], c[HAK_C_large_allocs], ev, c[HAK_C_batch_adds],
+                     c[HAK_C_batch_bytes_flushed], c[HAK_C_batch_add_bytes]);
+    for (int k = 0; k < HAK_NGAUGES && n > 0 && (size_t)n < sizeof buf; k++)
+        if (s->gauge[k] < 0) n += snprintf(buf + n, sizeof buf - (size_t)n, " %s=%" PRId64, hak_gauge_names[k], s->gauge[k]);
+    return buf;
+}
+
 static void *monitor_main(void *arg) {
     monitor_t *m = arg;
     hak_snapshot_t s;
     while (!atomic_load(&stop_monitor)) {
         int rc = hak_shm_snapshot(m->h.shm, &s);
         if (rc == -HAK_SHM_EBUSY) m->busy++;
-        else if (rc != 0) fail("monitor: snapshot of own segment: %s", hak_shm_strerror(rc));
+        else if (rc != 0) fail("monitor: snapshot of own segment: %s%s", hak_shm_strerror(rc), why_corrupt(&s));
         else {
             m->snaps++;
             check_snapshot(m, &s, "live");
