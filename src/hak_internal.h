@@ -313,6 +313,8 @@ static inline void hak_shm_publish_check(void) {
 }
 /* True when the segment is published under /dev/shm (others can read and steer it). */
 HAK_HIDDEN bool hak_shm_is_shared(void);
+/* Remove /dev/shm/hakmem.<pid> files of our uid whose process is gone. */
+HAK_HIDDEN void hak_shm_gc_stale(void);
 
 // ---------------------------------------------------------------------------
 // init.c: lazy init, constructor/destructor, fork handlers

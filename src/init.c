@@ -90,10 +90,12 @@ void hak_init_slow(void) {
 __attribute__((constructor)) static void hak_constructor(void) {
     hak_init();
     hak_libc_resolve();
+    hak_shm_gc_stale();
 }
 
 __attribute__((destructor)) static void hak_destructor(void) {
     if (atomic_load(&hak_ready) != 2) return;
     hak_evolve_stop();
     hak_shm_remove();
+    hak_shm_gc_stale();
 }

@@ -9,8 +9,11 @@
  * Removed at exit; a forked child gets its own copy under its own pid.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -108,6 +111,29 @@ void hak_shm_create(void) {
 }
 
 bool hak_shm_is_shared(void) { return seg_pid != 0; }
+
+/* Remove segments of our uid whose process is gone.  A process that ends in
+ * _exit() or by a signal runs no destructor (forked workers of Python's
+ * multiprocessing, shells' children), so the living clean up after the dead:
+ * at start and at exit.  Only plain files owned by us, never through links. */
+void hak_shm_gc_stale(void) {
+    if (!hak_opt.stats) return;
+    DIR *d = opendir(HAK_SHM_DIR);
+    if (d == NULL) return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, HAK_SHM_PREFIX, sizeof HAK_SHM_PREFIX - 1) != 0) continue;
+        char *end;
+        long pid = strtol(e->d_name + sizeof HAK_SHM_PREFIX - 1, &end, 10);
+        if (*end != '\0' || pid <= 0 || pid > INT32_MAX || pid == (long)getpid()) continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;       /* alive (or not ours to judge) */
+        struct stat st;
+        if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+        if (!S_ISREG(st.st_mode) || st.st_uid != geteuid()) continue;
+        unlinkat(dirfd(d), e->d_name, 0);
+    }
+    closedir(d);
+}
 
 void hak_shm_remove(void) {
     if (seg_pid != 0 && seg_pid == (int)getpid()) {
