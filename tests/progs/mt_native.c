@@ -264,13 +264,31 @@ static void *knobber(void *arg) {
     return NULL;
 }
 
+/* Which invariant a refused snapshot broke (the reader fills the sums before checking). */
+static void explain_corrupt(const hak_snapshot_t *sn) {
+    const uint64_t *c = sn->counter;
+    uint64_t ev = c[HAK_C_evict_ring_full] + c[HAK_C_evict_cap_lowered] + c[HAK_C_evict_budget] +
+                  c[HAK_C_evict_idle_trim] + c[HAK_C_evict_uncacheable];
+    fprintf(stderr,
+            "mt_native: refused snapshot: hits+misses %llu vs large_allocs %llu; evictions %llu vs batch_adds %llu; "
+            "batch bytes flushed %llu vs added %llu; gauges",
+            (unsigned long long)(c[HAK_C_cache_hits] + c[HAK_C_cache_misses]), (unsigned long long)c[HAK_C_large_allocs],
+            (unsigned long long)ev, (unsigned long long)c[HAK_C_batch_adds],
+            (unsigned long long)c[HAK_C_batch_bytes_flushed], (unsigned long long)c[HAK_C_batch_add_bytes]);
+    for (int k = 0; k < HAK_NGAUGES; k++) fprintf(stderr, " %s=%lld", hak_gauge_names[k], (long long)sn->gauge[k]);
+    fputc('\n', stderr);
+}
+
 static void *reader(void *arg) {
     (void)arg;
     static hak_snapshot_t snap;
     while (!atomic_load(&stop)) {
         int rc = hak_shm_snapshot(hak_seg, &snap);
         if (rc == -HAK_SHM_EBUSY) atomic_fetch_add(&n_busy, 1);
-        else if (rc != 0) FAIL("snapshot of the live segment: %s", hak_shm_strerror(rc));
+        else if (rc != 0) {
+            FAIL("snapshot of the live segment: %s", hak_shm_strerror(rc));
+            if (rc == -HAK_SHM_ECORRUPT) explain_corrupt(&snap);
+        }
         hak_stats_t st;
         hak_stats_get(&st);
         atomic_fetch_add(&n_snap, 1);
