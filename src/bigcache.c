@@ -115,8 +115,10 @@ hak_block_t *hak_bigcache_pop(uint32_t c) {
             cls_inc(&s->reuse_hist[bucket], 1);
         }
     }
+    bool nudge = r->deficit == 16;          /* a run of misses a bigger ring would have served */
     cls_end(s, r);
     hak_unlock(&r->lock);
+    if (unlikely(nudge)) hak_evolve_nudge();
     if (b != NULL) {
         atomic_store_explicit(&b->state, HAK_BLOCK_LIVE, memory_order_relaxed);
         atomic_fetch_sub_explicit(&hak_cached_bytes, (int64_t)b->size, memory_order_relaxed);

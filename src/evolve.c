@@ -31,6 +31,13 @@
 #include "../tuner/shmlog.h"
 
 static _Atomic int evolve_state;          /* 0 not started, 1 running, 2 stopping, 3 stopped */
+_Atomic bool hak_tune_nudge;               /* BigCache saw a run of ghost misses: tune now */
+
+void hak_evolve_nudge(void) {
+    if (atomic_load_explicit(&evolve_state, memory_order_relaxed) != 1 || hak_opt.mode != HAK_MODE_EVOLVING) return;
+    if (atomic_exchange(&hak_tune_nudge, true)) return;           /* already pending */
+    syscall(SYS_futex, &hak_seg->control.seq, FUTEX_WAKE, 1, NULL, NULL, 0);
+}
 static pthread_t evolve_thread;
 
 /* Tuner state and snapshots: one tuner per process, kept off the stack. */
@@ -112,7 +119,7 @@ static void wait_for_control(uint64_t ms) {
     uint32_t *word = (uint32_t *)&hak_seg->control.seq;     /* low half (little endian) */
     uint32_t seen = atomic_load_explicit((_Atomic uint32_t *)word, memory_order_acquire);
     uint64_t applied = atomic_load_explicit((_Atomic uint64_t *)&hak_seg->control.applied_seq, memory_order_relaxed);
-    if (seen != (uint32_t)applied || atomic_load(&evolve_state) != 1) return;
+    if (seen != (uint32_t)applied || atomic_load(&evolve_state) != 1 || atomic_load(&hak_tune_nudge)) return;
     struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
     syscall(SYS_futex, word, FUTEX_WAIT, seen, &ts, NULL, 0);
 }
@@ -143,7 +150,8 @@ static void *evolve_main(void *arg) {
         if (wait_ms > 0) wait_for_control(wait_ms);
         if (atomic_load(&evolve_state) != 1) break;
         hak_control_poll();                             /* applies --set/--trim even while the program sleeps */
-        if (evolving && hak_now_ns() >= next_tick) {
+        bool nudged = atomic_exchange(&hak_tune_nudge, false);
+        if (evolving && (nudged || hak_now_ns() >= next_tick)) {
             tick(&have_prev, &cur_i);
             next_tick += period_ns;
             if (next_tick < hak_now_ns()) next_tick = hak_now_ns() + period_ns;

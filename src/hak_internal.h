@@ -336,6 +336,10 @@ HAK_HIDDEN bool hak_active(void);
 HAK_HIDDEN void hak_evolve_start_slow(void);
 HAK_HIDDEN void hak_evolve_stop(void);
 HAK_HIDDEN void hak_evolve_child_reset(void);
+/* Ask the tuner for a step now instead of at the end of its period (called
+ * by BigCache when misses keep finding ghosts: demand the tuner can serve). */
+HAK_HIDDEN void hak_evolve_nudge(void);
+extern _Atomic bool hak_tune_nudge HAK_HIDDEN;
 extern _Atomic bool hak_evolve_pending HAK_HIDDEN;   /* background thread wanted and not started yet */
 
 // ---------------------------------------------------------------------------

@@ -41,7 +41,7 @@ static const hak_option_def_t hak_option_defs[] = {
      "publish counters in /dev/shm/hakmem.<pid> (0 = off; counting still happens in private memory)", OPT(stats)},
     {"HAKMEM_VERBOSE", HAK_OPT_UINT, 0, 0, 2, NULL,
      "1: print the resolved options and telemetry problems on stderr; 2: also each flush", OPT(verbose)},
-    {"HAKMEM_TUNE_INTERVAL_MS", HAK_OPT_UINT, 250, 10, 60000, NULL,
+    {"HAKMEM_TUNE_INTERVAL_MS", HAK_OPT_UINT, 100, 10, 60000, NULL,
      "evolving mode: tuner period in milliseconds", OPT(tune_interval_ms)},
     {"HAKMEM_IDLE_MS", HAK_OPT_UINT, 500, 50, 3600000, NULL,
      "evolving mode: large-block inactivity after which caches are trimmed", OPT(idle_ms)},
