@@ -202,7 +202,9 @@ static void snap_of(int pid, hak_snapshot_t *s, const char *who) {
     hak_shm_handle_t h;
     int rc = hak_shm_open_pid(pid, &h);
     if (rc != 0) fail("%s: cannot open the segment of pid %d: %s", who, pid, hak_shm_strerror(rc));
-    rc = hak_shm_snapshot(h.shm, s);
+    /* EBUSY ("no consistent snapshot within 250 ms") is the reader's documented
+     * answer while writers are busy, on a loaded machine too: try again */
+    for (int tries = 0; (rc = hak_shm_snapshot(h.shm, s)) == -HAK_SHM_EBUSY && tries < 40; tries++) usleep(50000);
     hak_shm_close(&h);
     if (rc != 0) fail("%s: snapshot of pid %d: %s", who, pid, hak_shm_strerror(rc));
     if ((int)s->pid != pid) fail("%s: segment of pid %d says pid %u", who, pid, s->pid);
