@@ -128,7 +128,14 @@ int main(int argc, char **argv) {
             fprintf(stderr, "shmpeek: pid %d: %s\n", pid, hak_shm_strerror(rc));
             return 1;
         }
-        if (!watch) break;
+        if (!watch) {
+            /* one snapshot wanted: EBUSY is the reader's answer under load, retry a while */
+            if (rc == -HAK_SHM_EBUSY && busy < 40) {
+                usleep(50000);
+                continue;
+            }
+            break;
+        }
         if (gone(pid)) {
             /* one last look: the mapping outlives the exit, so this is the final state */
             if (opened && hak_shm_snapshot(h.shm, &s) == 0 && checks(&s, pid) == 0) {
