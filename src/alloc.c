@@ -67,7 +67,7 @@ void *hak_large_alloc(size_t n, size_t align, bool zero) {
 
 void *hak_alloc(size_t n) {
     if (n >= hak_large_threshold && hak_active()) return hak_large_alloc(n, 0, false);
-    return __libc_malloc(n);
+    return hak_libc_malloc(n);
 }
 
 void *hak_calloc(size_t n, size_t size) {
@@ -77,7 +77,7 @@ void *hak_calloc(size_t n, size_t size) {
         return NULL;
     }
     if (total >= hak_large_threshold && hak_active()) return hak_large_alloc(total, 0, true);
-    return __libc_calloc(n, size);
+    return hak_libc_calloc(n, size);
 }
 
 int hak_memalign(void **out, size_t align, size_t n) {
@@ -85,7 +85,7 @@ int hak_memalign(void **out, size_t align, size_t n) {
     void *p;
     int saved = errno;
     if (n >= hak_large_threshold && hak_active()) p = hak_large_alloc(n, align, false);
-    else p = __libc_memalign(align, n);
+    else p = hak_libc_memalign(align, n);
     if (p == NULL) {
         errno = saved;          /* posix_memalign reports through its return value */
         return ENOMEM;

@@ -40,7 +40,7 @@ void hak_large_free(hak_block_t *b) {
 void hak_free(void *p) {
     hak_block_t *b = hak_registry_chunk(p);      /* NULL for NULL and for most small blocks */
     if (likely(b == NULL)) {
-        __libc_free(p);
+        hak_libc_free(p);
         return;
     }
     if (atomic_load_explicit(&b->user, memory_order_relaxed) == (uintptr_t)p) {
@@ -49,7 +49,7 @@ void hak_free(void *p) {
     }
     hak_block_t *near = hak_registry_near(p);
     if (unlikely(near != NULL)) hak_invalid_pointer("free", p, near);
-    __libc_free(p);
+    hak_libc_free(p);
 }
 
 size_t hak_usable_size(const void *p) {

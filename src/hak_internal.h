@@ -13,8 +13,10 @@
 #ifndef HAK_INTERNAL_H
 #define HAK_INTERNAL_H
 
+#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -367,6 +369,30 @@ extern void  __libc_free(void *);
 extern void *__libc_calloc(size_t, size_t);
 extern void *__libc_realloc(void *, size_t);
 extern void *__libc_memalign(size_t, size_t);
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define HAK_SANITIZER_BUILD 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define HAK_SANITIZER_BUILD 1
+#endif
+#endif
+#ifdef HAK_SANITIZER_BUILD
+/* Sanitizer builds (make SAN=...) link the core without the overrides, and
+ * the sanitizer intercepts some __libc_* entry points (__libc_memalign) but
+ * not others: the small path uses the sanitizer's malloc family throughout so
+ * that a block is always freed by the allocator that made it. */
+#define hak_libc_malloc   malloc
+#define hak_libc_free     free
+#define hak_libc_calloc   calloc
+#define hak_libc_realloc  realloc
+#define hak_libc_memalign memalign
+#else
+#define hak_libc_malloc   __libc_malloc
+#define hak_libc_free     __libc_free
+#define hak_libc_calloc   __libc_calloc
+#define hak_libc_realloc  __libc_realloc
+#define hak_libc_memalign __libc_memalign
+#endif
 HAK_HIDDEN size_t hak_libc_usable_size(void *p);
 HAK_HIDDEN void   hak_libc_resolve(void);
 

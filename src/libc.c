@@ -17,6 +17,9 @@ void hak_libc_resolve(void) {
 
 size_t hak_libc_usable_size(void *p) {
     if (p == NULL) return 0;
+#ifdef HAK_SANITIZER_BUILD
+    return malloc_usable_size(p);
+#endif
     if (libc_usable == NULL && !hak_tls.in_init) hak_libc_resolve();
     if (libc_usable != NULL) return libc_usable(p);
     /* Not resolvable (static binary without dlvsym support): glibc's chunk

@@ -13,7 +13,7 @@ void *hak_large_realloc(hak_block_t *b, size_t n) {
     void *p = (void *)atomic_load_explicit(&b->user, memory_order_relaxed);
     if (atomic_load(&b->state) != HAK_BLOCK_LIVE) hak_invalid_pointer("realloc", p, NULL);
     if (n < hak_large_threshold) {                      /* large -> small */
-        void *q = __libc_malloc(n);
+        void *q = hak_libc_malloc(n);
         if (q == NULL) return NULL;
         memcpy(q, p, n);
         hak_op_begin();
@@ -76,7 +76,7 @@ void *hak_realloc(void *p, size_t n) {
     if (b != NULL) return hak_large_realloc(b, n);
     hak_block_t *near = hak_registry_near(p);
     if (unlikely(near != NULL)) hak_invalid_pointer("realloc", p, near);
-    if (n < hak_large_threshold || !hak_active()) return __libc_realloc(p, n);
+    if (n < hak_large_threshold || !hak_active()) return hak_libc_realloc(p, n);
     /* small -> large */
     size_t old = hak_libc_usable_size(p);
     void *q = hak_large_alloc(n, 0, false);
@@ -85,6 +85,6 @@ void *hak_realloc(void *p, size_t n) {
     hak_op_begin();
     HAK_CNT(realloc_copy);
     hak_op_end();
-    __libc_free(p);
+    hak_libc_free(p);
     return q;
 }
