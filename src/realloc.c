@@ -61,7 +61,12 @@ void *hak_large_realloc(hak_block_t *b, size_t n) {
     }
     HAK_GAUGE(bytes_live, (int64_t)size - (int64_t)b->size);
     b->size = size;
-    b->cls = c;
+    /* Cache it under its new class only if it looks like a block of that
+     * class: page-aligned start of its mapping, and 2 MiB-aligned when THP
+     * applies (a later malloc from the ring expects huge pages). */
+    uintptr_t u = atomic_load_explicit(&b->user, memory_order_relaxed);
+    bool aligned = hak_os_thp_effective() == 0 || size < HAK_HUGE_PAGE || (u & (HAK_HUGE_PAGE - 1)) == 0;
+    b->cls = (u == b->map_base && aligned) ? c : HAK_CLASS_NONE;
     hak_op_end();
     return (void *)atomic_load_explicit(&b->user, memory_order_relaxed);
 }

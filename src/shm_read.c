@@ -211,13 +211,16 @@ int hak_shm_snapshot(const hak_shm_t *shm, hak_snapshot_t *out) {
                 }
             }
         }
+        atomic_thread_fence(memory_order_acquire);
+        if (ld(&shm->fold_gen) != f1) {            /* a thread exited meanwhile: take it again */
+            if (mono_ns() > deadline) return -HAK_SHM_EBUSY;
+            continue;
+        }
         for (int k = 0; k < HAK_NGAUGES; k++) {
             if (gout[k] > gin[k] || gin[k] - gout[k] > (uint64_t)INT64_MAX) return -HAK_SHM_ECORRUPT;
             out->gauge[k] = (int64_t)(gin[k] - gout[k]);
         }
-        atomic_thread_fence(memory_order_acquire);
-        if (ld(&shm->fold_gen) == f1) break;
-        if (mono_ns() > deadline) return -HAK_SHM_EBUSY;
+        break;
     }
     uint32_t nclasses = shm->nclasses;
     if (nclasses > HAK_SHM_CLASSES) return -HAK_SHM_ECORRUPT;
