@@ -264,8 +264,19 @@ HAK_HIDDEN void hak_stats_fold_unlock(void);
 /* Sum the slots into counters/gauges (in-process reader). */
 HAK_HIDDEN void hak_stats_sum(uint64_t *counter, int64_t *gauge);
 HAK_HIDDEN void hak_stats_note_mapped(void);
+/* fork: stop new operations and wait until no thread is inside one. */
+HAK_HIDDEN void hak_stats_quiesce_begin(void);
+HAK_HIDDEN void hak_stats_quiesce_end(void);
 
 /* Operation bracket: the slot's generation is odd inside. Nested brackets are free. */
+/* fork() quiesces the allocator (stats.c): while hak_fork_gate is set, no
+ * operation may begin.  An operation makes its slot odd, then looks at the
+ * gate; fork sets the gate, then looks at every slot.  The barrier between
+ * the two is paid by fork (membarrier) when the kernel offers it, so the
+ * operation itself needs only a compiler barrier. */
+extern _Atomic int hak_fork_gate HAK_HIDDEN;
+extern bool hak_membarrier_ok HAK_HIDDEN;
+HAK_HIDDEN void hak_op_wait_gate(void);
 static inline void hak_op_begin(void) {
     hak_tls_t *t = &hak_tls;
     if (unlikely(t->slot == NULL)) hak_stats_claim_slot();
@@ -273,6 +284,9 @@ static inline void hak_op_begin(void) {
         if (unlikely(t->shared)) hak_stats_shared_lock();
         uint64_t g = atomic_load_explicit((_Atomic uint64_t *)&t->slot->gen, memory_order_relaxed);
         atomic_store_explicit((_Atomic uint64_t *)&t->slot->gen, g + 1, memory_order_relaxed);
+        if (likely(hak_membarrier_ok)) atomic_signal_fence(memory_order_seq_cst);
+        else atomic_thread_fence(memory_order_seq_cst);
+        if (unlikely(atomic_load_explicit(&hak_fork_gate, memory_order_relaxed))) hak_op_wait_gate();
         atomic_thread_fence(memory_order_release);
     }
 }
@@ -305,6 +319,9 @@ static inline void hak_gauge_add(int id, int64_t d) {
 HAK_HIDDEN void hak_shm_create(void);
 HAK_HIDDEN void hak_shm_remove(void);
 HAK_HIDDEN void hak_shm_child_recreate(void);
+/* fork: copy the (quiescent) segment before fork; the parent drops the copy. */
+HAK_HIDDEN void hak_shm_fork_prepare(void);
+HAK_HIDDEN void hak_shm_fork_parent(void);
 /* A forked child publishes its segment lazily (see shm.c). */
 extern _Atomic bool hak_shm_publish_pending HAK_HIDDEN;
 HAK_HIDDEN void hak_shm_publish_child(void);

@@ -29,12 +29,14 @@ bool hak_active(void) {
 
 static void fork_prepare(void) {
     if (atomic_load(&hak_ready) != 2) return;
+    hak_stats_quiesce_begin();          /* no thread inside an operation from here */
     hak_knobs_lock();
     hak_stats_fold_lock();
     hak_stats_shared_lock();
     hak_batch_lock();
     hak_bigcache_lock_all();
     hak_registry_lock();
+    hak_shm_fork_prepare();             /* the child's counters: a quiescent copy */
 }
 
 static void fork_parent(void) {
@@ -45,6 +47,8 @@ static void fork_parent(void) {
     hak_stats_shared_unlock();
     hak_stats_fold_unlock();
     hak_knobs_unlock();
+    hak_shm_fork_parent();
+    hak_stats_quiesce_end();
 }
 
 static void fork_child(void) {
@@ -57,6 +61,7 @@ static void fork_child(void) {
     hak_stats_child_fold();
     hak_evolve_child_reset();
     hak_evolve_pending = hak_opt.mode == HAK_MODE_EVOLVING || (hak_opt.mode == HAK_MODE_FIXED && hak_opt.stats);
+    hak_stats_quiesce_end();
 }
 
 void hak_init_slow(void) {

@@ -150,12 +150,29 @@ void hak_shm_remove(void) {
  * allocation or free. */
 _Atomic bool hak_shm_publish_pending;
 
+static hak_shm_t *fork_copy;     /* taken in the parent before fork, quiescent */
+
+void hak_shm_fork_prepare(void) {
+    fork_copy = hak_os_meta_alloc(SEG_LEN);
+    if (fork_copy) memcpy(fork_copy, hak_seg, sizeof *fork_copy);
+}
+
+void hak_shm_fork_parent(void) {
+    hak_os_meta_free(fork_copy, SEG_LEN);
+    fork_copy = NULL;
+}
+
 void hak_shm_child_recreate(void) {
     hak_shm_t *old = hak_seg;
     seg_pid = 0;
-    hak_shm_t *s = hak_os_meta_alloc(SEG_LEN);
-    if (s == NULL) return;   /* keep counting in the inherited mapping rather than crash */
-    memcpy(s, old, sizeof *s);
+    hak_shm_t *s = fork_copy;
+    fork_copy = NULL;
+    if (s == NULL) {
+        /* no copy (mmap failed before fork): copy the parent's live segment */
+        s = hak_os_meta_alloc(SEG_LEN);
+        if (s == NULL) return;   /* keep counting in the inherited mapping rather than crash */
+        memcpy(s, old, sizeof *s);
+    }
     s->magic = 0;
     stamp(s);
     if (hak_tls.slot != NULL) hak_tls.slot = (hak_shm_slot_t *)((char *)s + ((char *)hak_tls.slot - (char *)old));

@@ -10,6 +10,8 @@
  * happens under hak_seg->fold_gen, which readers check around a snapshot.
  */
 #define _GNU_SOURCE
+#include <linux/membarrier.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -81,7 +83,39 @@ static void slot_release(void *arg) {
     hak_tls.slot = NULL;
 }
 
+_Atomic int hak_fork_gate;
+bool hak_membarrier_ok;
+
+/* Called by hak_op_begin when fork is quiescing: step back out of the
+ * operation (even generation, shared slot released), wait, step in again. */
+void hak_op_wait_gate(void) {
+    hak_tls_t *t = &hak_tls;
+    _Atomic uint64_t *gen = (_Atomic uint64_t *)&t->slot->gen;
+    while (atomic_load_explicit(&hak_fork_gate, memory_order_relaxed)) {
+        atomic_store_explicit(gen, atomic_load_explicit(gen, memory_order_relaxed) + 1, memory_order_release);
+        if (t->shared) hak_stats_shared_unlock();
+        while (atomic_load_explicit(&hak_fork_gate, memory_order_acquire)) sched_yield();
+        if (t->shared) hak_stats_shared_lock();
+        atomic_store_explicit(gen, atomic_load_explicit(gen, memory_order_relaxed) + 1, memory_order_relaxed);
+        atomic_thread_fence(memory_order_seq_cst);
+    }
+}
+
+void hak_stats_quiesce_begin(void) {
+    atomic_store_explicit(&hak_fork_gate, 1, memory_order_relaxed);
+    if (hak_membarrier_ok) syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
+    else atomic_thread_fence(memory_order_seq_cst);
+    for (uint32_t i = 0; i < HAK_SHM_SLOTS; i++) {
+        hak_shm_slot_t *s = &hak_seg->slots[i];
+        if (s == hak_tls.slot) continue;
+        while (atomic_load_explicit((_Atomic uint64_t *)&s->gen, memory_order_acquire) & 1) sched_yield();
+    }
+}
+
+void hak_stats_quiesce_end(void) { atomic_store_explicit(&hak_fork_gate, 0, memory_order_release); }
+
 void hak_stats_init(void) {
+    hak_membarrier_ok = syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
     slot_key_ok = pthread_key_create(&slot_key, slot_release) == 0;
     hak_seg->slots[SLOT_RETIRED].owner_tid = UINT64_MAX;
     hak_seg->slots[SLOT_SHARED].owner_tid = UINT64_MAX;
