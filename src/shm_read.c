@@ -88,6 +88,12 @@ static int map_fd(int fd, hak_shm_handle_t *h, uid_t want_uid, bool check_uid) {
     int writable = (fcntl(fd, F_GETFL) & O_ACCMODE) == O_RDWR;
     void *p = mmap(NULL, (size_t)st.st_size, PROT_READ | (writable ? PROT_WRITE : 0), MAP_SHARED, fd, 0);
     if (p == MAP_FAILED) return -HAK_SHM_EIO;
+    /* A segment is stamped (magic last) right after it is created: one caught
+     * in between reads magic 0 for a few microseconds.  Give it 50 ms. */
+    for (int i = 0; i < 50 && ld_acq((const uint64_t *)p) == 0; i++) {
+        struct timespec ts = {0, 1000000L};
+        nanosleep(&ts, NULL);
+    }
     int rc = hak_shm_validate(p, (size_t)st.st_size);
     if (rc != 0) {
         munmap(p, (size_t)st.st_size);
