@@ -4,10 +4,10 @@
 #   make fuzz [FUZZ_SECONDS=60] [FUZZ_TARGETS="api shm"]
 #       builds every target tests/fuzz/fuzz_<target>.c with clang
 #       -fsanitize=fuzzer,address,undefined into $(O)/fuzz/, replays its corpus
-#       tests/fuzz/corpus/<target>/ (seeds + regression inputs), then fuzzes it
+#       tests/fuzz/corpus/<target>/ (see tests/fuzz/README.md), then fuzzes it
 #       for FUZZ_SECONDS.  New inputs go to $(O)/fuzz/work/<target>/, crashes to
-#       $(O)/fuzz/crashes/<target>/ (copy each into the corpus once fixed: every
-#       crash becomes a regression test).  Fails on any crash.
+#       $(O)/fuzz/crashes/<target>/ (copy each into the corpus as regress-<what>
+#       once fixed: every crash becomes a regression test).  Fails on any crash.
 #   make fuzz-build      only build the targets
 #   make fuzz-regress    only replay the corpora (no fuzzing)
 #
