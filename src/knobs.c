@@ -29,15 +29,18 @@ void hak_knobs_publish(void) {
     _Atomic uint64_t *gen = (_Atomic uint64_t *)&k->gen;
     atomic_store_explicit(gen, k->gen + 1, memory_order_relaxed);
     atomic_thread_fence(memory_order_release);
-    k->ring_cap = atomic_load(&hak_ring_cap);
-    k->batch_threshold = atomic_load(&hak_batch_threshold);
-    k->cache_max_bytes = atomic_load(&hak_cache_max_bytes);
-    k->large_min = hak_opt.large_min;
-    k->thp = (uint64_t)hak_os_thp_effective();
-    k->tune_interval_ms = hak_opt.tune_interval_ms;
-    k->idle_ms = hak_opt.idle_ms;
+#define PUT(field, v) atomic_store_explicit((_Atomic uint64_t *)&k->field, (v), memory_order_relaxed)
+    uint64_t cap = atomic_load(&hak_ring_cap);
+    PUT(ring_cap, cap);
+    PUT(batch_threshold, atomic_load(&hak_batch_threshold));
+    PUT(cache_max_bytes, atomic_load(&hak_cache_max_bytes));
+    PUT(large_min, hak_opt.large_min);
+    PUT(thp, (uint64_t)hak_os_thp_effective());
+    PUT(tune_interval_ms, hak_opt.tune_interval_ms);
+    PUT(idle_ms, hak_opt.idle_ms);
+#undef PUT
     for (uint32_t c = 0; c < HAK_NCLASSES; c++)
-        atomic_store_explicit((_Atomic uint64_t *)&hak_seg->classes[c].cap, k->ring_cap, memory_order_relaxed);
+        atomic_store_explicit((_Atomic uint64_t *)&hak_seg->classes[c].cap, cap, memory_order_relaxed);
     atomic_store_explicit(gen, k->gen + 1, memory_order_release);
 }
 
