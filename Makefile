@@ -32,7 +32,7 @@ LIB_CFLAGS := $(BASE_CFLAGS) -fPIC -fvisibility=hidden -ftls-model=initial-exec 
               $(if $(HAVE_SDT),-DHAK_HAVE_SDT)
 
 # The library, one module per responsibility (see src/README.md).
-LIB_CORE := sizeclass options log os registry bigcache batch knobs stats shm init libc alloc free realloc \
+LIB_CORE := sizeclass parse options log os registry bigcache batch knobs stats shm init libc alloc free realloc \
             shm_read evolve
 CORE_OBJS := $(addprefix $(O)/obj/,$(addsuffix .o,$(LIB_CORE)))
 # The segment reader for the tools, compiled without the library's hidden visibility.
@@ -102,13 +102,18 @@ $(O)/obj/tools/metrics.o: tools/metrics.c tools/metrics.h include/hakmem/shm.h |
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(BASE_CFLAGS) -c $< -o $@
 
-$(O)/hakmem-stat: tools/hakmem-stat.c $(READER_OBJ) $(O)/obj/tools/metrics.o tools/metrics.h include/hakmem/shm.h
-	$(call msg,CCLD,$@)
-	$(Q)$(CC) $(BASE_CFLAGS) -o $@ $< $(READER_OBJ) $(O)/obj/tools/metrics.o $(SAN_LDFLAGS)
+$(O)/obj/tools/parse.o: src/parse.c $(HEADERS) | $(O)/obj
+	@mkdir -p $(dir $@)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(BASE_CFLAGS) -c $< -o $@
 
-$(O)/env-doc: tools/env-doc.c $(O)/obj/options.o $(O)/obj/log.o $(HEADERS)
+$(O)/hakmem-stat: tools/hakmem-stat.c $(READER_OBJ) $(O)/obj/tools/metrics.o $(O)/obj/tools/parse.o tools/metrics.h include/hakmem/shm.h
 	$(call msg,CCLD,$@)
-	$(Q)$(CC) $(BASE_CFLAGS) -o $@ $< $(O)/obj/options.o $(O)/obj/log.o
+	$(Q)$(CC) $(BASE_CFLAGS) -o $@ $< $(READER_OBJ) $(O)/obj/tools/metrics.o $(O)/obj/tools/parse.o $(SAN_LDFLAGS)
+
+$(O)/env-doc: tools/env-doc.c $(O)/obj/options.o $(O)/obj/log.o $(O)/obj/parse.o $(HEADERS)
+	$(call msg,CCLD,$@)
+	$(Q)$(CC) $(BASE_CFLAGS) -o $@ $< $(O)/obj/options.o $(O)/obj/log.o $(O)/obj/parse.o
 
 # Rewrite the HAKMEM_* table in README.md from the option table.
 env-doc: $(O)/env-doc

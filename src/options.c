@@ -55,34 +55,6 @@ const hak_option_def_t *hak_option_table(size_t *n) {
     return hak_option_defs;
 }
 
-int hak_parse_size(const char *s, uint64_t *out) {
-    if (s == NULL) return -EINVAL;
-    while (*s == ' ' || *s == '\t') s++;
-    if (*s < '0' || *s > '9') return -EINVAL;
-    uint64_t v = 0;
-    while (*s >= '0' && *s <= '9') {
-        uint64_t d = (uint64_t)(*s - '0');
-        if (v > (UINT64_MAX - d) / 10) return -ERANGE;
-        v = v * 10 + d;
-        s++;
-    }
-    unsigned shift = 0;
-    switch (*s) {
-    case 'k': case 'K': shift = 10; s++; break;
-    case 'm': case 'M': shift = 20; s++; break;
-    case 'g': case 'G': shift = 30; s++; break;
-    case 't': case 'T': shift = 40; s++; break;
-    default: break;
-    }
-    if (shift && (*s == 'i' || *s == 'I')) s++;
-    if (*s == 'b' || *s == 'B') s++;
-    while (*s == ' ' || *s == '\t') s++;
-    if (*s != '\0') return -EINVAL;
-    if (shift && v > (UINT64_MAX >> shift)) return -ERANGE;
-    *out = v << shift;
-    return 0;
-}
-
 static int parse_bool(const char *s, uint64_t *out) {
     static const char *const yes[] = {"1", "on", "true", "yes", "enable", NULL};
     static const char *const no[] = {"0", "off", "false", "no", "disable", NULL};

@@ -42,6 +42,7 @@
 
 #include "hakmem.h"
 #include "hakmem/shm.h"
+#include "hak_internal.h"
 #include "metrics.h"
 
 #define PROG "hakmem-stat"
@@ -213,30 +214,8 @@ static bool parse_seg_name(const char *name, int *pid) {
     return strncmp(name, HAK_SHM_PREFIX, lp) == 0 && parse_pid(name + lp, pid);
 }
 
-/* "123", "64K", "4M", "1G", "2T" (binary multiples, optional "i"/"B"). */
-static bool parse_size(const char *s, uint64_t *out) {
-    if (*s < '0' || *s > '9') return false;
-    uint64_t v = 0;
-    for (; *s >= '0' && *s <= '9'; s++) {
-        uint64_t d = (uint64_t)(*s - '0');
-        if (v > (UINT64_MAX - d) / 10) return false;
-        v = v * 10 + d;
-    }
-    unsigned shift = 0;
-    switch (*s) {
-    case 'k': case 'K': shift = 10; s++; break;
-    case 'm': case 'M': shift = 20; s++; break;
-    case 'g': case 'G': shift = 30; s++; break;
-    case 't': case 'T': shift = 40; s++; break;
-    default: break;
-    }
-    if (shift && (*s == 'i' || *s == 'I')) s++;
-    if (*s == 'b' || *s == 'B') s++;
-    if (*s != '\0') return false;
-    if (shift && v > (UINT64_MAX >> shift)) return false;
-    *out = v << shift;
-    return true;
-}
+/* "123", "64K", "4M", "1G", "2T": the library's own parser (src/parse.c). */
+static bool parse_size(const char *s, uint64_t *out) { return hak_parse_size(s, out) == 0; }
 
 static bool parse_seconds(const char *s, double *out) {
     char *end;
