@@ -110,6 +110,8 @@ fi
 # HAKMEM_THP=always: its alignment checks must hold wherever mappings land.
 # The radix leaves and metadata slabs are mmap'd and never freed by design;
 # memcheck only tracks malloc'd memory, so they are not reported as leaks.
+# --fair-sched=yes: valgrind runs one thread at a time; with its default lock a
+# spinning thread (a seqlock reader) can starve the others for seconds.
 # Only the test process itself is judged (its own log, ERROR SUMMARY: 0):
 # forked children (death tests, killed writers) abort or exit holding
 # resources on purpose.
@@ -120,7 +122,7 @@ vg_one() {   # LABEL ENV... -- PROGRAM
   shift
   local log="$tmp/vg.$label.%p" rc=0 pid
   env "${envs[@]}" valgrind --log-file="$log" --leak-check=full --errors-for-leak-kinds=definite \
-    --show-leak-kinds=definite --child-silent-after-fork=yes "$@" >"$tmp/vg.$label.out" 2>&1 &
+    --show-leak-kinds=definite --child-silent-after-fork=yes --fair-sched=yes "$@" >"$tmp/vg.$label.out" 2>&1 &
   pid=$!
   wait $pid || rc=$?
   local vlog="$tmp/vg.$label.$pid"
