@@ -11,7 +11,7 @@ PROG_BINS := $(patsubst tests/progs/%.c,$(O)/tests/progs/%,$(PROG_SRCS))
 test-build: $(UNIT_BINS) $(PROG_BINS) $(TEST_DEPS) $(O)/env-doc
 
 # (the core archive contains the segment reader and the tuner too)
-$(O)/tests/%: tests/unit/%.c $(O)/libhakmem_core.a $(HEADERS)
+$(O)/tests/%: tests/unit/%.c $(O)/libhakmem_core.a $(HEADERS) $(wildcard tests/unit/*.h)
 	@mkdir -p $(dir $@)
 	$(call msg,CCLD,$@)
 	$(Q)$(CC) $(BASE_CFLAGS) -o $@ $< $(O)/libhakmem_core.a -lcmocka -ldl $(SAN_LDFLAGS)

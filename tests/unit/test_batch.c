@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "hak_internal.h"
+#include "test_counters.h"
 
 /* Every munmap in this process (the library's os.c included) lands here. */
 static _Atomic uint64_t real_munmaps;
@@ -22,12 +23,6 @@ int munmap(void *addr, size_t len) {
     return (int)syscall(SYS_munmap, addr, len);
 }
 
-static uint64_t cnt(int id) {
-    uint64_t c[HAK_NCOUNTERS];
-    int64_t g[HAK_NGAUGES];
-    hak_stats_sum(c, g);
-    return c[id];
-}
 
 static int setup(void **state) {
     (void)state;

@@ -9,19 +9,8 @@
 #include <cmocka.h>
 
 #include "hak_internal.h"
+#include "test_counters.h"
 
-static uint64_t cnt(int id) {
-    uint64_t c[HAK_NCOUNTERS];
-    int64_t g[HAK_NGAUGES];
-    hak_stats_sum(c, g);
-    return c[id];
-}
-static int64_t gauge(int id) {
-    uint64_t c[HAK_NCOUNTERS];
-    int64_t g[HAK_NGAUGES];
-    hak_stats_sum(c, g);
-    return g[id];
-}
 
 static int setup(void **state) {
     (void)state;

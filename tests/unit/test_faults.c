@@ -26,6 +26,7 @@
 #include <cmocka.h>
 
 #include "hak_internal.h"
+#include "test_counters.h"
 
 /* ---- munmap interposed: fail on request for one address ---- */
 static _Atomic uintptr_t munmap_fail_addr;
@@ -40,12 +41,6 @@ int munmap(void *addr, size_t len) {
     return (int)syscall(SYS_munmap, addr, len);
 }
 
-static uint64_t cnt(int id) {
-    uint64_t c[HAK_NCOUNTERS];
-    int64_t g[HAK_NGAUGES];
-    hak_stats_sum(c, g);
-    return c[id];
-}
 typedef struct {
     int64_t live, blocks, mapped, cached, pending;
 } gsnap_t;

@@ -20,26 +20,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-/* The reader under private names.  tests/tests.mk links every unit test with
- * libhakmem_core.a, which now contains shm_read.o, AND with $(READER_OBJ), a
- * second copy: a test that calls the reader fails to link (duplicate symbols).
- * Until that rule is fixed, this test compiles src/shm_read.c itself under
- * t_* names: the same code, tested against the segment the core writes. */
-#define hak_shm_open_pid     t_hak_shm_open_pid
-#define hak_shm_open_path    t_hak_shm_open_path
-#define hak_shm_validate     t_hak_shm_validate
-#define hak_shm_close        t_hak_shm_close
-#define hak_shm_snapshot     t_hak_shm_snapshot
-#define hak_shm_control_post t_hak_shm_control_post
-#define hak_shm_strerror     t_hak_shm_strerror
-#define hak_counter_names    t_hak_counter_names
-#define hak_counter_help     t_hak_counter_help
-#define hak_gauge_names      t_hak_gauge_names
-#define hak_gauge_help       t_hak_gauge_help
-#define hak_mode_name        t_hak_mode_name
-#include "../../src/shm_read.c"
-#undef X_NAME
-#undef X_HELP
+#include "hakmem/shm.h"
 
 #include "hak_internal.h"
 
