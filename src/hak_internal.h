@@ -236,8 +236,9 @@ static inline uint64_t hak_clamp(uint64_t v, uint64_t lo, uint64_t hi, int *clam
     return v;
 }
 HAK_HIDDEN void hak_knobs_init(void);
-/* Apply a pending control-block request, if any (cheap when none). */
-HAK_HIDDEN void hak_control_poll(void);
+/* Apply a pending control-block request, if any: inline compare when none. */
+extern _Atomic uint64_t hak_ctl_applied_seq HAK_HIDDEN;
+HAK_HIDDEN void hak_control_poll_slow(void);
 HAK_HIDDEN void hak_knobs_publish(void);
 HAK_HIDDEN void hak_knobs_lock(void);
 HAK_HIDDEN void hak_knobs_unlock(void);
@@ -311,6 +312,11 @@ static inline void hak_gauge_add(int id, int64_t d) {
 #define HAK_CNT(name)        hak_cnt_add(HAK_C_##name, 1)
 #define HAK_CNT_ADD(name, n) hak_cnt_add(HAK_C_##name, (n))
 #define HAK_GAUGE(name, d)   hak_gauge_add(HAK_G_##name, (d))
+
+static inline void hak_control_poll(void) {
+    uint64_t seq = atomic_load_explicit((_Atomic uint64_t *)&hak_seg->control.seq, memory_order_relaxed);
+    if (unlikely(seq != atomic_load_explicit(&hak_ctl_applied_seq, memory_order_relaxed))) hak_control_poll_slow();
+}
 
 // ---------------------------------------------------------------------------
 // shm.c: the telemetry segment of this process

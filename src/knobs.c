@@ -15,7 +15,7 @@ _Atomic int64_t  hak_cached_bytes;
 
 static pthread_mutex_t knob_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t ctl_lock = PTHREAD_MUTEX_INITIALIZER;   /* one control applier */
-static _Atomic uint64_t applied_seq;
+_Atomic uint64_t hak_ctl_applied_seq;      /* last control request applied */
 
 void hak_knobs_lock(void) { pthread_mutex_lock(&knob_lock); }
 void hak_knobs_unlock(void) { pthread_mutex_unlock(&knob_lock); }
@@ -48,8 +48,8 @@ void hak_knobs_init(void) {
     atomic_store(&hak_ring_cap, hak_opt.ring_cap);
     atomic_store(&hak_batch_threshold, hak_opt.batch_threshold);
     atomic_store(&hak_cache_max_bytes, hak_opt.cache_max_bytes);
-    atomic_store(&applied_seq, atomic_load((_Atomic uint64_t *)&hak_seg->control.seq));
-    atomic_store((_Atomic uint64_t *)&hak_seg->control.applied_seq, atomic_load(&applied_seq));
+    atomic_store(&hak_ctl_applied_seq, atomic_load((_Atomic uint64_t *)&hak_seg->control.seq));
+    atomic_store((_Atomic uint64_t *)&hak_seg->control.applied_seq, atomic_load(&hak_ctl_applied_seq));
     hak_knobs_publish();
 }
 
@@ -95,7 +95,7 @@ static int knob_set(int knob, uint64_t value) {
 static void control_apply(hak_shm_control_t *ctl) {
     for (;;) {
         uint64_t seq = atomic_load_explicit((_Atomic uint64_t *)&ctl->seq, memory_order_acquire);
-        if (seq == atomic_load_explicit(&applied_seq, memory_order_relaxed)) return;
+        if (seq == atomic_load_explicit(&hak_ctl_applied_seq, memory_order_relaxed)) return;
         /* Read each value once: the writer may still be scribbling; clamping
          * below bounds whatever we got. */
         uint64_t flags = atomic_load_explicit((_Atomic uint64_t *)&ctl->flags, memory_order_relaxed);
@@ -108,19 +108,16 @@ static void control_apply(hak_shm_control_t *ctl) {
         if (flags & HAK_CTL_TRIM) hak_trim();
         HAK_CNT(ctl_applied);
         hak_op_end();
-        atomic_store_explicit(&applied_seq, seq, memory_order_relaxed);
+        atomic_store_explicit(&hak_ctl_applied_seq, seq, memory_order_relaxed);
         atomic_fetch_add((_Atomic uint64_t *)&ctl->rejected, rejected);
         atomic_store((_Atomic uint64_t *)&ctl->applied_ns, hak_wall_ns());
         atomic_store_explicit((_Atomic uint64_t *)&ctl->applied_seq, seq, memory_order_release);
     }
 }
 
-void hak_control_poll(void) {
-    hak_shm_control_t *ctl = &hak_seg->control;
-    uint64_t seq = atomic_load_explicit((_Atomic uint64_t *)&ctl->seq, memory_order_relaxed);
-    if (likely(seq == atomic_load_explicit(&applied_seq, memory_order_relaxed))) return;
+void hak_control_poll_slow(void) {
     if (pthread_mutex_trylock(&ctl_lock) != 0) return;        /* another thread is applying */
-    control_apply(ctl);
+    control_apply(&hak_seg->control);
     pthread_mutex_unlock(&ctl_lock);
 }
 
