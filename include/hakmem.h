@@ -71,6 +71,20 @@ HAKMEM_API int      hak_knob_set(int knob, uint64_t value);
 HAKMEM_API int      hak_set_ring_cap(uint64_t cap);
 HAKMEM_API int      hak_set_batch_threshold(uint64_t bytes);
 
+/* Per-size-class ring cap: class cls (0 .. hak_class_count()-1) keeps at most
+ * cap blocks instead of following BIGCACHE_RING_CAP; cap = UINT64_MAX
+ * (HAK_CLASS_CAP_GLOBAL) makes it follow the global cap again.  Returns 0,
+ * -EINVAL for an unknown class, -ERANGE when cap was clamped to 512. */
+HAKMEM_API int      hak_set_class_cap(unsigned cls, uint64_t cap);
+/* THP choice of class cls (a class of 2 MiB or more): state 2 = huge pages
+ * (2 MiB-aligned + MADV_HUGEPAGE), 3 = 4 KiB pages (enum hak_class_thp in
+ * hakmem/shm.h).  Applies to blocks mapped from now on.  Returns 0, or
+ * -EINVAL for an unknown class, a class below 2 MiB or another state. */
+HAKMEM_API int      hak_set_class_thp(unsigned cls, unsigned state);
+/* Number of size classes, and the block size of class cls (0 if unknown). */
+HAKMEM_API unsigned hak_class_count(void);
+HAKMEM_API size_t   hak_class_block_size(unsigned cls);
+
 /* Hand every cached block to Batch and flush Batch now (RSS falls back). */
 HAKMEM_API void     hak_trim(void);
 /* Flush Batch now, whatever its pending bytes. */

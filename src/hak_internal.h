@@ -85,6 +85,7 @@ typedef struct hak_options {
     uint64_t verbose;
     uint64_t tune_interval_ms;
     uint64_t idle_ms;
+    uint64_t background_thread; /* fixed mode: thread for control requests (off by default) */
     char     history[256];      /* HAKMEM_HISTORY path, "" = none */
 } hak_options_t;
 
@@ -331,6 +332,8 @@ HAK_HIDDEN void hak_shm_fork_parent(void);
 /* A forked child publishes its segment lazily (see shm.c). */
 extern _Atomic bool hak_shm_publish_pending HAK_HIDDEN;
 HAK_HIDDEN void hak_shm_publish_child(void);
+/* Test hook: nonzero makes fork's segment copies fail as under ENOMEM. */
+extern int hak_shm_child_alloc_hook HAK_HIDDEN;
 static inline void hak_shm_publish_check(void) {
     if (unlikely(atomic_load_explicit(&hak_shm_publish_pending, memory_order_relaxed)) &&
         atomic_exchange(&hak_shm_publish_pending, false))

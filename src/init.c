@@ -23,6 +23,15 @@ const char *hak_mode_str(uint64_t mode) {
     return mode < 3 ? names[mode] : "?";
 }
 
+/* The background thread: the tuner (evolving), or - only when the user asks
+ * with HAKMEM_BACKGROUND_THREAD=1 - control requests from other processes in
+ * fixed mode.  A single-threaded program stays single-threaded by default:
+ * unshare(CLONE_NEWUSER), seccomp sandboxes and container runtimes need it. */
+static bool hak_background_wanted(void) {
+    if (hak_opt.mode == HAK_MODE_EVOLVING) return true;
+    return hak_opt.mode == HAK_MODE_FIXED && hak_opt.background_thread && hak_shm_is_shared();
+}
+
 bool hak_active(void) {
     return hak_init() && hak_opt.mode != HAK_MODE_OFF;
 }
@@ -60,7 +69,7 @@ static void fork_child(void) {
     hak_shm_child_recreate();
     hak_stats_child_fold();
     hak_evolve_child_reset();
-    hak_evolve_pending = hak_opt.mode == HAK_MODE_EVOLVING || (hak_opt.mode == HAK_MODE_FIXED && hak_opt.stats);
+    hak_evolve_pending = hak_background_wanted();
     hak_stats_quiesce_end();
 }
 
@@ -85,9 +94,7 @@ void hak_init_slow(void) {
     }
     pthread_atfork(fork_prepare, fork_parent, fork_child);
     hak_large_threshold = hak_opt.mode == HAK_MODE_OFF ? SIZE_MAX : hak_opt.large_min;
-    /* The background thread: the tuner (evolving), or control requests from
-     * other processes (fixed, when the segment is published). */
-    hak_evolve_pending = hak_opt.mode == HAK_MODE_EVOLVING || (hak_opt.mode == HAK_MODE_FIXED && hak_shm_is_shared());
+    hak_evolve_pending = hak_background_wanted();
     hak_tls.in_init = 0;
     atomic_store_explicit(&hak_ready, 2, memory_order_release);
 }

@@ -45,6 +45,10 @@ static const hak_option_def_t hak_option_defs[] = {
      "evolving mode: tuner period in milliseconds", OPT(tune_interval_ms)},
     {"HAKMEM_IDLE_MS", HAK_OPT_UINT, 500, 50, 3600000, NULL,
      "evolving mode: large-block inactivity after which caches are trimmed", OPT(idle_ms)},
+    {"HAKMEM_BACKGROUND_THREAD", HAK_OPT_BOOL, 0, 0, 1, NULL,
+     "fixed mode: start a thread that applies hakmem-stat --set/--trim while the program sleeps "
+     "(0 = none: requests apply at the next large malloc/free; evolving mode always runs its tuner thread)",
+     OPT(background_thread)},
     {"HAKMEM_HISTORY", HAK_OPT_STR, 0, 0, 0, NULL,
      "evolving mode: SQLite file that records every sample and decision (empty = none)", OPT(history)},
 };

@@ -25,6 +25,10 @@
 #define SEG_LEN hak_align_up(sizeof(hak_shm_t), HAK_PAGE)
 
 static char seg_name[64];
+/* Last resort when no page can be mapped for a private segment (a forked
+ * child under ENOMEM): the same layout in .bss, faulted in only when used.
+ * Counting continues there and never lands in another process's segment. */
+static hak_shm_t fallback_seg __attribute__((aligned(4096)));
 static int seg_pid;              /* pid whose name we own, 0 = private */
 
 /* Create and map /hakmem.<pid>; NULL (with a verbose warning) on any problem.
@@ -105,7 +109,7 @@ static void stamp(hak_shm_t *s) {
 void hak_shm_create(void) {
     hak_shm_t *s = hak_opt.stats ? create_named((int)getpid(), NULL) : NULL;
     if (s == NULL) s = hak_os_meta_alloc(SEG_LEN);
-    if (s == NULL) hak_fatal("cannot map %zu bytes for counters", SEG_LEN);
+    if (s == NULL) s = &fallback_seg;
     stamp(s);
     hak_seg = s;
 }
@@ -149,11 +153,12 @@ void hak_shm_remove(void) {
  * private copy now, published by hak_shm_publish_child() at its first large
  * allocation or free. */
 _Atomic bool hak_shm_publish_pending;
+int hak_shm_child_alloc_hook;    /* test hook: the child's segment copy fails (ENOMEM) */
 
 static hak_shm_t *fork_copy;     /* taken in the parent before fork, quiescent */
 
 void hak_shm_fork_prepare(void) {
-    fork_copy = hak_os_meta_alloc(SEG_LEN);
+    fork_copy = hak_shm_child_alloc_hook ? NULL : hak_os_meta_alloc(SEG_LEN);
     if (fork_copy) memcpy(fork_copy, hak_seg, sizeof *fork_copy);
 }
 
@@ -168,17 +173,19 @@ void hak_shm_child_recreate(void) {
     hak_shm_t *s = fork_copy;
     fork_copy = NULL;
     if (s == NULL) {
-        /* no copy (mmap failed before fork): copy the parent's live segment */
-        s = hak_os_meta_alloc(SEG_LEN);
-        if (s == NULL) return;   /* keep counting in the inherited mapping rather than crash */
-        memcpy(s, old, sizeof *s);
+        /* no copy (mmap failed before fork): copy the parent's live segment,
+         * into .bss when even that mapping fails - never keep writing into
+         * the parent's shared segment. */
+        s = hak_shm_child_alloc_hook ? NULL : hak_os_meta_alloc(SEG_LEN);
+        if (s == NULL) s = &fallback_seg;
+        if (s != old) memcpy(s, old, sizeof *s);
     }
     s->magic = 0;
     stamp(s);
     if (hak_tls.slot != NULL) hak_tls.slot = (hak_shm_slot_t *)((char *)s + ((char *)hak_tls.slot - (char *)old));
     hak_seg = s;
-    hak_os_meta_free(old, SEG_LEN);
-    atomic_store(&hak_shm_publish_pending, hak_opt.stats != 0);
+    if (old != &fallback_seg) hak_os_meta_free(old, SEG_LEN);
+    atomic_store(&hak_shm_publish_pending, hak_opt.stats != 0 && s != &fallback_seg);
 }
 
 void hak_shm_publish_child(void) {

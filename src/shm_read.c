@@ -268,13 +268,76 @@ int hak_shm_snapshot(const hak_shm_t *shm, hak_snapshot_t *out) {
     return 0;
 }
 
-uint64_t hak_shm_control_post(hak_shm_t *shm, uint64_t flags, uint64_t ring_cap, uint64_t batch_threshold) {
+/* Requesters serialise on control.post_lock (a pid-stamped word), so two
+ * posters never interleave their writes.  A request still pending when the
+ * next one is posted is merged, not overwritten: the flags add up, and only
+ * the values of the new request's flags change.  A class request for another
+ * class than a pending one waits (bounded) for the library to apply it.  A
+ * lock left by a poster that died is taken over after 100 ms. */
+static uint64_t mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void post_lock(hak_shm_control_t *c) {
+    _Atomic uint64_t *l = (_Atomic uint64_t *)&c->post_lock;
+    uint64_t me = (uint64_t)getpid(), t0 = mono_ms();
+    for (;;) {
+        uint64_t v = 0;
+        if (atomic_compare_exchange_weak_explicit(l, &v, me, memory_order_acquire, memory_order_relaxed)) return;
+        if (mono_ms() - t0 > 100 && atomic_compare_exchange_strong(l, &v, me)) return;   /* stale */
+        sched_yield();
+    }
+}
+static void post_unlock(hak_shm_control_t *c) {
+    atomic_store_explicit((_Atomic uint64_t *)&c->post_lock, 0, memory_order_release);
+}
+
+static uint64_t post_locked(hak_shm_t *shm, uint64_t flags, const uint64_t *vals) {
     hak_shm_control_t *c = &shm->control;
-    atomic_store_explicit((_Atomic uint64_t *)&c->flags, flags, memory_order_relaxed);
-    atomic_store_explicit((_Atomic uint64_t *)&c->ring_cap, ring_cap, memory_order_relaxed);
-    atomic_store_explicit((_Atomic uint64_t *)&c->batch_threshold, batch_threshold, memory_order_relaxed);
-    uint64_t seq = atomic_fetch_add_explicit((_Atomic uint64_t *)&c->seq, 1, memory_order_release) + 1;
+    _Atomic uint64_t *seqp = (_Atomic uint64_t *)&c->seq;
+    _Atomic uint64_t *applied = (_Atomic uint64_t *)&c->applied_seq;
+    const uint64_t class_flags = HAK_CTL_CLASS_CAP | HAK_CTL_CLASS_THP;
+    uint64_t pending = 0;
+    for (uint64_t t0 = mono_ms();;) {
+        bool open = atomic_load_explicit(seqp, memory_order_acquire) != atomic_load_explicit(applied, memory_order_acquire);
+        pending = open ? atomic_load_explicit((_Atomic uint64_t *)&c->flags, memory_order_relaxed) : 0;
+        /* one class slot: a pending request for another class must land first */
+        if (!(flags & class_flags) || !(pending & class_flags) ||
+            atomic_load_explicit((_Atomic uint64_t *)&c->class_id, memory_order_relaxed) == vals[2] ||
+            mono_ms() - t0 > 200)
+            break;
+        post_unlock(c);
+        sched_yield();
+        post_lock(c);
+    }
+    if (flags & HAK_CTL_RING_CAP) atomic_store_explicit((_Atomic uint64_t *)&c->ring_cap, vals[0], memory_order_relaxed);
+    if (flags & HAK_CTL_BATCH_THRESHOLD)
+        atomic_store_explicit((_Atomic uint64_t *)&c->batch_threshold, vals[1], memory_order_relaxed);
+    if (flags & class_flags) atomic_store_explicit((_Atomic uint64_t *)&c->class_id, vals[2], memory_order_relaxed);
+    if (flags & HAK_CTL_CLASS_CAP) atomic_store_explicit((_Atomic uint64_t *)&c->class_cap, vals[3], memory_order_relaxed);
+    if (flags & HAK_CTL_CLASS_THP) atomic_store_explicit((_Atomic uint64_t *)&c->class_thp, vals[4], memory_order_relaxed);
+    atomic_store_explicit((_Atomic uint64_t *)&c->flags, flags | pending, memory_order_relaxed);
+    uint64_t seq = atomic_fetch_add_explicit(seqp, 1, memory_order_release) + 1;
     /* Wake the library's background thread, which sleeps on the low 32 bits. */
     syscall(SYS_futex, (uint32_t *)&c->seq, FUTEX_WAKE, INT32_MAX, NULL, NULL, 0);
+    return seq;
+}
+
+uint64_t hak_shm_control_post(hak_shm_t *shm, uint64_t flags, uint64_t ring_cap, uint64_t batch_threshold) {
+    uint64_t vals[5] = {ring_cap, batch_threshold, 0, 0, 0};
+    post_lock(&shm->control);
+    uint64_t seq = post_locked(shm, flags & ~(uint64_t)(HAK_CTL_CLASS_CAP | HAK_CTL_CLASS_THP), vals);
+    post_unlock(&shm->control);
+    return seq;
+}
+
+uint64_t hak_shm_control_post_class(hak_shm_t *shm, uint64_t flags, uint64_t cls, uint64_t class_cap,
+                                    uint64_t class_thp) {
+    uint64_t vals[5] = {0, 0, cls, class_cap, class_thp};
+    post_lock(&shm->control);
+    uint64_t seq = post_locked(shm, flags & (HAK_CTL_CLASS_CAP | HAK_CTL_CLASS_THP | HAK_CTL_TRIM), vals);
+    post_unlock(&shm->control);
     return seq;
 }

@@ -104,7 +104,8 @@ enum hak_evict_reason {
 };
 
 /* Knob ids (knob change probes, decision log). */
-enum hak_knob_id { HAK_KNOB_RING_CAP = 1, HAK_KNOB_BATCH_THRESHOLD = 2, HAK_KNOB_CLASS_CAP = 3, HAK_KNOB_TRIM = 4 };
+enum hak_knob_id { HAK_KNOB_RING_CAP = 1, HAK_KNOB_BATCH_THRESHOLD = 2, HAK_KNOB_CLASS_CAP = 3, HAK_KNOB_TRIM = 4,
+                   HAK_KNOB_CLASS_THP = 5 };
 
 /* Counters that record the effect of an earlier counted cause (read in the
  * first pass of a snapshot, with gauge_out). */
@@ -132,7 +133,27 @@ typedef struct hak_shm_class {
     uint64_t cap;                      /* effective ring cap of this class now */
     uint64_t ghost_hits;               /* misses that a bigger ring would have hit (tuner) */
     uint64_t reuse_hist[8];            /* misses by ghost depth bucket (tuner's hit prediction) */
+    uint64_t ghosts;                   /* capacity evictions not yet matched by a miss: the demand a
+                                          bigger ring would serve now (tuner) */
+    uint64_t class_cap;                /* per-class cap set by hak_set_class_cap / the control block,
+                                          HAK_CLASS_CAP_GLOBAL = this class follows ring_cap */
+    uint64_t thp;                      /* packed THP figures of the class:
+                                          bits 0-7   enum hak_class_thp (the choice now),
+                                          bits 8-15  blocks sampled at free (saturates at 255),
+                                          bits 16-31 permille of the sampled blocks' pages the
+                                                     program had touched (mean over the samples) */
 } __attribute__((aligned(64))) hak_shm_class_t;
+#define HAK_CLASS_CAP_GLOBAL UINT64_MAX
+/* THP per size class (classes of 2 MiB and more; smaller ones stay HAK_CTHP_NA). */
+enum hak_class_thp {
+    HAK_CTHP_NA = 0,          /* below 2 MiB, or THP unavailable / HAKMEM_THP=never */
+    HAK_CTHP_UNDECIDED = 1,   /* auto: sampling what the program touches */
+    HAK_CTHP_HUGE = 2,        /* 2 MiB-aligned + MADV_HUGEPAGE */
+    HAK_CTHP_SMALL = 3,       /* 4 KiB pages: the program touches a small part of its blocks */
+};
+#define HAK_CTHP_STATE(v)    ((uint32_t)((v) & 0xff))
+#define HAK_CTHP_SAMPLES(v)  ((uint32_t)(((v) >> 8) & 0xff))
+#define HAK_CTHP_PERMILLE(v) ((uint32_t)(((v) >> 16) & 0xffff))
 
 /* Knob values the library is using now (written by the library only). */
 typedef struct hak_shm_knobs {
@@ -155,6 +176,8 @@ typedef struct hak_shm_knobs {
 #define HAK_CTL_RING_CAP        0x1u   /* apply ring_cap */
 #define HAK_CTL_BATCH_THRESHOLD 0x2u   /* apply batch_threshold */
 #define HAK_CTL_TRIM            0x4u   /* hand every cached block to Batch and flush */
+#define HAK_CTL_CLASS_CAP       0x8u   /* apply class_cap to size class class_id */
+#define HAK_CTL_CLASS_THP       0x10u  /* apply class_thp (enum hak_class_thp) to size class class_id */
 typedef struct hak_shm_control {
     uint64_t seq;                      /* bumped by the requester after writing the rest */
     uint64_t flags;                    /* HAK_CTL_* */
@@ -163,7 +186,11 @@ typedef struct hak_shm_control {
     uint64_t applied_seq;              /* written by the library */
     uint64_t applied_ns;               /* CLOCK_REALTIME ns when applied */
     uint64_t rejected;                 /* requested values that had to be clamped */
-    uint64_t pad_[9];
+    uint64_t class_id;                 /* HAK_CTL_CLASS_CAP / HAK_CTL_CLASS_THP: the size class */
+    uint64_t class_cap;                /* requested cap of that class (HAK_CLASS_CAP_GLOBAL = follow ring_cap) */
+    uint64_t class_thp;                /* requested enum hak_class_thp (HUGE or SMALL) */
+    uint64_t post_lock;                /* requesters serialise on it (hak_shm_control_post) */
+    uint64_t pad_[5];
 } hak_shm_control_t;
 
 /* One tuner decision (filled by the in-process tuner or hakmem-tuner --drive). */
@@ -205,7 +232,9 @@ typedef struct hak_shm {
     char     comm[HAK_SHM_COMM_LEN];   /* NUL-terminated command name */
     uint64_t fold_gen;                 /* seqlock around folding retired slots */
     uint64_t peak_bytes_mapped;        /* high-water mark of bytes_mapped */
-    uint64_t pad0_[6];
+    uint64_t tune_signal;              /* bumped by the core when the tuner should look now (a run of
+                                          ghost misses); the core also FUTEX_WAKEs control.seq */
+    uint64_t pad0_[5];
 
     hak_shm_knobs_t   knobs;
     hak_shm_control_t control;
@@ -226,6 +255,8 @@ _Static_assert(offsetof(hak_shm_t, version) == 8, "version at 8");
 _Static_assert(offsetof(hak_shm_t, size) == 12, "size at 12");
 _Static_assert(sizeof(hak_shm_slot_t) % 64 == 0, "slots are cache-line sized");
 _Static_assert(sizeof(hak_shm_class_t) % 64 == 0, "classes are cache-line sized");
+_Static_assert(sizeof(hak_shm_class_t) == 192, "class record size (fields only appended into its padding)");
+_Static_assert(sizeof(hak_shm_control_t) == 128, "control block size");
 _Static_assert(sizeof(hak_shm_decision_t) == 64, "decision entry is 64 bytes");
 _Static_assert((HAK_SHM_DECISIONS & (HAK_SHM_DECISIONS - 1)) == 0, "ring size power of two");
 _Static_assert(offsetof(hak_shm_t, slots) % 64 == 0, "slots aligned");
@@ -281,6 +312,11 @@ int  hak_shm_snapshot(const hak_shm_t *shm, hak_snapshot_t *out);
 /* Post a control request (flags = HAK_CTL_*); returns the request's seq.
  * Wait for shm->control.applied_seq >= seq to know it was applied. */
 uint64_t hak_shm_control_post(hak_shm_t *shm, uint64_t flags, uint64_t ring_cap, uint64_t batch_threshold);
+/* Post a per-class request: flags HAK_CTL_CLASS_CAP and/or HAK_CTL_CLASS_THP
+ * for size class cls.  Concurrent posters are serialised and a pending
+ * request is merged, never lost (see shm_read.c). */
+uint64_t hak_shm_control_post_class(hak_shm_t *shm, uint64_t flags, uint64_t cls, uint64_t class_cap,
+                                    uint64_t class_thp);
 const char *hak_shm_strerror(int err);
 extern const char *const hak_counter_names[HAK_NCOUNTERS];
 extern const char *const hak_counter_help[HAK_NCOUNTERS];

@@ -39,7 +39,7 @@ trap cleanup EXIT
 # Environment of every workload: known knobs, telemetry on.
 run_churn() {   # outfile, churn args...
   local out=$1; shift
-  env HAKMEM_MODE=fixed HAKMEM_STATS=1 HAKMEM_RING_CAP=4 HAKMEM_BATCH_THRESHOLD=4M \
+  env HAKMEM_MODE=fixed HAKMEM_BACKGROUND_THREAD=1 HAKMEM_STATS=1 HAKMEM_RING_CAP=4 HAKMEM_BATCH_THRESHOLD=4M \
       HAKMEM_CACHE_MAX_BYTES=1G LD_PRELOAD="$LIB" "$CHURN" "$@" >"$out" 2>&1 &
   CHURN_PID=$!
   bg+=("$CHURN_PID")

@@ -40,7 +40,7 @@ DB=$TMP/history.db
 q() { sqlite3 -batch -noheader "$DB" "$1"; }
 
 # Common environment: fixed knobs, telemetry on, idle trim after 500 ms.
-run_env=(env HAKMEM_MODE=fixed HAKMEM_RING_CAP=4 HAKMEM_STATS=1 HAKMEM_IDLE_MS=500 LD_PRELOAD="$LIB")
+run_env=(env HAKMEM_MODE=fixed HAKMEM_BACKGROUND_THREAD=1 HAKMEM_RING_CAP=4 HAKMEM_STATS=1 HAKMEM_IDLE_MS=500 LD_PRELOAD="$LIB")
 
 echo "== A: fixed cap 4, no tuner"
 "${run_env[@]}" "$PHASED" -r 3 -p 1000 -c 3 -i 0 >"$TMP/fixed.out" 2>&1 || { cat "$TMP/fixed.out"; fail "phased (fixed) failed"; }
