@@ -16,7 +16,7 @@
 #include <stdio.h>
 
 #define BENCH_MAX_ALLOCS    8
-#define BENCH_MAX_SCENARIOS 8
+#define BENCH_MAX_SCENARIOS 16
 #define BENCH_MAX_REPEAT    64
 
 // ---------------------------------------------------------------------------
@@ -27,6 +27,9 @@ typedef struct bench_scenario {
     const char *what;          /* one line: what it models */
     const char *iteration;     /* what one iteration is */
     long        default_iters; /* used by `make bench` and when --iterations is absent */
+    const char *rounds;        /* one line: what the first round and a steady round are */
+    long        first_iters;   /* iterations in the first round; 0 = the initial fill is the first round */
+    long        round_iters;   /* iterations in each round after the first (at least) */
 } bench_scenario_t;
 
 extern const bench_scenario_t bench_scenarios[BENCH_MAX_SCENARIOS];
@@ -44,6 +47,11 @@ typedef struct bench_sample {
     uint64_t end_kib;          /* VmRSS right after the scenario (all freed) */
     uint64_t idle_kib;         /* VmRSS after idle_ms of sleep; 0 = not measured */
     uint64_t checksum;         /* sum of the words read back from touched memory */
+    uint64_t threads;          /* threads of a threaded scenario, else 0 */
+    /* rounds (see bench_scenario_t.rounds): the first one, and the steady state after it */
+    uint64_t first_ns, first_ops;   /* duration and allocation calls of the first round */
+    uint64_t steady_ps_op;     /* median over the later rounds of their time per op, picoseconds */
+    uint64_t rounds;           /* complete rounds after the first (0: steady_ps_op not measured) */
     /* hakmem's own counters over the scenario (has_hak) */
     int      has_hak;
     uint64_t hak_mode;         /* enum hak_mode from the segment */
@@ -51,7 +59,9 @@ typedef struct bench_sample {
     uint64_t hak_mmap, hak_munmap, hak_madvise, hak_mremap;
     uint64_t hak_idle_munmap;  /* munmaps during the idle sleep (tuner trims) */
     uint64_t hak_ring_cap, hak_batch_threshold;  /* knob values at the end */
-    uint64_t hak_decisions;    /* tuner decisions logged (evolving) */
+    uint64_t hak_decisions;    /* tuner decisions logged (evolving), all of the process's life */
+    uint64_t hak_blocks_flushed;    /* blocks released by Batch flushes during the scenario */
+    uint64_t hak_decisions_run;     /* decisions logged during the scenario (decision_head delta) */
 } bench_sample_t;
 
 typedef struct bench_worker_args {
@@ -103,6 +113,14 @@ typedef struct bench_cell {
     double   ratio;            /* to the best peer; 0 = n/a */
     double   ratio_sys;        /* to system; 0 = n/a */
     uint64_t checksum;
+    /* first round against the steady state (medians over the runs; -1 = n/a) */
+    double   first_ns, first_ns_op, steady_ns_op;
+    uint64_t steady_rounds;    /* steady rounds per run (of the first run) */
+    double   peak_ratio;       /* peak_mib / lowest peer peak in the scenario; 0 = n/a */
+    /* hakmem rows: summed over the runs; blocks_per_munmap = flushed / munmap, -1 = n/a */
+    uint64_t hak_blocks_flushed, hak_munmap;
+    double   blocks_per_munmap;
+    double   decisions_min;    /* median tuner decisions per minute of scenario time; -1 = n/a */
 } bench_cell_t;
 
 typedef struct bench_run {

@@ -72,7 +72,8 @@ static void usage(FILE *f) {
         "  --scenario LIST     scenarios below, or all (default all)\n"
         "  --iterations SPEC   N for every scenario, and/or SCENARIO=N to set one (e.g.\n"
         "                      '100' or '200,cold-churn=5'); default: each scenario's own count\n"
-        "  --threads T         threads of the 'threads' scenario (default: online CPUs, at least 2)\n"
+        "  --threads T         threads of the 'threads' scenario (default: online CPUs, at least 2);\n"
+        "                      'small-threads' runs max(4, T)\n"
         "  --repeat R          timed runs per (allocator, scenario), 1-%d (default 3); ns/op is\n"
         "                      the median, with min and max\n"
         "  --json/--csv FILE   machine-readable results\n"
@@ -91,11 +92,13 @@ static void usage(FILE *f) {
         "  --quiet             no progress on stderr\n"
         "  --help              this text\n"
         "\n"
-        "Scenarios (one op = one malloc/realloc call; iteration = the unit of --iterations):\n",
+        "Scenarios (one op = one malloc/realloc call; iteration = the unit of --iterations; the report\n"
+        "gives the time of the first round beside the median ns/op of the rounds after it):\n",
         BENCH_MAX_REPEAT);
     for (int i = 0; i < bench_nscenarios; i++)
-        fprintf(f, "  %-13s %s\n  %-13s iteration = %s, default %ld\n", bench_scenarios[i].name,
-                bench_scenarios[i].what, "", bench_scenarios[i].iteration, bench_scenarios[i].default_iters);
+        fprintf(f, "  %-13s %s\n  %-13s iteration = %s, default %ld\n  %-13s %s\n", bench_scenarios[i].name,
+                bench_scenarios[i].what, "", bench_scenarios[i].iteration, bench_scenarios[i].default_iters, "",
+                bench_scenarios[i].rounds);
     fprintf(f,
         "\nExit status: 0 ok, 1 a worker failed (named on stderr and in the table), 2 usage error.\n"
         "Example (the seed's command): bench_allocators_hakmem --allocator hakmem-evolving --scenario vm "
@@ -213,6 +216,7 @@ static int parse_result(const char *out, bench_sample_t *s) {
     static const struct { const char *key; size_t off; } keys[] = {
 #define K(f) {#f, offsetof(bench_sample_t, f)}
         K(ops), K(ns), K(minflt), K(majflt), K(peak_kib), K(start_kib), K(end_kib), K(idle_kib), K(checksum),
+        K(threads), K(first_ns), K(first_ops), K(steady_ps_op), K(rounds), K(hak_blocks_flushed), K(hak_decisions_run),
         K(hak_mode), K(hak_hits), K(hak_misses), K(hak_puts), K(hak_evictions), K(hak_flushes), K(hak_mmap),
         K(hak_munmap), K(hak_madvise), K(hak_mremap), K(hak_idle_munmap), K(hak_ring_cap),
         K(hak_batch_threshold), K(hak_decisions),

@@ -35,7 +35,10 @@ void bench_summarize(bench_run_t *r) {
             if (c->status == BENCH_OK && c->nruns == 0) c->status = BENCH_NOTRUN;
             if (!cell_ok(c)) continue;
             double flt[BENCH_MAX_REPEAT], peak[BENCH_MAX_REPEAT], start[BENCH_MAX_REPEAT];
-            uint64_t ops = 0, mm = 0, mu = 0, ma = 0, mr = 0;
+            double first[BENCH_MAX_REPEAT], first_op[BENCH_MAX_REPEAT], steady[BENCH_MAX_REPEAT];
+            double dec[BENCH_MAX_REPEAT];
+            uint64_t ops = 0, mm = 0, mu = 0, ma = 0, mr = 0, bf = 0;
+            int nfirst = 0, nsteady = 0, ndec = 0;
             c->idle_mib = -1;
             for (int i = 0; i < c->nruns; i++) {
                 const bench_sample_t *s = &c->runs[i];
@@ -48,7 +51,20 @@ void bench_summarize(bench_run_t *r) {
                 mu += s->hak_munmap;
                 ma += s->hak_madvise;
                 mr += s->hak_mremap;
+                bf += s->hak_blocks_flushed;
+                if (s->first_ops > 0) {
+                    first[nfirst] = (double)s->first_ns;
+                    first_op[nfirst++] = (double)s->first_ns / (double)s->first_ops;
+                }
+                if (s->rounds > 0) steady[nsteady++] = (double)s->steady_ps_op / 1000.0;
+                if (s->has_hak && s->ns > 0) dec[ndec++] = (double)s->hak_decisions_run * 60e9 / (double)s->ns;
             }
+            c->first_ns = nfirst ? median(first, nfirst) : -1;
+            c->first_ns_op = nfirst ? median(first_op, nfirst) : -1;
+            c->steady_ns_op = nsteady ? median(steady, nsteady) : -1;
+            c->steady_rounds = c->runs[0].rounds;
+            c->decisions_min = ndec ? median(dec, ndec) : -1;
+            c->blocks_per_munmap = -1;
             c->ns_med = median(c->ns_op, c->nruns);
             c->ns_min = c->ns_max = c->ns_op[0];
             for (int i = 1; i < c->nruns; i++) {
@@ -60,6 +76,9 @@ void bench_summarize(bench_run_t *r) {
             c->peak_mib = median(peak, c->nruns);
             c->start_mib = median(start, c->nruns);
             if (c->runs[0].has_hak) {
+                c->hak_blocks_flushed = bf;
+                c->hak_munmap = mu;
+                if (mu > 0) c->blocks_per_munmap = (double)bf / (double)mu;
                 c->sys_source = SYS_HAKMEM;
                 c->sys_mmap = (double)mm / (double)ops;
                 c->sys_munmap = (double)mu / (double)ops;
@@ -76,17 +95,19 @@ void bench_summarize(bench_run_t *r) {
             }
         }
     for (int k = 0; k < r->nscen; k++) {
-        double best = 0, sys = 0;
+        double best = 0, sys = 0, peak = 0;
         for (int a = 0; a < r->nalloc; a++) {
             const bench_cell_t *c = &r->cell[a][k];
             if (!cell_ok(c) || !r->alloc[a]->peer) continue;
             if (best == 0 || c->ns_med < best) best = c->ns_med;
+            if (peak == 0 || c->peak_mib < peak) peak = c->peak_mib;
             if (strcmp(r->alloc[a]->name, "system") == 0) sys = c->ns_med;
         }
         for (int a = 0; a < r->nalloc; a++) {
             bench_cell_t *c = &r->cell[a][k];
             c->ratio = cell_ok(c) && best > 0 ? c->ns_med / best : 0;
             c->ratio_sys = cell_ok(c) && sys > 0 ? c->ns_med / sys : 0;
+            c->peak_ratio = cell_ok(c) && peak > 0 ? c->peak_mib / peak : 0;
         }
     }
 }
@@ -130,16 +151,48 @@ static int find_alloc(const bench_run_t *r, const char *name) {
     return -1;
 }
 
-/* Issue 6's targets: hakmem-evolving's ns/op against the best peer. */
+/* hakmem's ns/op targets (issue 6, and small-threads): against the best peer,
+ * or against system for the pass-through scenarios; 0 = no ns/op target. */
 static double target_of(const char *scen, int *vs_system) {
     static const struct { const char *s; double t; } t[] = {
         {"cold-churn", 0.5}, {"phased", 0.5}, {"realloc-grow", 0.5}, {"mixed", 0.8},
-        {"vm", 1.0}, {"threads", 1.0}, {"malloc-large", 1.0}, {"small", 1.05},
+        {"vm", 1.0}, {"threads", 1.0}, {"malloc-large", 1.0}, {"small", 1.05}, {"small-threads", 1.03},
     };
-    *vs_system = strcmp(scen, "small") == 0;
+    *vs_system = strcmp(scen, "small") == 0 || strcmp(scen, "small-threads") == 0;
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
         if (strcmp(t[i].s, scen) == 0) return t[i].t;
     return 0;
+}
+
+/* First round against the steady state, peak RSS against the peers, release
+ * batching and tuner activity: one row per cell, like the details table. */
+static void print_rounds_table(const bench_run_t *r, FILE *f) {
+    char b1[32], b2[32], b3[32], b4[32], b5[32], b6[32], b7[32];
+    fprintf(f, "\n### First round and steady state, peak RSS, release batching (median of %d run%s)\n\n", r->repeat,
+            r->repeat > 1 ? "s" : "");
+    fprintf(f, "| scenario | allocator | 1st round ms | 1st round ns/op | steady ns/op | 1st / steady "
+               "| peak RSS x lowest peer | blocks/munmap | decisions/min |\n");
+    fprintf(f, "|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    for (int k = 0; k < r->nscen; k++)
+        for (int a = 0; a < r->nalloc; a++) {
+            const bench_cell_t *c = &r->cell[a][k];
+            if (!cell_ok(c)) continue;
+            const char *na = "-";
+            fprintf(f, "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", bench_scenarios[r->scen[k]].name,
+                    r->alloc[a]->name, c->first_ns >= 0 ? fmt_num(b1, sizeof b1, c->first_ns / 1e6) : na,
+                    c->first_ns_op >= 0 ? fmt_num(b2, sizeof b2, c->first_ns_op) : na,
+                    c->steady_ns_op >= 0 ? fmt_num(b3, sizeof b3, c->steady_ns_op) : na,
+                    c->first_ns_op >= 0 && c->steady_ns_op > 0 ? fmt_num(b4, sizeof b4, c->first_ns_op / c->steady_ns_op)
+                                                               : na,
+                    c->peak_ratio > 0 ? fmt_num(b5, sizeof b5, c->peak_ratio) : na,
+                    c->blocks_per_munmap >= 0 ? fmt_num(b6, sizeof b6, c->blocks_per_munmap) : na,
+                    c->decisions_min >= 0 ? fmt_num(b7, sizeof b7, c->decisions_min) : na);
+        }
+    fprintf(f, "\n1st round: the start of the pattern, before any cache or tuner has seen it (what a round is, per "
+               "scenario: bench/README.md); steady: the median ns/op of the rounds after it. peak RSS x lowest peer: "
+               "this row's peak RSS / the lowest peak among the peers. blocks/munmap: hakmem's blocks released by Batch "
+               "flushes / its munmap calls (- = no munmap, or a peer). decisions/min: tuner decisions logged during the "
+               "scenario per minute of its wall time (hakmem rows).\n");
 }
 
 void bench_print_table(const bench_run_t *r, FILE *f) {
@@ -204,12 +257,13 @@ void bench_print_table(const bench_run_t *r, FILE *f) {
                "whole process, minus a start-up baseline; n/a = not measured.\n"
                "idle RSS: VmRSS after the scenario freed everything and the process slept %ld ms.\n",
             r->idle_ms);
+    print_rounds_table(r, f);
 
     /* targets */
     int hk[2] = {find_alloc(r, "hakmem-evolving"), find_alloc(r, "hakmem")};
     if (hk[0] < 0 && hk[1] < 0) return;
     int sys = find_alloc(r, "system");
-    fprintf(f, "\n### hakmem against the issue-6 targets (ratio met? / idle RSS <= system's? / peak RSS <= 1.1x "
+    fprintf(f, "\n### hakmem against the targets (ratio met? / idle RSS <= system's? / peak RSS <= 1.1x "
                "lowest peer peak?)\n\n| scenario | target |");
     for (int h = 0; h < 2; h++)
         if (hk[h] >= 0) fprintf(f, " %s ns/op | idle RSS | peak RSS |", r->alloc[hk[h]]->name);
@@ -221,7 +275,8 @@ void bench_print_table(const bench_run_t *r, FILE *f) {
         const char *sn = bench_scenarios[r->scen[k]].name;
         int vs_sys;
         double t = target_of(sn, &vs_sys);
-        fprintf(f, "| %s | <= %.2fx %s |", sn, t, vs_sys ? "system" : "best peer");
+        if (t > 0) fprintf(f, "| %s | <= %.2fx %s |", sn, t, vs_sys ? "system" : "best peer");
+        else fprintf(f, "| %s | memory only |", sn);
         double lpp = lowest_peer_peak(r, k);
         const bench_cell_t *sc = sys >= 0 && cell_ok(&r->cell[sys][k]) ? &r->cell[sys][k] : NULL;
         for (int h = 0; h < 2; h++) {
@@ -232,7 +287,8 @@ void bench_print_table(const bench_run_t *r, FILE *f) {
                 continue;
             }
             double ratio = vs_sys ? c->ratio_sys : c->ratio;
-            if (ratio > 0) fprintf(f, " %.2f %s |", ratio, ratio <= t ? "met" : "MISSED");
+            if (ratio > 0 && t > 0) fprintf(f, " %.2f %s |", ratio, ratio <= t ? "met" : "MISSED");
+            else if (ratio > 0) fprintf(f, " %.2f |", ratio);
             else fprintf(f, " n/a |");
             if (sc && c->idle_mib >= 0 && sc->idle_mib >= 0)
                 fprintf(f, " %s vs %s %s |", fmt_num(b1, sizeof b1, c->idle_mib), fmt_num(b2, sizeof b2, sc->idle_mib),
@@ -264,6 +320,12 @@ static void json_str(FILE *f, const char *s) {
 static void json_num(FILE *f, double v) {
     if (!isfinite(v)) fprintf(f, "null");
     else fprintf(f, "%.6g", v);
+}
+
+/* v, or null when it is negative (not measured). */
+static void json_opt(FILE *f, double v) {
+    if (v < 0) fprintf(f, "null");
+    else json_num(f, v);
 }
 
 static const char *status_name(int s) {
@@ -385,6 +447,21 @@ int bench_write_json(const bench_run_t *r, const char *path) {
             if (c->idle_mib >= 0) json_num(f, c->idle_mib);
             else fprintf(f, "null");
             fprintf(f, "}");
+            fprintf(f, ",\n     \"first_round_ns\": ");
+            json_opt(f, c->first_ns);
+            fprintf(f, ", \"first_round_ops\": %" PRIu64 ", \"first_round_ns_per_op\": ", c->runs[0].first_ops);
+            json_opt(f, c->first_ns_op);
+            fprintf(f, ", \"steady_ns_per_op\": ");
+            json_opt(f, c->steady_ns_op);
+            fprintf(f, ", \"steady_rounds\": %" PRIu64, c->steady_rounds);
+            fprintf(f, ",\n     \"peak_rss_ratio\": ");
+            if (c->peak_ratio > 0) json_num(f, c->peak_ratio);
+            else fprintf(f, "null");
+            fprintf(f, ", \"blocks_per_munmap\": ");
+            json_opt(f, c->blocks_per_munmap);
+            fprintf(f, ", \"decisions_per_min\": ");
+            json_opt(f, c->decisions_min);
+            if (c->runs[0].threads) fprintf(f, ", \"threads\": %" PRIu64, c->runs[0].threads);
             if (c->runs[0].has_hak) {
                 uint64_t hits = 0, misses = 0, puts = 0, ev = 0, fl = 0, idle_mu = c->idle_hak_munmap;
                 for (int i = 0; i < c->nruns; i++) {
@@ -400,8 +477,13 @@ int bench_write_json(const bench_run_t *r, const char *path) {
                            ", \"batch_flushes\": %" PRIu64 ", \"idle_munmaps\": %" PRIu64 ", \"hit_rate\": ",
                         l->hak_mode, hits, misses, puts, ev, fl, idle_mu);
                 json_num(f, hits + misses ? (double)hits / (double)(hits + misses) : 0);
-                fprintf(f, ", \"ring_cap\": %" PRIu64 ", \"batch_threshold\": %" PRIu64 ", \"decisions\": %" PRIu64 "}",
-                        l->hak_ring_cap, l->hak_batch_threshold, l->hak_decisions);
+                uint64_t dec_run = 0;
+                for (int i = 0; i < c->nruns; i++) dec_run += c->runs[i].hak_decisions_run;
+                fprintf(f, ", \"ring_cap\": %" PRIu64 ", \"batch_threshold\": %" PRIu64 ", \"decisions\": %" PRIu64
+                           ", \"batch_blocks_flushed\": %" PRIu64 ", \"munmap_calls\": %" PRIu64
+                           ", \"decisions_in_runs\": %" PRIu64 "}",
+                        l->hak_ring_cap, l->hak_batch_threshold, l->hak_decisions, c->hak_blocks_flushed, c->hak_munmap,
+                        dec_run);
             }
             fprintf(f, "}");
         }
@@ -415,7 +497,8 @@ int bench_write_csv(const bench_run_t *r, const char *path) {
     fprintf(f, "scenario,allocator,status,iterations,ops,runs,ns_per_op_median,ns_per_op_min,ns_per_op_max,"
                "ratio_best_peer,ratio_system,minor_faults_per_op,syscall_source,mmap_per_op,munmap_per_op,"
                "madvise_per_op,mremap_per_op,peak_rss_mib,idle_rss_mib,start_rss_mib,checksum,hak_cache_hits,"
-               "hak_cache_misses,hak_ring_cap,hak_batch_threshold,error\n");
+               "hak_cache_misses,hak_ring_cap,hak_batch_threshold,first_round_ns,first_round_ns_per_op,"
+               "steady_ns_per_op,peak_rss_ratio,blocks_per_munmap,decisions_per_min,error\n");
     for (int k = 0; k < r->nscen; k++)
         for (int a = 0; a < r->nalloc; a++) {
             const bench_cell_t *c = &r->cell[a][k];
@@ -426,7 +509,7 @@ int bench_write_csv(const bench_run_t *r, const char *path) {
                 snprintf(e, sizeof e, "%s", c->error);
                 for (char *p = e; *p; p++)
                     if (*p == '"' || *p == ',') *p = ' ';
-                fprintf(f, ",,,,,,,,,,,,,,,,,,,,,\"%s\"\n", e);
+                fprintf(f, ",,,,,,,,,,,,,,,,,,,,,,,,,,,\"%s\"\n", e);
                 continue;
             }
             uint64_t hits = 0, misses = 0;
@@ -441,9 +524,16 @@ int bench_write_csv(const bench_run_t *r, const char *path) {
             else fprintf(f, ",,,,");
             fprintf(f, "%.6g,%.6g,%.6g,%" PRIu64 ",", c->peak_mib, c->idle_mib, c->start_mib, c->checksum);
             if (c->runs[0].has_hak)
-                fprintf(f, "%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",\n", hits, misses,
+                fprintf(f, "%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",", hits, misses,
                         c->runs[c->nruns - 1].hak_ring_cap, c->runs[c->nruns - 1].hak_batch_threshold);
-            else fprintf(f, ",,,,\n");
+            else fprintf(f, ",,,,");
+            const double opt[] = {c->first_ns, c->first_ns_op, c->steady_ns_op, c->peak_ratio > 0 ? c->peak_ratio : -1,
+                                  c->blocks_per_munmap, c->decisions_min};
+            for (size_t i = 0; i < sizeof opt / sizeof opt[0]; i++) {
+                if (opt[i] >= 0) fprintf(f, "%.6g", opt[i]);
+                fputc(',', f);
+            }
+            fputc('\n', f);
         }
     return close_checked(f, path);
 }

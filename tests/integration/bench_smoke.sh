@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # bench_smoke: bench_allocators_hakmem works and checks its own work (not how
 # fast anything is): the JSON has every field, hakmem's counters show cache
-# hits in vm and no large blocks in small, a quick mode of every scenario runs
-# with matching checksums, the seed's command line works, and the exit codes
-# hold (2 usage, 1 failed worker, 0 with a skipped allocator).
+# hits in vm and no large blocks in small, the first-round / steady-state,
+# peak-RSS-ratio, blocks-per-munmap and decisions-per-minute columns agree with
+# the numbers they come from, a quick mode of every scenario runs with matching
+# checksums, the seed's command line works, and the exit codes hold (2 usage,
+# 1 failed worker, 0 with a skipped allocator).
 # Exit 0 pass, 77 skip (reason on the last line), anything else fail.
 set -u
 B=${HAKMEM_BUILD:-build}
@@ -24,7 +26,10 @@ trap 'rm -rf "$T"' EXIT
 
 # ---- usage errors exit 2 ----
 "$BIN" --help > "$T/help" || fail "--help exited $?"
-grep -q -- '--allocator' "$T/help" && grep -q 'realloc-grow' "$T/help" || fail "--help lacks options or scenarios"
+grep -q -- '--allocator' "$T/help" || fail "--help lacks its options"
+for s in vm cold-churn mixed phased realloc-grow threads malloc-large small partial large small-threads; do
+  grep -q "^  $s " "$T/help" || fail "--help does not list scenario $s"
+done
 for args in "--allocator nosuch" "--scenario nosuch" "--iterations abc" "--iterations vm=0" "--repeat 0" \
             "--threads x" "--touch half" "--bogus" "extra-arg"; do
   # shellcheck disable=SC2086
@@ -80,21 +85,107 @@ need(hs["hakmem"]["cache_hits"] == 0 and hs["hakmem"]["cache_misses"] == 0,
 print("JSON ok: hakmem vm %d hits / %d misses" % (hv["hakmem"]["cache_hits"], hv["hakmem"]["cache_misses"]))
 EOF
 head -1 "$T/f.csv" | grep -q '^scenario,allocator,status,' || fail "CSV header"
+for col in first_round_ns steady_ns_per_op peak_rss_ratio blocks_per_munmap decisions_per_min; do
+  head -1 "$T/f.csv" | tr ',' '\n' | grep -qx "$col" || fail "CSV lacks column $col"
+done
 [ "$(grep -c ',ok,' "$T/f.csv")" -eq 4 ] || fail "CSV: want 4 ok rows"
 
+# ---- the new scenarios and columns: first round, steady state, peak RSS ratio, blocks/munmap, decisions ----
+# --threads 2: small-threads must still run 4.  HAKMEM_BATCH_THRESHOLD=1 makes
+# every eviction a flush, so hakmem's rows have munmap calls to divide by.
+peers=system
+for p in jemalloc mimalloc tcmalloc; do
+  "$BIN" --list 2>/dev/null | grep -q "^  $p  *\/" && peers="$peers,$p"
+done
+HAKMEM_BATCH_THRESHOLD=1 "$BIN" --allocator "hakmem,hakmem-evolving,$peers" --scenario partial,large,small-threads,threads \
+  --iterations partial=64,large=20,small-threads=3000,threads=16 --threads 2 --repeat 2 --warmup 0 --idle-ms 0 \
+  --syscalls none --hakmem-lib "$LIB" --json "$T/n.json" --csv "$T/n.csv" > "$T/n.md" 2> "$T/n.err" \
+  || { cat "$T/n.err"; fail "run of the new scenarios exited $?"; }
+grep -q '^### First round and steady state' "$T/n.md" || { cat "$T/n.md"; fail "no first-round table"; }
+grep -q '^| small-threads | hakmem |' "$T/n.md" || { cat "$T/n.md"; fail "no small-threads row"; }
+python3 - "$T/n.json" <<'EOF' || fail "JSON check of the new columns failed"
+import json, sys
+d = json.load(open(sys.argv[1]))
+def need(cond, msg):
+    if not cond:
+        print("JSON:", msg)
+        sys.exit(1)
+cells = {(r["allocator"], r["scenario"]): r for r in d["results"]}
+peers = [a["name"] for a in d["allocators"] if a["peer"]]
+hak = ["hakmem", "hakmem-evolving"]
+need(len(cells) == 4 * (2 + len(peers)), "want %d results, got %d" % (4 * (2 + len(peers)), len(cells)))
+# per scenario: ops of one run, allocations in the first round, complete rounds after it
+want = {"partial": (32 + 64, 32, 2), "large": (20 + 20, 20, 1), "small-threads": (4 * 3000, 4 * 1000, 2),
+        "threads": (2 * (8 + 16), 2 * 8, 2)}
+for (a, s), r in cells.items():
+    w = "%s/%s" % (a, s)
+    need(r["status"] == "ok", "%s status %s" % (w, r["status"]))
+    for k in ("first_round_ns", "first_round_ops", "first_round_ns_per_op", "steady_ns_per_op", "steady_rounds",
+              "peak_rss_ratio", "blocks_per_munmap", "decisions_per_min"):
+        need(k in r, "%s lacks %s" % (w, k))
+    ops, fops, rounds = want[s]
+    need(r["ops"] == ops, "%s ops %d, want %d" % (w, r["ops"], ops))
+    need(r["first_round_ops"] == fops, "%s: the first round made %d allocations, want %d" % (w, r["first_round_ops"], fops))
+    need(r["steady_rounds"] == rounds, "%s: %d steady rounds, want %d" % (w, r["steady_rounds"], rounds))
+    need(r["first_round_ns"] is not None and r["first_round_ns"] > 0, "%s first_round_ns %s" % (w, r["first_round_ns"]))
+    need(r["steady_ns_per_op"] is not None and r["steady_ns_per_op"] > 0, "%s steady_ns_per_op %s" % (w, r["steady_ns_per_op"]))
+    # the first round is part of a run: it cannot take longer than the slowest run
+    run_ns = r["ns_per_op"]["max"] * r["ops"]
+    need(r["first_round_ns"] <= run_ns * 1.001, "%s: first round %.0f ns, longer than the run (%.0f ns)"
+         % (w, r["first_round_ns"], run_ns))
+    if s in ("threads", "small-threads"):
+        need(r.get("threads") == (2 if s == "threads" else 4), "%s ran %s threads" % (w, r.get("threads")))
+    if a in peers:
+        need(r["blocks_per_munmap"] is None and r["decisions_per_min"] is None,
+             "%s: a peer has hakmem's blocks_per_munmap / decisions_per_min" % w)
+        continue
+    h = r["hakmem"]
+    if h["munmap_calls"] > 0:
+        need(r["blocks_per_munmap"] is not None and r["blocks_per_munmap"] >= 1,
+             "%s: %s blocks per munmap (%d blocks flushed, %d munmaps): less than one block per munmap"
+             % (w, r["blocks_per_munmap"], h["batch_blocks_flushed"], h["munmap_calls"]))
+        need(abs(r["blocks_per_munmap"] - h["batch_blocks_flushed"] / h["munmap_calls"]) < 1e-3 * r["blocks_per_munmap"],
+             "%s: blocks_per_munmap is not batch_blocks_flushed / munmap_calls" % w)
+    else:
+        need(r["blocks_per_munmap"] is None, "%s: blocks_per_munmap without a munmap" % w)
+    need(r["decisions_per_min"] is not None and r["decisions_per_min"] >= 0, "%s decisions_per_min" % w)
+    need((r["decisions_per_min"] > 0) == (h["decisions_in_runs"] > 0), "%s: decisions_per_min disagrees with decisions" % w)
+    if a == "hakmem":
+        need(h["decisions_in_runs"] == 0, "%s: fixed mode logged %d tuner decisions" % (w, h["decisions_in_runs"]))
+for s in want:
+    if s in ("partial", "large"):
+        need(cells[("hakmem", s)]["hakmem"]["munmap_calls"] > 0, "hakmem %s: no munmap with HAKMEM_BATCH_THRESHOLD=1" % s)
+    low = min(cells[(p, s)]["rss_mib"]["peak"] for p in peers)
+    need(abs(min(cells[(p, s)]["peak_rss_ratio"] for p in peers) - 1) < 1e-6,
+         "%s: the lowest peer's peak_rss_ratio is not 1" % s)
+    for a in hak + peers:
+        r = cells[(a, s)]
+        need(r["peak_rss_ratio"] is not None and abs(r["peak_rss_ratio"] - r["rss_mib"]["peak"] / low) < 1e-3 * r["peak_rss_ratio"],
+             "%s/%s: peak_rss_ratio %s is not peak / lowest peer peak" % (a, s, r["peak_rss_ratio"]))
+        if a in peers:
+            need(r["peak_rss_ratio"] >= 1 - 1e-9, "%s/%s: a peer below the lowest peer's peak" % (a, s))
+    need(len({cells[(a, s)]["checksum"] for a in hak + peers}) == 1, "%s checksums differ" % s)
+st = cells[("hakmem", "small-threads")]["hakmem"]
+need(st["cache_hits"] == 0 and st["cache_misses"] == 0, "hakmem small-threads: 8-1024 B blocks reached the large path: %s" % st)
+need(cells[("hakmem", "partial")]["hakmem"]["cache_hits"] > 0, "hakmem partial: no cache hit in 64 same-size replacements")
+print("JSON ok: first round, steady state, peak RSS ratio, blocks/munmap, decisions of %d cells" % len(cells))
+EOF
+[ "$(grep -c ',ok,' "$T/n.csv")" -eq "$(grep -c '"status": "ok"' "$T/n.json")" ] || fail "CSV of the new scenarios: cells not ok"
+
 # ---- quick mode of every scenario (checksums must agree across allocators) ----
-"$BIN" --allocator hakmem-evolving,system --scenario all --iterations 3,vm=20,mixed=40,threads=20,small=3000 \
+"$BIN" --allocator hakmem-evolving,system --scenario all \
+  --iterations 3,vm=20,mixed=40,threads=20,small=3000,partial=40,large=2,small-threads=3000 \
   --threads 2 --repeat 1 --warmup 0 --idle-ms 0 --syscalls none --hakmem-lib "$LIB" --csv "$T/all.csv" \
   > /dev/null 2> "$T/all.err" || { tail -20 "$T/all.err"; fail "quick run of every scenario exited $?"; }
 n=$(grep -c ',ok,' "$T/all.csv")
-[ "$n" -eq 16 ] || { cat "$T/all.csv"; fail "quick run: $n of 16 cells ok"; }
+[ "$n" -eq 22 ] || { cat "$T/all.csv"; fail "quick run: $n of 22 cells ok"; }
 python3 - "$T/all.csv" <<'EOF' || fail "checksums differ between allocators"
 import csv, sys
 sums = {}
 for row in csv.DictReader(open(sys.argv[1])):
     sums.setdefault(row["scenario"], set()).add(row["checksum"])
 bad = {s: v for s, v in sums.items() if len(v) != 1}
-if bad or len(sums) != 8:
+if bad or len(sums) != 11:
     print("checksums:", sums)
     sys.exit(1)
 EOF
