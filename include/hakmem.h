@@ -98,6 +98,9 @@ typedef struct hak_stats {
     uint64_t batch_adds, batch_flushes, batch_blocks_flushed, batch_bytes_flushed;
     uint64_t batch_ranges_flushed, munmap_calls, mmap_calls, mremap_calls, madvise_calls;
     uint64_t bytes_mapped, bytes_cached, bytes_pending, peak_bytes_mapped;
+    /* misses served from warm memory (no fresh pages): a bigger class's cached
+     * block, a smaller one grown by mremap, a block taken back from Batch */
+    uint64_t warm_near, warm_reshaped, warm_rescued;
 } hak_stats_t;
 HAKMEM_API void     hak_stats_get(hak_stats_t *out);
 

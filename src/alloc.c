@@ -1,14 +1,70 @@
 /*
  * alloc.c - the allocation path of a large block:
  *   size class -> BigCache ring of that class: hit? reuse (no syscall)
- *              -> miss? os map (THP-aware alignment) -> registry
+ *              -> miss? warm memory hakmem already holds, in this order:
+ *                   a block of the class (or up to one doubling bigger)
+ *                   still pending in Batch, taken back before its munmap;
+ *                   a cached block of a bigger class (one doubling at most);
+ *                   a smaller cached block grown in place or moved by mremap
+ *                   (its touched pages come along);
+ *              -> else os map (THP per class) -> registry
  * and the native allocation API (hak_alloc, hak_calloc, hak_memalign).
+ * No page is zeroed twice while a warm one is at hand (DESIGN.md item 12).
  */
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "hak_internal.h"
+
+/* A miss of ring c served from warm memory, or NULL. */
+static hak_block_t *warm_miss(uint32_t c) {
+    hak_block_t *b = hak_batch_rescue(c, c + HAK_NEAR_CLASSES);
+    if (b != NULL) return b;
+    b = hak_bigcache_pop_near(c);
+    if (b != NULL) {
+        HAK_CNT(warm_near);
+        return b;
+    }
+    if (hak_class_size(c) < HAK_RESHAPE_MIN) return NULL;
+    b = hak_bigcache_pop_smaller(c);
+    if (b == NULL) return NULL;
+    if (hak_block_grow(b, c) != 0) {
+        /* no room to grow it: it goes where a block nobody wants goes */
+        hak_batch_add(b, HAK_EVICT_UNCACHEABLE);
+        return NULL;
+    }
+    HAK_CNT(warm_reshaped);
+    return b;
+}
+
+/* Map a fresh block for class c (or an uncacheable request of n bytes). */
+static hak_block_t *map_fresh(uint32_t c, size_t n, size_t align) {
+    size_t size = c != HAK_CLASS_NONE ? hak_class_size(c) : hak_align_up(n, HAK_PAGE);
+    uintptr_t base;
+    size_t len;
+    uint32_t flags = 0;
+    int thp = align <= HAK_PAGE && size >= HAK_HUGE_PAGE ? hak_thp_choose(c, &flags) : HAK_OS_THP_NONE;
+    if (thp == HAK_OS_THP_HUGE) flags |= HAK_BF_HUGE;
+    hak_block_t *b = hak_block_new();
+    void *user = b ? hak_os_map_block(size, align, thp, &base, &len) : NULL;
+    if (user == NULL) {
+        if (b) hak_block_delete(b);
+        return NULL;
+    }
+    atomic_store_explicit(&b->user, (uintptr_t)user, memory_order_relaxed);
+    b->map_base = base;
+    b->map_size = len;
+    b->size = size;
+    b->cls = c;
+    b->flags = flags;
+    atomic_store_explicit(&b->state, HAK_BLOCK_LIVE, memory_order_relaxed);
+    if (hak_registry_insert(b) != 0) {
+        hak_batch_add(b, HAK_EVICT_UNCACHEABLE);   /* only Batch may release it */
+        return NULL;
+    }
+    return b;
+}
 
 void *hak_large_alloc(size_t n, size_t align, bool zero) {
     if (n > PTRDIFF_MAX) {
@@ -20,29 +76,16 @@ void *hak_large_alloc(size_t n, size_t align, bool zero) {
     hak_control_poll();
     uint32_t c = align <= HAK_PAGE ? hak_size_class(n) : HAK_CLASS_NONE;
     hak_block_t *b = NULL;
-    if (c != HAK_CLASS_NONE) b = hak_bigcache_pop(c);
-    else HAK_CNT(cache_misses);                 /* never cacheable: a miss by definition */
+    if (c != HAK_CLASS_NONE) {
+        b = hak_bigcache_pop(c);
+        if (b == NULL && likely(hak_opt.warm_reuse)) b = warm_miss(c);
+    } else {
+        HAK_CNT(cache_misses);                  /* never cacheable: a miss by definition */
+    }
     bool fresh = false;
     if (b == NULL) {
-        size_t size = c != HAK_CLASS_NONE ? hak_class_size(c) : hak_align_up(n, HAK_PAGE);
-        uintptr_t base;
-        size_t len;
-        b = hak_block_new();
-        void *user = b ? hak_os_map_block(size, align, &base, &len) : NULL;
-        if (user == NULL) {
-            if (b) hak_block_delete(b);
-            hak_op_end();
-            errno = ENOMEM;
-            return NULL;
-        }
-        atomic_store_explicit(&b->user, (uintptr_t)user, memory_order_relaxed);
-        b->map_base = base;
-        b->map_size = len;
-        b->size = size;
-        b->cls = c;
-        atomic_store_explicit(&b->state, HAK_BLOCK_LIVE, memory_order_relaxed);
-        if (hak_registry_insert(b) != 0) {
-            hak_batch_add(b, HAK_EVICT_UNCACHEABLE);   /* only Batch may release it */
+        b = map_fresh(c, n, align);
+        if (b == NULL) {
             hak_op_end();
             errno = ENOMEM;
             return NULL;
@@ -53,11 +96,11 @@ void *hak_large_alloc(size_t n, size_t align, bool zero) {
     HAK_GAUGE(bytes_live, (int64_t)b->size);
     HAK_GAUGE(blocks_live, 1);
     void *p = (void *)atomic_load_explicit(&b->user, memory_order_relaxed);
-    if (zero) {
-        if (fresh) HAK_CNT(calloc_zero_skipped);   /* the kernel zeroed it */
-        else memset(p, 0, n);
-    }
+    if (zero && fresh) HAK_CNT(calloc_zero_skipped);   /* the kernel zeroed it */
     hak_op_end();
+    /* Outside the bracket: a memset of up to 256 MiB must not hold off
+     * snapshot readers or fork (the block is this thread's alone now). */
+    if (zero && !fresh) memset(p, 0, n);
     /* the first large block starts the background thread */
     if (unlikely(atomic_load_explicit(&hak_evolve_pending, memory_order_relaxed)) &&
         atomic_exchange(&hak_evolve_pending, false))

@@ -9,6 +9,11 @@
  * hakmem:batch_flush_end(ranges, munmaps, ns) bracket every flush, so an eBPF
  * program can tell munmaps inside a flush window from all others.
  *
+ * A miss may take a pending block back before it is unmapped
+ * (hak_batch_rescue): its pages are still warm, and the munmap is saved.
+ * A range whose munmap fails stays mapped: its blocks go back to the pending
+ * list (still registered, still counted as mapped) for the next flush.
+ *
  * Locking: batch_lock guards the pending list (short); flush_lock serialises
  * flushes, which run without batch_lock held so evictions never wait on munmap.
  */
@@ -22,7 +27,8 @@
 static pthread_mutex_t batch_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t flush_lock = PTHREAD_MUTEX_INITIALIZER;
 static hak_block_t *pending[BATCH_MAX];
-static size_t npending;
+static _Atomic size_t npending;       /* read without the lock only as a hint */
+static uint32_t pending_in_class[HAK_NCLASSES];   /* guarded by batch_lock */
 static uint64_t pending_bytes;
 static hak_block_t *flushing[BATCH_MAX];  /* guarded by flush_lock */
 static uintptr_t range_start[BATCH_MAX];
@@ -96,6 +102,7 @@ void hak_batch_add(hak_block_t *b, int reason) {
     }
     pending[npending++] = b;
     pending_bytes += b->size;
+    if (b->cls < HAK_NCLASSES) pending_in_class[b->cls]++;
     bool due = pending_bytes >= atomic_load_explicit(&hak_batch_threshold, memory_order_relaxed) ||
                npending == BATCH_MAX;
     pthread_mutex_unlock(&batch_lock);
@@ -115,6 +122,7 @@ void hak_batch_flush(bool force) {
         memcpy(flushing, pending, n * sizeof pending[0]);
         npending = 0;
         pending_bytes = 0;
+        memset(pending_in_class, 0, sizeof pending_in_class);
     }
     pthread_mutex_unlock(&batch_lock);
     if (n == 0) {
@@ -126,29 +134,91 @@ void hak_batch_flush(bool force) {
     uint64_t t0 = hak_now_ns();
     for (size_t i = 0; i < n; i++) hak_registry_remove(flushing[i]);
     size_t nr = hak_batch_coalesce(flushing, n, range_start, range_len);
-    uint64_t calls = 0, mapped = 0;
+    uint64_t calls = 0, mapped = 0, kept_bytes = 0;
+    size_t kept = 0, bi = 0;
     for (size_t i = 0; i < nr; i++) {
-        mapped += range_len[i];
+        size_t first = bi;      /* blocks [first, bi) make up range i (sorted, consecutive) */
+        while (bi < n && flushing[bi]->map_base < range_start[i] + range_len[i]) bi++;
         int rc = hak_os_unmap(range_start[i], range_len[i]);
         calls++;
-        if (rc != 0 && atomic_exchange(&munmap_warned, 1) == 0)
-            hak_warn("munmap(%p, %zu) failed: %s (counted in munmap_failures; later failures are only counted)",
+        if (rc == 0) {
+            mapped += range_len[i];
+            for (size_t k = first; k < bi; k++) hak_block_delete(flushing[k]);
+            continue;
+        }
+        if (atomic_exchange(&munmap_warned, 1) == 0)
+            hak_warn("munmap(%p, %zu) failed: %s; the range stays mapped and is retried at the next flush "
+                     "(counted in munmap_failures; later failures are only counted)",
                      (void *)range_start[i], range_len[i], strerror(-rc));
+        /* Still mapped: keep the blocks, pending, for the next flush
+         * (compacted to the front: kept <= first, those slots are done). */
+        for (size_t k = first; k < bi; k++) {
+            hak_block_t *b = flushing[k];
+            hak_registry_insert(b);     /* its leaf exists: it was registered before */
+            kept_bytes += b->size;
+            flushing[kept++] = b;
+        }
     }
     uint64_t ns = hak_now_ns() - t0;
     HAK_PROBE3(batch_flush_end, nr, calls, ns);
-    for (size_t i = 0; i < n; i++) hak_block_delete(flushing[i]);
+    size_t kept_n = kept;
+    if (kept_n > 0) {
+        /* flushing[0, kept_n): back to the list (it has room: it was emptied
+         * when this flush began and holds at most BATCH_MAX - n others...
+         * unless other threads filled it meanwhile: those blocks then stay
+         * mapped, registered and PENDING, and are only counted). */
+        pthread_mutex_lock(&batch_lock);
+        for (size_t i = 0; i < kept_n; i++) {
+            hak_block_t *b = flushing[i];
+            if (npending == BATCH_MAX) break;
+            pending[npending++] = b;
+            pending_bytes += b->size;
+            if (b->cls < HAK_NCLASSES) pending_in_class[b->cls]++;
+        }
+        pthread_mutex_unlock(&batch_lock);
+    }
     pthread_mutex_unlock(&flush_lock);
 
     HAK_CNT(batch_flushes);
-    HAK_CNT_ADD(batch_blocks_flushed, n);
-    HAK_CNT_ADD(batch_bytes_flushed, bytes);
+    HAK_CNT_ADD(batch_blocks_flushed, n - kept_n);
+    HAK_CNT_ADD(batch_bytes_flushed, bytes - kept_bytes);
     HAK_CNT_ADD(batch_ranges_flushed, nr);
     HAK_CNT_ADD(batch_flush_ns, ns);
-    HAK_GAUGE(bytes_pending, -(int64_t)bytes);
-    HAK_GAUGE(blocks_pending, -(int64_t)n);
+    HAK_GAUGE(bytes_pending, -(int64_t)(bytes - kept_bytes));
+    HAK_GAUGE(blocks_pending, -(int64_t)(n - kept_n));
     HAK_GAUGE(bytes_mapped, -(int64_t)mapped);
     if (hak_opt.verbose >= 2)
         hak_log("flush: %zu blocks, %llu bytes, %zu ranges, %llu ns", n, (unsigned long long)bytes, nr,
                 (unsigned long long)ns);
+}
+
+/* Take back a pending block of class lo..hi (the lowest class first) before
+ * it is unmapped.  Returns it LIVE, or NULL. */
+hak_block_t *hak_batch_rescue(uint32_t lo, uint32_t hi) {
+    if (atomic_load_explicit(&npending, memory_order_relaxed) == 0) return NULL;
+    if (hi >= HAK_NCLASSES) hi = HAK_NCLASSES - 1;
+    hak_block_t *b = NULL;
+    pthread_mutex_lock(&batch_lock);
+    uint32_t want = UINT32_MAX;
+    for (uint32_t c = lo; c <= hi; c++)
+        if (pending_in_class[c] > 0) { want = c; break; }
+    if (want != UINT32_MAX) {
+        /* newest first: the warmest pages */
+        for (size_t i = npending; i-- > 0;) {
+            if (pending[i]->cls != want) continue;
+            b = pending[i];
+            pending[i] = pending[--npending];
+            pending_bytes -= b->size;
+            pending_in_class[want]--;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&batch_lock);
+    if (b == NULL) return NULL;
+    atomic_store_explicit(&b->state, HAK_BLOCK_LIVE, memory_order_relaxed);
+    HAK_CNT(warm_rescued);
+    HAK_CNT_ADD(warm_rescued_bytes, b->size);
+    HAK_GAUGE(bytes_pending, -(int64_t)b->size);
+    HAK_GAUGE(blocks_pending, -1);
+    return b;
 }

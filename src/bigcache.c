@@ -13,9 +13,18 @@
  * that hit needed; its log2 histogram per class (reuse_hist) lets the tuner
  * predict the hit rate of every candidate cap without trial and error.
  *
- * Locking: one mutex per class; no global lock on the hit path.  Victims are
- * handed to Batch after the ring lock is dropped.
+ * A ring holds at most its class's cap: the per-class cap when one was set
+ * (hak_set_class_cap, the tuner), else the global BIGCACHE_RING_CAP.
+ *
+ * Warm reuse on a miss (alloc.c asks in this order, before mapping fresh
+ * memory): the ring of a bigger class within HAK_NEAR_CLASSES (one doubling,
+ * so waste stays under 2x; hak_bigcache_pop_near), or a smaller cached block
+ * that realloc's mremap grows (hak_bigcache_pop_smaller).
+ *
+ * Locking: one spinlock per class; no global lock on the hit path.  Victims
+ * are handed to Batch after the ring lock is dropped.
  */
+#include <errno.h>
 #include <sched.h>
 #include <string.h>
 
@@ -44,12 +53,25 @@ typedef struct hak_ring {
 } __attribute__((aligned(64))) hak_ring_t;
 
 static hak_ring_t rings[HAK_NCLASSES];
+/* Per-class cap plus one (0 = follow hak_ring_cap, so .bss means "global"). */
+static _Atomic uint32_t class_cap[HAK_NCLASSES];
+
+static inline uint32_t cap_of(uint32_t c) {
+    uint32_t cc = atomic_load_explicit(&class_cap[c], memory_order_relaxed);
+    return cc != 0 ? cc - 1 : (uint32_t)atomic_load_explicit(&hak_ring_cap, memory_order_relaxed);
+}
+
+/* Cached blocks of class c as last published (a hint read without the lock). */
+static inline uint64_t cached_hint(uint32_t c) {
+    return atomic_load_explicit((_Atomic uint64_t *)&hak_seg->classes[c].cached_blocks, memory_order_relaxed);
+}
 
 void hak_bigcache_init(void) {
     for (uint32_t c = 0; c < HAK_NCLASSES; c++) {
         hak_lock_init(&rings[c].lock);
         hak_seg->classes[c].size = hak_class_size(c);
         hak_seg->classes[c].cap = atomic_load(&hak_ring_cap);
+        hak_seg->classes[c].class_cap = HAK_CLASS_CAP_GLOBAL;
     }
     hak_seg->nclasses = HAK_NCLASSES;
 }
@@ -71,6 +93,7 @@ static inline void cls_begin(hak_shm_class_t *s) {
 }
 static inline void cls_end(hak_shm_class_t *s, const hak_ring_t *r) {
     atomic_store_explicit((_Atomic uint64_t *)&s->cached_blocks, r->count, memory_order_relaxed);
+    atomic_store_explicit((_Atomic uint64_t *)&s->ghosts, r->ghosts, memory_order_relaxed);
     atomic_store_explicit((_Atomic uint64_t *)&s->gen, s->gen + 1, memory_order_release);
 }
 static inline void cls_inc(uint64_t *field, uint64_t n) {
@@ -94,6 +117,14 @@ static void evict_all(hak_block_t **victims, uint32_t n, int reason) {
     }
 }
 
+/* A cached block leaves BigCache (hit, near-class reuse, reshape). */
+static inline void block_out(hak_block_t *b) {
+    atomic_store_explicit(&b->state, HAK_BLOCK_LIVE, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&hak_cached_bytes, (int64_t)b->size, memory_order_relaxed);
+    HAK_GAUGE(bytes_cached, -(int64_t)b->size);
+    HAK_GAUGE(blocks_cached, -1);
+}
+
 hak_block_t *hak_bigcache_pop(uint32_t c) {
     hak_ring_t *r = &rings[c];
     hak_shm_class_t *s = &hak_seg->classes[c];
@@ -115,31 +146,64 @@ hak_block_t *hak_bigcache_pop(uint32_t c) {
             cls_inc(&s->reuse_hist[bucket], 1);
         }
     }
-    bool nudge = r->deficit == 16;          /* a run of misses a bigger ring would have served */
+    /* a run of misses a bigger ring would have served: the tuner should look now */
+    bool nudge = r->deficit == 4 || (r->deficit > 4 && r->deficit % 32 == 0);
     cls_end(s, r);
     hak_unlock(&r->lock);
-    if (unlikely(nudge)) hak_evolve_nudge();
+    if (unlikely(nudge)) hak_stats_signal_tuner();
     if (b != NULL) {
-        atomic_store_explicit(&b->state, HAK_BLOCK_LIVE, memory_order_relaxed);
-        atomic_fetch_sub_explicit(&hak_cached_bytes, (int64_t)b->size, memory_order_relaxed);
+        block_out(b);
         HAK_CNT(cache_hits);
-        HAK_GAUGE(bytes_cached, -(int64_t)b->size);
-        HAK_GAUGE(blocks_cached, -1);
     } else {
         HAK_CNT(cache_misses);
     }
     return b;
 }
 
+/* Take the newest block of ring c, or NULL; no hit/miss accounting. */
+static hak_block_t *take_newest(uint32_t c) {
+    if (cached_hint(c) == 0) return NULL;
+    hak_ring_t *r = &rings[c];
+    hak_shm_class_t *s = &hak_seg->classes[c];
+    hak_block_t *b = NULL;
+    hak_lock(&r->lock);
+    if (r->count > 0) {
+        cls_begin(s);
+        r->count--;
+        b = r->v[(r->tail + r->count) % HAK_RING_CAP_MAX];
+        cls_end(s, r);
+    }
+    hak_unlock(&r->lock);
+    if (b != NULL) block_out(b);
+    return b;
+}
+
+hak_block_t *hak_bigcache_pop_near(uint32_t c) {
+    for (uint32_t k = 1; k <= HAK_NEAR_CLASSES && c + k < HAK_NCLASSES; k++) {
+        hak_block_t *b = take_newest(c + k);
+        if (b != NULL) return b;
+    }
+    return NULL;
+}
+
+hak_block_t *hak_bigcache_pop_smaller(uint32_t c) {
+    for (uint32_t k = 1; k <= HAK_NEAR_CLASSES && k <= c; k++) {
+        hak_block_t *b = take_newest(c - k);
+        if (b != NULL) return b;
+    }
+    return NULL;
+}
+
 void hak_bigcache_put(hak_block_t *b) {
     uint32_t c = b->cls;
-    if (c == HAK_CLASS_NONE) {
+    hak_thp_on_free(b);
+    if (c == HAK_CLASS_NONE || unlikely(!hak_thp_block_fits(b))) {
         hak_batch_add(b, HAK_EVICT_UNCACHEABLE);
         return;
     }
     hak_ring_t *r = &rings[c];
     hak_shm_class_t *s = &hak_seg->classes[c];
-    uint32_t cap = (uint32_t)atomic_load_explicit(&hak_ring_cap, memory_order_relaxed);
+    uint32_t cap = cap_of(c);
     uint64_t budget = atomic_load_explicit(&hak_cache_max_bytes, memory_order_relaxed);
     hak_block_t *victims[2 * PUT_VICTIMS_MAX + 1];
     uint32_t nfull = 0, nlow = 0, nbudget = 0;
@@ -204,19 +268,62 @@ static uint32_t shrink_ring(uint32_t c, uint32_t keep, int reason, hak_block_t *
         r->ghosts = r->ghosts + n > GHOST_MAX ? GHOST_MAX : r->ghosts + n;
     }
     cls_inc(&s->evictions[reason], n);
-    atomic_store_explicit((_Atomic uint64_t *)&s->cap, atomic_load(&hak_ring_cap), memory_order_relaxed);
+    atomic_store_explicit((_Atomic uint64_t *)&s->cap, cap_of(c), memory_order_relaxed);
     cls_end(s, r);
     hak_unlock(&r->lock);
     return n;
 }
 
+/* Apply every ring's cap and the byte budget now: rings above their cap
+ * evict their oldest blocks (cap_lowered), then, while the rings together
+ * hold more than HAKMEM_CACHE_MAX_BYTES, the oldest blocks of the biggest
+ * classes go (budget). */
 void hak_bigcache_apply_cap(void) {
     hak_block_t *victims[HAK_RING_CAP_MAX];
-    uint32_t cap = (uint32_t)atomic_load(&hak_ring_cap);
     for (uint32_t c = 0; c < HAK_NCLASSES; c++) {
-        uint32_t n = shrink_ring(c, cap, HAK_EVICT_CAP_LOWERED, victims);
+        uint32_t n = shrink_ring(c, cap_of(c), HAK_EVICT_CAP_LOWERED, victims);
         evict_all(victims, n, HAK_EVICT_CAP_LOWERED);
     }
+    uint64_t budget = atomic_load_explicit(&hak_cache_max_bytes, memory_order_relaxed);
+    for (uint32_t c = HAK_NCLASSES; c-- > 0;) {
+        int64_t cached = atomic_load_explicit(&hak_cached_bytes, memory_order_relaxed);
+        if (cached <= 0 || (uint64_t)cached <= budget) break;
+        uint64_t over = (uint64_t)cached - budget, size = hak_class_size(c);
+        uint64_t have = cached_hint(c), drop = (over + size - 1) / size;
+        if (have == 0) continue;
+        uint32_t keep = drop >= have ? 0 : (uint32_t)(have - drop);
+        uint32_t n = shrink_ring(c, keep, HAK_EVICT_BUDGET, victims);
+        evict_all(victims, n, HAK_EVICT_BUDGET);
+    }
+}
+
+int hak_bigcache_set_class_cap(uint32_t c, uint64_t cap, uint32_t *old) {
+    if (c >= HAK_NCLASSES) return -EINVAL;
+    int clamped = 0;
+    uint32_t before = cap_of(c);
+    uint32_t v = cap == HAK_CLASS_CAP_GLOBAL ? 0 : (uint32_t)hak_clamp(cap, 0, HAK_RING_CAP_MAX, &clamped) + 1;
+    uint32_t was = atomic_exchange(&class_cap[c], v);
+    if (old) *old = was == 0 ? UINT32_MAX : was - 1;
+    hak_shm_class_t *s = &hak_seg->classes[c];
+    hak_lock(&rings[c].lock);
+    cls_begin(s);
+    atomic_store_explicit((_Atomic uint64_t *)&s->class_cap, v == 0 ? HAK_CLASS_CAP_GLOBAL : v - 1,
+                          memory_order_relaxed);
+    atomic_store_explicit((_Atomic uint64_t *)&s->cap, cap_of(c), memory_order_relaxed);
+    cls_end(s, &rings[c]);
+    hak_unlock(&rings[c].lock);
+    if (cap_of(c) < before) {
+        hak_block_t *victims[HAK_RING_CAP_MAX];
+        uint32_t n = shrink_ring(c, cap_of(c), HAK_EVICT_CAP_LOWERED, victims);
+        evict_all(victims, n, HAK_EVICT_CAP_LOWERED);
+    }
+    return clamped ? -ERANGE : 0;
+}
+
+/* The global cap changed: publish every following class's effective cap. */
+void hak_bigcache_publish_caps(void) {
+    for (uint32_t c = 0; c < HAK_NCLASSES; c++)
+        atomic_store_explicit((_Atomic uint64_t *)&hak_seg->classes[c].cap, cap_of(c), memory_order_relaxed);
 }
 
 void hak_bigcache_trim(void) {

@@ -67,7 +67,10 @@ typedef struct hak_block {
     uint32_t  cls;              /* size class, or HAK_CLASS_NONE (never cached) */
     _Atomic uint32_t state;     /* enum hak_block_state */
     struct hak_block *next;     /* free list link of metadata records */
+    uint32_t  flags;            /* HAK_BF_* */
 } hak_block_t;
+#define HAK_BF_HUGE  0x1u       /* mapped (or grown) with MADV_HUGEPAGE */
+#define HAK_BF_PROBE 0x2u       /* THP probe: 4 KiB pages, sampled at free (thp.c) */
 
 // ---------------------------------------------------------------------------
 // options.c: the HAKMEM_* table, read once at init
@@ -86,6 +89,7 @@ typedef struct hak_options {
     uint64_t tune_interval_ms;
     uint64_t idle_ms;
     uint64_t background_thread; /* fixed mode: thread for control requests (off by default) */
+    uint64_t warm_reuse;        /* misses try warm memory before mapping fresh (alloc.c) */
     char     history[256];      /* HAKMEM_HISTORY path, "" = none */
 } hak_options_t;
 
@@ -131,10 +135,17 @@ HAK_HIDDEN size_t   hak_class_size(uint32_t c);
 // ---------------------------------------------------------------------------
 // os.c: the only file that calls mmap/munmap/mremap/madvise
 // ---------------------------------------------------------------------------
-/* Map a block of size bytes, 2 MiB-aligned with MADV_HUGEPAGE when THP applies,
- * or aligned to align (power of two >= page) when align > page.
+/* Map a block of size bytes: a 2 MiB-multiple length (the kernel aligns it)
+ * when THP is available and size >= 2 MiB, with MADV_HUGEPAGE when thp_choice
+ * is HAK_OS_THP_HUGE (MADV_NOHUGEPAGE for SMALL under THP=always); or aligned
+ * to align (power of two >= page) when align > page.
  * Fills map_base and map_size; returns the user pointer or NULL (errno ENOMEM). */
-HAK_HIDDEN void *hak_os_map_block(size_t size, size_t align, uintptr_t *map_base, size_t *map_size);
+enum { HAK_OS_THP_NONE = 0, HAK_OS_THP_HUGE = 1, HAK_OS_THP_SMALL = 2 };
+HAK_HIDDEN void *hak_os_map_block(size_t size, size_t align, int thp_choice, uintptr_t *map_base, size_t *map_size);
+/* Pages of [base, base+len) resident now (mincore into vec, len/4096 bytes), or -errno. */
+HAK_HIDDEN long  hak_os_resident(uintptr_t base, size_t len, unsigned char *vec);
+/* Move a mapping back to `to` (MREMAP_FIXED) after a failed realloc. 0 or -errno. */
+HAK_HIDDEN int   hak_os_remap_back(uintptr_t base, size_t len, size_t old_len, uintptr_t to);
 /* Release [base, base+len).  Only batch.c calls this for blocks. 0 or -errno. */
 HAK_HIDDEN int   hak_os_unmap(uintptr_t base, size_t len);
 /* Grow/move a mapping (MREMAP_MAYMOVE). New base or NULL (errno). */
@@ -154,12 +165,30 @@ HAK_HIDDEN uint64_t hak_now_ns(void);     /* CLOCK_MONOTONIC */
 HAK_HIDDEN uint64_t hak_wall_ns(void);    /* CLOCK_REALTIME */
 
 // ---------------------------------------------------------------------------
+// thp.c: huge pages per size class, chosen from sampled touches
+// ---------------------------------------------------------------------------
+HAK_HIDDEN void hak_thp_init(void);
+/* THP choice for a fresh block of class c (HAK_OS_THP_*); may set HAK_BF_PROBE in *flags. */
+HAK_HIDDEN int  hak_thp_choose(uint32_t c, uint32_t *flags);
+/* Whether blocks of class c (growing into it by realloc) should get huge pages. */
+HAK_HIDDEN bool hak_thp_class_wants_huge(uint32_t c);
+/* False for a huge-page block of a class that chose 4 KiB pages (not to be cached). */
+HAK_HIDDEN bool hak_thp_block_fits(const hak_block_t *b);
+/* A probe block is being freed: count its touched pages (undecided classes only). */
+HAK_HIDDEN void hak_thp_sample(hak_block_t *b);
+static inline void hak_thp_on_free(hak_block_t *b) {
+    if (unlikely(b->flags & HAK_BF_PROBE)) hak_thp_sample(b);
+}
+
+// ---------------------------------------------------------------------------
 // registry.c: exact ownership (user pointer -> metadata), metadata records
 // ---------------------------------------------------------------------------
 HAK_HIDDEN hak_block_t *hak_block_new(void);
 HAK_HIDDEN void         hak_block_delete(hak_block_t *b);
 /* Publish b under b->user. Returns 0 or -ENOMEM (radix leaf could not be mapped). */
 HAK_HIDDEN int          hak_registry_insert(hak_block_t *b);
+/* Test hook: make the next n registry inserts fail with -ENOMEM. */
+HAK_HIDDEN extern _Atomic int hak_registry_fail_next;
 HAK_HIDDEN void         hak_registry_remove(hak_block_t *b);
 /* Radix table: root[u >> 32] -> leaf; leaf[(u >> 16) & 0xffff] -> block whose
  * user pointer lies in that 64 KiB chunk (see registry.c). */
@@ -198,8 +227,19 @@ HAK_HIDDEN void         hak_registry_child_reset(void);
 HAK_HIDDEN hak_block_t *hak_bigcache_pop(uint32_t c);
 /* Keep b warm, or hand it (or older blocks) to Batch. b is LIVE on entry. */
 HAK_HIDDEN void         hak_bigcache_put(hak_block_t *b);
-/* Apply the global ring cap now: rings above it evict their oldest blocks. */
+/* Warm reuse on a miss of class c: the newest cached block of a bigger class
+ * (up to HAK_NEAR_CLASSES above, one doubling), or of a smaller one (up to
+ * HAK_NEAR_CLASSES below, for alloc.c to grow).  LIVE, or NULL. */
+#define HAK_NEAR_CLASSES 4u
+#define HAK_RESHAPE_MIN  ((size_t)512 << 10)   /* grow smaller blocks only for classes >= this */
+HAK_HIDDEN hak_block_t *hak_bigcache_pop_near(uint32_t c);
+HAK_HIDDEN hak_block_t *hak_bigcache_pop_smaller(uint32_t c);
+/* Apply every ring's cap and the byte budget now (evictions to Batch). */
 HAK_HIDDEN void         hak_bigcache_apply_cap(void);
+/* Per-class cap (HAK_CLASS_CAP_GLOBAL = follow the global cap); *old gets the
+ * previous setting (UINT32_MAX = global).  0, -EINVAL or -ERANGE (clamped). */
+HAK_HIDDEN int          hak_bigcache_set_class_cap(uint32_t c, uint64_t cap, uint32_t *old);
+HAK_HIDDEN void         hak_bigcache_publish_caps(void);
 /* Hand every cached block to Batch (reason idle/requested trim). */
 HAK_HIDDEN void         hak_bigcache_trim(void);
 HAK_HIDDEN void         hak_bigcache_init(void);
@@ -218,6 +258,9 @@ HAK_HIDDEN void hak_batch_flush(bool force);
 HAK_HIDDEN void hak_batch_lock(void);
 HAK_HIDDEN void hak_batch_unlock(void);
 HAK_HIDDEN void hak_batch_child_reset(void);
+/* Take back a pending block of class lo..hi (lowest first) before its munmap:
+ * LIVE, or NULL. */
+HAK_HIDDEN hak_block_t *hak_batch_rescue(uint32_t lo, uint32_t hi);
 /* Sort blocks by map_base and count the coalesced ranges (pure; tests). */
 HAK_HIDDEN size_t hak_batch_coalesce(hak_block_t **v, size_t n, uintptr_t *starts, size_t *lens);
 
@@ -266,6 +309,9 @@ HAK_HIDDEN void hak_stats_fold_unlock(void);
 /* Sum the slots into counters/gauges (in-process reader). */
 HAK_HIDDEN void hak_stats_sum(uint64_t *counter, int64_t *gauge);
 HAK_HIDDEN void hak_stats_note_mapped(void);
+/* Tell the tuner (whoever watches this segment) to look now: bumps
+ * tune_signal and wakes a thread sleeping on the control block. */
+HAK_HIDDEN void hak_stats_signal_tuner(void);
 /* fork: stop new operations and wait until no thread is inside one. */
 HAK_HIDDEN void hak_stats_quiesce_begin(void);
 HAK_HIDDEN void hak_stats_quiesce_end(void);
@@ -384,6 +430,8 @@ HAK_HIDDEN void *hak_large_alloc(size_t n, size_t align, bool zero);
 HAK_HIDDEN void  hak_large_free(hak_block_t *b);
 /* realloc of a block found in the registry. */
 HAK_HIDDEN void *hak_large_realloc(hak_block_t *b, size_t n);
+/* Grow block b (LIVE, class-shaped) to class c in place or by mremap. 0 or -ENOMEM. */
+HAK_HIDDEN int   hak_block_grow(hak_block_t *b, uint32_t c);
 /* Report an invalid pointer passed to fn and abort. */
 HAK_HIDDEN void  hak_invalid_pointer(const char *fn, const void *p, hak_block_t *near) __attribute__((noreturn));
 

@@ -87,6 +87,7 @@ void hak_init_slow(void) {
     hak_stats_init();
     hak_knobs_init();
     hak_bigcache_init();
+    hak_thp_init();
     if (hak_opt.verbose) {
         hak_log("hakmem %s: mode %s, telemetry %s", HAKMEM_VERSION, hak_mode_str(hak_opt.mode),
                 hak_shm_is_shared() ? "published in /dev/shm" : "private (not published)");

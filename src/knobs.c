@@ -39,8 +39,7 @@ void hak_knobs_publish(void) {
     PUT(tune_interval_ms, hak_opt.tune_interval_ms);
     PUT(idle_ms, hak_opt.idle_ms);
 #undef PUT
-    for (uint32_t c = 0; c < HAK_NCLASSES; c++)
-        atomic_store_explicit((_Atomic uint64_t *)&hak_seg->classes[c].cap, cap, memory_order_relaxed);
+    hak_bigcache_publish_caps();
     atomic_store_explicit(gen, k->gen + 1, memory_order_release);
 }
 
@@ -84,7 +83,7 @@ static int knob_set(int knob, uint64_t value) {
     }
     /* Lowering a limit takes effect now, not at the next free. */
     if (knob == HAKMEM_KNOB_RING_CAP && v < old) hak_bigcache_apply_cap();
-    if (knob == HAKMEM_KNOB_CACHE_MAX_BYTES && v < old) hak_bigcache_apply_cap();
+    if (knob == HAKMEM_KNOB_CACHE_MAX_BYTES && v < old) hak_bigcache_apply_cap();   /* budget too */
     if (knob == HAKMEM_KNOB_BATCH_THRESHOLD && v < old) hak_batch_flush(false);
     return clamped ? -ERANGE : 0;
 }
@@ -101,10 +100,17 @@ static void control_apply(hak_shm_control_t *ctl) {
         uint64_t flags = atomic_load_explicit((_Atomic uint64_t *)&ctl->flags, memory_order_relaxed);
         uint64_t cap = atomic_load_explicit((_Atomic uint64_t *)&ctl->ring_cap, memory_order_relaxed);
         uint64_t thr = atomic_load_explicit((_Atomic uint64_t *)&ctl->batch_threshold, memory_order_relaxed);
+        uint64_t cls = atomic_load_explicit((_Atomic uint64_t *)&ctl->class_id, memory_order_relaxed);
+        uint64_t ccap = atomic_load_explicit((_Atomic uint64_t *)&ctl->class_cap, memory_order_relaxed);
+        uint64_t cthp = atomic_load_explicit((_Atomic uint64_t *)&ctl->class_thp, memory_order_relaxed);
         uint64_t rejected = 0;
         hak_op_begin();
         if (flags & HAK_CTL_RING_CAP) rejected += knob_set(HAKMEM_KNOB_RING_CAP, cap) == -ERANGE;
         if (flags & HAK_CTL_BATCH_THRESHOLD) rejected += knob_set(HAKMEM_KNOB_BATCH_THRESHOLD, thr) == -ERANGE;
+        if (flags & HAK_CTL_CLASS_CAP)
+            rejected += cls >= HAK_NCLASSES || hak_set_class_cap((unsigned)cls, ccap) != 0;
+        if (flags & HAK_CTL_CLASS_THP)
+            rejected += cls >= HAK_NCLASSES || cthp > UINT32_MAX || hak_set_class_thp((unsigned)cls, (unsigned)cthp) != 0;
         if (flags & HAK_CTL_TRIM) hak_trim();
         HAK_CNT(ctl_applied);
         hak_op_end();
@@ -143,6 +149,22 @@ int hak_knob_set(int knob, uint64_t value) {
 
 int hak_set_ring_cap(uint64_t cap) { return hak_knob_set(HAKMEM_KNOB_RING_CAP, cap); }
 int hak_set_batch_threshold(uint64_t bytes) { return hak_knob_set(HAKMEM_KNOB_BATCH_THRESHOLD, bytes); }
+
+int hak_set_class_cap(unsigned cls, uint64_t cap) {
+    if (!hak_init()) return -EINVAL;
+    uint32_t old;
+    int rc = hak_bigcache_set_class_cap(cls, cap, &old);
+    if (rc == -EINVAL) return rc;
+    if (hak_opt.verbose)
+        hak_log("class %u cap: %s -> %llu%s", cls, old == UINT32_MAX ? "global" : "set",
+                (unsigned long long)(cap == HAK_CLASS_CAP_GLOBAL ? atomic_load(&hak_ring_cap) : cap),
+                cap == HAK_CLASS_CAP_GLOBAL ? " (global)" : "");
+    HAK_PROBE3(knob_change, HAK_KNOB_CLASS_CAP, cls, cap);
+    return rc;
+}
+
+unsigned hak_class_count(void) { return HAK_NCLASSES; }
+size_t hak_class_block_size(unsigned cls) { return cls < HAK_NCLASSES ? hak_class_size(cls) : 0; }
 
 void hak_trim(void) {
     if (!hak_init()) return;

@@ -37,6 +37,9 @@ static const hak_option_def_t hak_option_defs[] = {
      "smallest request hakmem serves; smaller ones go to glibc malloc untouched", OPT(large_min)},
     {"HAKMEM_THP", HAK_OPT_ENUM, HAK_THP_AUTO, 0, 2, thp_names,
      "blocks >= 2 MiB 2 MiB-aligned with MADV_HUGEPAGE: auto (when THP is 'madvise' or 'always'), always, never", OPT(thp)},
+    {"HAKMEM_WARM_REUSE", HAK_OPT_BOOL, 1, 0, 1, NULL,
+     "a miss first reuses warm memory hakmem holds: a block pending in Batch, a cached block up to one doubling "
+     "bigger, a smaller cached block grown by mremap (0 = map fresh memory, for A/B comparisons)", OPT(warm_reuse)},
     {"HAKMEM_STATS", HAK_OPT_BOOL, 1, 0, 1, NULL,
      "publish counters in /dev/shm/hakmem.<pid> (0 = off; counting still happens in private memory)", OPT(stats)},
     {"HAKMEM_VERBOSE", HAK_OPT_UINT, 0, 0, 2, NULL,

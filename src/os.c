@@ -61,7 +61,7 @@ static bool inject_failure(void) {
     return false;
 }
 
-void *hak_os_map_block(size_t size, size_t align, uintptr_t *map_base, size_t *map_size) {
+void *hak_os_map_block(size_t size, size_t align, int thp_choice, uintptr_t *map_base, size_t *map_size) {
     bool thp = thp_effective != 0 && size >= HAK_HUGE_PAGE && align <= HAK_PAGE;
     size_t len;
     if (thp) {
@@ -93,11 +93,14 @@ void *hak_os_map_block(size_t size, size_t align, uintptr_t *map_base, size_t *m
     }
     uintptr_t base = (uintptr_t)p;
     uintptr_t user = (base + align - 1) & ~(uintptr_t)(align - 1);
-    if (thp && thp_effective == 1) {
+    if (thp && thp_effective == 1 && thp_choice == HAK_OS_THP_HUGE) {
         /* The whole mapping, not just [user, user+size): a madvise of part of
          * it would split the VMA, and mremap (realloc) cannot span two VMAs. */
         HAK_CNT(madvise_calls);
         (void)madvise(p, len, MADV_HUGEPAGE);
+    } else if (thp && thp_effective == 2 && thp_choice == HAK_OS_THP_SMALL) {
+        HAK_CNT(madvise_calls);
+        (void)madvise(p, len, MADV_NOHUGEPAGE);
     }
     *map_base = base;
     *map_size = len;
@@ -159,10 +162,25 @@ void *hak_os_remap(uintptr_t base, size_t old_len, size_t new_len) {
     return p;
 }
 
+int hak_os_remap_back(uintptr_t base, size_t len, size_t old_len, uintptr_t to) {
+    HAK_CNT(mremap_calls);
+    void *p = mremap((void *)base, len, old_len, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)to);
+    if (p == MAP_FAILED) return -errno;
+    HAK_GAUGE(bytes_mapped, (int64_t)old_len - (int64_t)len);
+    return 0;
+}
+
 void hak_os_advise_huge(uintptr_t base, size_t len) {
     if (thp_effective != 1 || len < HAK_HUGE_PAGE) return;
     HAK_CNT(madvise_calls);
     (void)madvise((void *)base, len, MADV_HUGEPAGE);
+}
+
+long hak_os_resident(uintptr_t base, size_t len, unsigned char *vec) {
+    if (mincore((void *)base, len, vec) != 0) return -errno;
+    long n = 0;
+    for (size_t i = 0; i < len / HAK_PAGE; i++) n += vec[i] & 1;
+    return n;
 }
 
 void *hak_os_meta_alloc(size_t len) {

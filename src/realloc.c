@@ -9,6 +9,62 @@
 
 #include "hak_internal.h"
 
+/* Make b hold class c's size (or n page-rounded bytes when c is NONE):
+ * in place when its mapping's slack covers it, else mremap (the kernel grows
+ * the mapping or moves its page tables; never a copy).  On success b's
+ * mapping, user pointer, registry entry, size and class are updated;
+ * *inplace tells which way it went.  0, or -ENOMEM with b unchanged. */
+static int grow(hak_block_t *b, uint32_t c, size_t n, bool *inplace) {
+    size_t size = c != HAK_CLASS_NONE ? hak_class_size(c) : hak_align_up(n, HAK_PAGE);
+    uintptr_t u = atomic_load_explicit(&b->user, memory_order_relaxed);
+    size_t off = u - b->map_base;
+    size_t len = off + size;
+    /* Like a fresh THP block: the mapping a multiple of 2 MiB, so a move can
+     * land 2 MiB-aligned (os.c) and its huge pages move whole. */
+    if (hak_os_thp_effective() != 0 && size >= HAK_HUGE_PAGE && off == 0) len = hak_align_up(size, HAK_HUGE_PAGE);
+    *inplace = len <= b->map_size;
+    if (!*inplace) {
+        void *nb = hak_os_remap(b->map_base, b->map_size, len);
+        if (nb == NULL) return -ENOMEM;
+        if ((uintptr_t)nb != b->map_base) {
+            uintptr_t old_base = b->map_base;
+            hak_registry_remove(b);
+            b->map_base = (uintptr_t)nb;
+            atomic_store_explicit(&b->user, (uintptr_t)nb + off, memory_order_relaxed);
+            if (hak_registry_insert(b) != 0) {
+                /* The new address has no radix leaf and none can be mapped:
+                 * move the pages back rather than lose the block (a later
+                 * free would hand a hakmem mapping to glibc). */
+                if (hak_os_remap_back((uintptr_t)nb, len, b->map_size, old_base) != 0)
+                    hak_fatal("realloc: cannot move block %p back after a registry failure", (void *)u);
+                b->map_base = old_base;
+                atomic_store_explicit(&b->user, u, memory_order_relaxed);
+                if (hak_registry_insert(b) != 0) hak_fatal("realloc: block %p lost its registry entry", (void *)u);
+                return -ENOMEM;
+            }
+        }
+        b->map_size = len;
+        /* the pages still to be touched can come as huge pages */
+        if (size >= HAK_HUGE_PAGE && hak_thp_class_wants_huge(c)) {
+            hak_os_advise_huge(b->map_base, len);
+            b->flags |= HAK_BF_HUGE;
+        }
+    }
+    b->size = size;
+    /* Cache it under its new class only if it looks like a block of that
+     * class: page-aligned start of its mapping, and 2 MiB-aligned when THP
+     * applies (a later malloc from the ring expects huge pages). */
+    u = atomic_load_explicit(&b->user, memory_order_relaxed);
+    bool aligned = hak_os_thp_effective() == 0 || size < HAK_HUGE_PAGE || (u & (HAK_HUGE_PAGE - 1)) == 0;
+    b->cls = (u == b->map_base && aligned) ? c : HAK_CLASS_NONE;
+    return 0;
+}
+
+int hak_block_grow(hak_block_t *b, uint32_t c) {
+    bool inplace;
+    return grow(b, c, hak_class_size(c), &inplace);
+}
+
 void *hak_large_realloc(hak_block_t *b, size_t n) {
     void *p = (void *)atomic_load_explicit(&b->user, memory_order_relaxed);
     if (atomic_load(&b->state) != HAK_BLOCK_LIVE) hak_invalid_pointer("realloc", p, NULL);
@@ -33,40 +89,17 @@ void *hak_large_realloc(hak_block_t *b, size_t n) {
         return p;
     }
     uint32_t c = hak_size_class(n);
-    size_t size = c != HAK_CLASS_NONE ? hak_class_size(c) : hak_align_up(n, HAK_PAGE);
-    size_t off = (uintptr_t)p - b->map_base;
-    size_t len = off + size;
-    /* Like a fresh THP block: the mapping a multiple of 2 MiB, so a move can
-     * land 2 MiB-aligned (os.c) and its huge pages move whole. */
-    if (hak_os_thp_effective() != 0 && size >= HAK_HUGE_PAGE && off == 0) len = hak_align_up(size, HAK_HUGE_PAGE);
-    if (len <= b->map_size) {                           /* alignment slack covers it */
-        HAK_CNT(realloc_inplace);
-    } else {
-        void *nb = hak_os_remap(b->map_base, b->map_size, len);
-        if (nb == NULL) {
-            hak_op_end();
-            errno = ENOMEM;
-            return NULL;
-        }
-        HAK_CNT(realloc_mremap);
-        if ((uintptr_t)nb != b->map_base) {
-            hak_registry_remove(b);
-            b->map_base = (uintptr_t)nb;
-            atomic_store_explicit(&b->user, (uintptr_t)nb + off, memory_order_relaxed);
-            hak_registry_insert(b);     /* leaf exists or is mapped; cannot fail without ENOMEM */
-        }
-        b->map_size = len;
-        /* the pages still to be touched can come as huge pages */
-        if (size >= HAK_HUGE_PAGE) hak_os_advise_huge(b->map_base, len);
+    size_t old_size = b->size;
+    bool inplace;
+    int rc = grow(b, c, n, &inplace);
+    if (rc != 0) {
+        hak_op_end();
+        errno = ENOMEM;
+        return NULL;
     }
-    HAK_GAUGE(bytes_live, (int64_t)size - (int64_t)b->size);
-    b->size = size;
-    /* Cache it under its new class only if it looks like a block of that
-     * class: page-aligned start of its mapping, and 2 MiB-aligned when THP
-     * applies (a later malloc from the ring expects huge pages). */
-    uintptr_t u = atomic_load_explicit(&b->user, memory_order_relaxed);
-    bool aligned = hak_os_thp_effective() == 0 || size < HAK_HUGE_PAGE || (u & (HAK_HUGE_PAGE - 1)) == 0;
-    b->cls = (u == b->map_base && aligned) ? c : HAK_CLASS_NONE;
+    if (inplace) HAK_CNT(realloc_inplace);
+    else HAK_CNT(realloc_mremap);
+    HAK_GAUGE(bytes_live, (int64_t)b->size - (int64_t)old_size);
     hak_op_end();
     return (void *)atomic_load_explicit(&b->user, memory_order_relaxed);
 }

@@ -80,7 +80,11 @@ static _Atomic(hak_block_t *) *slot_of(uintptr_t u, bool create) {
     return &(*leaf)[(u >> CHUNK_SHIFT) & (LEAF_LEN - 1)];
 }
 
+_Atomic int hak_registry_fail_next;
+
 int hak_registry_insert(hak_block_t *b) {
+    int n = atomic_load_explicit(&hak_registry_fail_next, memory_order_relaxed);
+    if (unlikely(n > 0) && atomic_compare_exchange_strong(&hak_registry_fail_next, &n, n - 1)) return -ENOMEM;
     _Atomic(hak_block_t *) *s = slot_of(atomic_load_explicit(&b->user, memory_order_relaxed), true);
     if (s == NULL) return -ENOMEM;
     atomic_store_explicit(s, b, memory_order_release);

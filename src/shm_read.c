@@ -261,7 +261,9 @@ int hak_shm_snapshot(const hak_shm_t *shm, hak_snapshot_t *out) {
     uint64_t evictions = c[HAK_C_evict_ring_full] + c[HAK_C_evict_cap_lowered] + c[HAK_C_evict_budget] +
                          c[HAK_C_evict_idle_trim] + c[HAK_C_evict_uncacheable];
     if (c[HAK_C_cache_hits] + c[HAK_C_cache_misses] < c[HAK_C_large_allocs] || evictions != c[HAK_C_batch_adds] ||
-        c[HAK_C_batch_bytes_flushed] > c[HAK_C_batch_add_bytes])
+        c[HAK_C_batch_bytes_flushed] + c[HAK_C_warm_rescued_bytes] > c[HAK_C_batch_add_bytes] ||
+        c[HAK_C_batch_blocks_flushed] + c[HAK_C_warm_rescued] > c[HAK_C_batch_adds] ||
+        c[HAK_C_warm_near] + c[HAK_C_warm_reshaped] + c[HAK_C_warm_rescued] > c[HAK_C_cache_misses])
         return -HAK_SHM_ECORRUPT;
     for (int k = 0; k < HAK_NGAUGES; k++)
         if (out->gauge[k] < 0) return -HAK_SHM_ECORRUPT;

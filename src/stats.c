@@ -10,6 +10,7 @@
  * happens under hak_seg->fold_gen, which readers check around a snapshot.
  */
 #define _GNU_SOURCE
+#include <linux/futex.h>
 #include <linux/membarrier.h>
 #include <sched.h>
 #include <string.h>
@@ -137,6 +138,12 @@ void hak_stats_claim_slot(void) {
     t->shared = 1;
 }
 
+void hak_stats_signal_tuner(void) {
+    atomic_fetch_add_explicit((_Atomic uint64_t *)&hak_seg->tune_signal, 1, memory_order_release);
+    /* whoever sleeps on the control block (the in-process tuner) wakes up */
+    syscall(SYS_futex, &hak_seg->control.seq, FUTEX_WAKE, 1, NULL, NULL, 0);
+}
+
 void hak_stats_note_mapped(void) {
     int64_t now = 0;
     /* Approximate but monotonic high-water mark: this thread's view of the
@@ -209,5 +216,8 @@ void hak_stats_get(hak_stats_t *out) {
     out->bytes_mapped = (uint64_t)g[HAK_G_bytes_mapped];
     out->bytes_cached = (uint64_t)g[HAK_G_bytes_cached];
     out->bytes_pending = (uint64_t)g[HAK_G_bytes_pending];
+    out->warm_near = c[HAK_C_warm_near];
+    out->warm_reshaped = c[HAK_C_warm_reshaped];
+    out->warm_rescued = c[HAK_C_warm_rescued];
     out->peak_bytes_mapped = atomic_load_explicit((_Atomic uint64_t *)&hak_seg->peak_bytes_mapped, memory_order_relaxed);
 }

@@ -29,7 +29,7 @@
 #include <stddef.h>
 
 #define HAK_SHM_MAGIC        0x4d454d4b4148ULL  /* "HAKMEM\0\0" little endian */
-#define HAK_SHM_VERSION      1u
+#define HAK_SHM_VERSION      2u
 #define HAK_SHM_NAME_FMT     "/hakmem.%d"       /* shm_open name; /dev/shm/hakmem.<pid> */
 #define HAK_SHM_DIR          "/dev/shm"
 #define HAK_SHM_PREFIX       "hakmem."
@@ -43,7 +43,7 @@
     X(large_allocs,          "large allocations served (malloc/calloc/realloc/memalign >= large_min)") \
     X(large_frees,           "large blocks freed by the program") \
     X(cache_hits,            "large allocations served from a BigCache ring (no syscall)") \
-    X(cache_misses,          "large allocations that had to map fresh memory") \
+    X(cache_misses,          "large allocations their own ring could not serve (warm_* of them still reused warm memory)") \
     X(cache_puts,            "freed large blocks kept warm in a BigCache ring") \
     X(evict_ring_full,       "blocks handed to Batch because their ring was full") \
     X(evict_cap_lowered,     "blocks handed to Batch because the ring cap was lowered") \
@@ -71,7 +71,12 @@
     X(calloc_zero_skipped,   "large callocs that skipped memset on a fresh mapping") \
     X(invalid_frees,         "invalid or double frees of hakmem blocks detected") \
     X(trims,                 "trim operations (idle or requested)") \
-    X(ctl_applied,           "control-block requests applied")
+    X(ctl_applied,           "control-block requests applied") \
+    X(warm_near,             "misses served by a cached block of a bigger class (at most one doubling)") \
+    X(warm_reshaped,         "misses served by growing a smaller cached block with mremap (its pages kept)") \
+    X(warm_rescued,          "misses served by a block taken back from Batch before its munmap") \
+    X(warm_rescued_bytes,    "block bytes taken back from Batch") \
+    X(thp_samples,           "freed blocks whose touched pages were sampled (mincore) for the THP choice")
 
 /* Gauges: X(name, help).  Each slot keeps two monotonic sums per gauge, what it
  * added (gauge_in) and what it removed (gauge_out); the value is
@@ -112,7 +117,8 @@ enum hak_knob_id { HAK_KNOB_RING_CAP = 1, HAK_KNOB_BATCH_THRESHOLD = 2, HAK_KNOB
 #define HAK_COUNTER_IS_EFFECT(id) \
     ((id) == HAK_C_batch_flushes || (id) == HAK_C_batch_blocks_flushed || (id) == HAK_C_batch_bytes_flushed || \
      (id) == HAK_C_batch_ranges_flushed || (id) == HAK_C_batch_flush_ns || (id) == HAK_C_munmap_calls || \
-     (id) == HAK_C_munmap_failures || (id) == HAK_C_munmap_bytes)
+     (id) == HAK_C_munmap_failures || (id) == HAK_C_munmap_bytes || (id) == HAK_C_warm_rescued || \
+     (id) == HAK_C_warm_rescued_bytes)
 
 /* One thread slot: single writer (owner thread), seqlock by gen. */
 typedef struct hak_shm_slot {

@@ -92,8 +92,10 @@ def need(cond, what):
 need(c["cache_hits"] + c["cache_misses"] == c["large_allocs"], "hits + misses == large_allocs")
 ev = sum(v for k, v in c.items() if k.startswith("evict_"))
 need(ev == c["batch_adds"], "sum(evict_*) == batch_adds")
-need(c["batch_bytes_flushed"] + g["bytes_pending"] == c["batch_add_bytes"], "bytes flushed + pending == bytes added")
-need(c["batch_blocks_flushed"] + g["blocks_pending"] == c["batch_adds"], "blocks flushed + pending == batch_adds")
+need(c["batch_bytes_flushed"] + c["warm_rescued_bytes"] + g["bytes_pending"] == c["batch_add_bytes"],
+     "bytes flushed + rescued + pending == bytes added")
+need(c["batch_blocks_flushed"] + c["warm_rescued"] + g["blocks_pending"] == c["batch_adds"],
+     "blocks flushed + rescued + pending == batch_adds")
 # 256 KiB blocks have no alignment tails: bytes released == bytes flushed
 need(c["munmap_bytes"] == c["batch_bytes_flushed"], "munmap_bytes == batch_bytes_flushed")
 need(c["munmap_calls"] == c["batch_ranges_flushed"], "one munmap per coalesced range")

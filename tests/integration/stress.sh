@@ -96,6 +96,9 @@ stress_variant() {   # name seconds env... -- extra args...
   case "$name" in
     stress-ring0|stress-churn-batch-list)
       expect "$name" "HAKMEM_RING_CAP=0 must never hit the cache" '[ "$hits" = 0 ] && [ "$flushes" -gt 0 ]' || return 1 ;;
+    stress-warm-rescue)
+      expect "$name" "ring cap 0, 1 GiB threshold: misses must be served from Batch" \
+        '[ "$hits" = 0 ] && [ "$(figure "$name" rescued)" -gt 0 ]' || return 1 ;;
     stress-batch64k)
       expect "$name" "a 64 KiB threshold must flush" '[ "$flushes" -gt 0 ]' || return 1 ;;
     stress-thp-never)
@@ -115,7 +118,9 @@ stress_variant stress-ring0 4 HAKMEM_RING_CAP=0 -- -t 4 || true
 stress_variant stress-batch64k 4 HAKMEM_BATCH_THRESHOLD=64K -- -t 4 || true
 stress_variant stress-thp-never 4 HAKMEM_THP=never -- -t 4 || true
 stress_variant stress-mode-off 3 HAKMEM_MODE=off -- -t 4 || true
-stress_variant stress-churn-batch-list 4 HAKMEM_RING_CAP=0 HAKMEM_BATCH_THRESHOLD=1G -- -C -t 6 -x 64 -m 16 || true
+# no warm reuse: every block goes through the pending list until it is full
+stress_variant stress-churn-batch-list 4 HAKMEM_RING_CAP=0 HAKMEM_BATCH_THRESHOLD=1G HAKMEM_WARM_REUSE=0 -- -C -t 6 -x 64 -m 16 || true
+stress_variant stress-warm-rescue 4 HAKMEM_RING_CAP=0 HAKMEM_BATCH_THRESHOLD=1G -- -C -t 6 -x 64 -m 16 || true
 stress_variant stress-140-threads 2 -- -t 140 -m 16 -x 2048 || true
 
 if run forktest 90 -- "$PROGS/forktest" -f 8 -t 3 -s "$SEED"; then

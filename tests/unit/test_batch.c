@@ -70,13 +70,55 @@ static void test_threshold_and_no_direct_munmap(void **state) {
     assert_int_equal(atomic_load(&real_munmaps), u0);
     assert_int_equal(cnt(HAK_C_batch_flushes), f0);
     void *w[4];
-    for (int i = 0; i < 4; i++) w[i] = hak_alloc(1 << 20);
-    for (int i = 0; i < 4; i++) hak_free(w[i]);               /* reaches 8 MiB: one flush */
+    /* 2.5 MiB: no 1 MiB pending block can serve them (a rescue takes back
+     * only blocks of the class or up to one doubling bigger) */
+    for (int i = 0; i < 4; i++) w[i] = hak_alloc((size_t)5 << 19);
+    for (int i = 0; i < 2; i++) hak_free(w[i]);               /* 4 + 5 MiB >= 8 MiB: one flush */
+    assert_int_equal(cnt(HAK_C_batch_flushes), f0 + 1);
+    for (int i = 2; i < 4; i++) hak_free(w[i]);               /* 5 MiB pending: no second flush */
     assert_int_equal(cnt(HAK_C_batch_flushes), f0 + 1);
     uint64_t munmaps = atomic_load(&real_munmaps) - u0;
     assert_true(munmaps >= 1);
     assert_int_equal(munmaps, cnt(HAK_C_munmap_calls) - mc0);
+    hak_flush();
     assert_int_equal(hak_set_ring_cap(4), 0);
+}
+
+/* A miss takes a block back from Batch before its munmap: the same mapping,
+ * no mmap, no munmap, its bytes still there; counted as warm_rescued. */
+static void test_rescue_from_batch(void **state) {
+    (void)state;
+    hak_flush();
+    assert_int_equal(hak_set_batch_threshold(64 << 20), 0);
+    assert_int_equal(hak_set_ring_cap(0), 0);                 /* every free goes to Batch */
+    unsigned char *p = hak_alloc(3 << 20);
+    assert_non_null(p);
+    memset(p, 0x5a, 3 << 20);
+    hak_free(p);
+    uint64_t mm0 = cnt(HAK_C_mmap_calls), r0 = cnt(HAK_C_warm_rescued), u0 = atomic_load(&real_munmaps);
+    uint64_t miss0 = cnt(HAK_C_cache_misses);
+    unsigned char *q = hak_alloc(3 << 20);
+    assert_ptr_equal(q, p);                                   /* the pending block, taken back */
+    assert_int_equal(cnt(HAK_C_mmap_calls), mm0);
+    assert_int_equal(cnt(HAK_C_warm_rescued), r0 + 1);
+    assert_int_equal(cnt(HAK_C_cache_misses), miss0 + 1);     /* its ring missed */
+    assert_int_equal(atomic_load(&real_munmaps), u0);
+    assert_int_equal(q[12345], 0x5a);                         /* warm: the program's bytes */
+    assert_true(hak_owns(q));
+    /* a smaller request takes a pending block up to one doubling bigger */
+    hak_free(q);
+    unsigned char *s = hak_alloc((size_t)2 << 20);
+    assert_ptr_equal(s, p);
+    assert_true(hak_usable_size(s) >= (size_t)3 << 20);
+    hak_free(s);
+    /* much smaller: not rescued (waste bound) */
+    void *t = hak_alloc(256 << 10);
+    assert_ptr_not_equal(t, p);
+    hak_free(t);
+    hak_flush();
+    assert_true(atomic_load(&real_munmaps) > u0);
+    assert_int_equal(hak_set_ring_cap(4), 0);
+    assert_int_equal(hak_set_batch_threshold(4 << 20), 0);
 }
 
 /* Every path that drops blocks (ring full, cap lowered, budget, trim, oversize)
@@ -151,6 +193,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_coalesce),
         cmocka_unit_test_setup(test_threshold_and_no_direct_munmap, setup),
+        cmocka_unit_test_setup(test_rescue_from_batch, setup),
         cmocka_unit_test_setup(test_only_batch_munmaps, setup),
         cmocka_unit_test_setup(test_adjacent_blocks_merge, setup),
         cmocka_unit_test_setup(test_munmap_failure_counted, setup),

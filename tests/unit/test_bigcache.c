@@ -112,6 +112,120 @@ static void test_ghosts(void **state) {
     assert_int_equal(hak_set_ring_cap(4), 0);
 }
 
+
+/* A miss is served by a cached block of a bigger class (at most one doubling):
+ * no mmap, the program's bytes still there, usable size = the block's. */
+static void test_near_class_reuse(void **state) {
+    (void)state;
+    unsigned char *p = hak_alloc((size_t)12 << 20);
+    assert_non_null(p);
+    memset(p, 0x33, (size_t)12 << 20);
+    hak_free(p);
+    uint64_t mm0 = cnt(HAK_C_mmap_calls), n0 = cnt(HAK_C_warm_near), m0 = cnt(HAK_C_cache_misses);
+    unsigned char *q = hak_alloc((size_t)7 << 20);          /* class 7 MiB: 12 MiB is 3 classes up */
+    assert_ptr_equal(q, p);
+    assert_int_equal(cnt(HAK_C_mmap_calls), mm0);
+    assert_int_equal(cnt(HAK_C_warm_near), n0 + 1);
+    assert_int_equal(cnt(HAK_C_cache_misses), m0 + 1);      /* the 7 MiB ring itself missed */
+    assert_int_equal(hak_usable_size(q), (size_t)12 << 20);
+    assert_int_equal(q[(7 << 20) - 1], 0x33);
+    hak_free(q);
+    /* more than one doubling away: not reused */
+    unsigned char *r = hak_alloc((size_t)5 << 20);
+    assert_ptr_not_equal(r, p);
+    assert_int_equal(cnt(HAK_C_mmap_calls), mm0 + 1);
+    hak_free(r);
+    /* and the 12 MiB block went back to its own ring */
+    assert_ptr_equal(hak_alloc((size_t)12 << 20), p);
+    hak_free(p);
+}
+
+/* A miss with only a smaller cached block at hand grows it (mremap): its
+ * touched pages come along, nothing is copied, nothing is unmapped. */
+static void test_reshape_smaller(void **state) {
+    (void)state;
+    unsigned char *p = hak_alloc((size_t)8 << 20);
+    assert_non_null(p);
+    for (size_t i = 0; i < ((size_t)8 << 20); i += 4096) p[i] = (unsigned char)(i >> 12);
+    hak_free(p);
+    uint64_t mm0 = cnt(HAK_C_mmap_calls), r0 = cnt(HAK_C_warm_reshaped), mr0 = cnt(HAK_C_mremap_calls);
+    uint64_t un0 = cnt(HAK_C_munmap_calls);
+    unsigned char *q = hak_alloc((size_t)12 << 20);
+    assert_non_null(q);
+    assert_int_equal(cnt(HAK_C_warm_reshaped), r0 + 1);
+    assert_true(cnt(HAK_C_mremap_calls) > mr0);
+    assert_int_equal(cnt(HAK_C_munmap_calls), un0);
+    assert_int_equal(hak_usable_size(q), (size_t)12 << 20);
+    for (size_t i = 0; i < ((size_t)8 << 20); i += 4096) assert_int_equal(q[i], (unsigned char)(i >> 12));
+    memset(q + ((size_t)8 << 20), 1, (size_t)4 << 20);       /* the grown part is usable */
+    (void)mm0;
+    hak_free(q);
+    /* it is a 12 MiB block now: a 12 MiB request hits its ring */
+    uint64_t h0 = cnt(HAK_C_cache_hits);
+    unsigned char *s = hak_alloc((size_t)12 << 20);
+    assert_ptr_equal(s, q);
+    assert_int_equal(cnt(HAK_C_cache_hits), h0 + 1);
+    hak_free(s);
+}
+
+/* Per-class caps override the global cap for one class only. */
+static void test_class_cap(void **state) {
+    (void)state;
+    uint32_t c = hak_size_class(256 << 10);
+    assert_int_equal(hak_set_class_cap(c, 8), 0);
+    assert_int_equal(hak_seg->classes[c].cap, 8);
+    assert_int_equal(hak_seg->classes[c].class_cap, 8);
+    assert_int_equal(hak_seg->classes[c + 1].cap, 4);
+    assert_int_equal(hak_seg->classes[c + 1].class_cap, HAK_CLASS_CAP_GLOBAL);
+    void *v[10];
+    for (int i = 0; i < 10; i++) v[i] = hak_alloc(256 << 10);
+    for (int i = 0; i < 10; i++) hak_free(v[i]);
+    assert_int_equal(hak_seg->classes[c].cached_blocks, 8);      /* not the global 4 */
+    assert_int_equal(hak_set_class_cap(c, 2), 0);                /* lowering evicts now */
+    assert_int_equal(hak_seg->classes[c].cached_blocks, 2);
+    assert_int_equal(hak_set_class_cap(c, 100000), -ERANGE);
+    assert_int_equal(hak_seg->classes[c].cap, HAK_RING_CAP_MAX);
+    assert_int_equal(hak_set_class_cap(HAK_NCLASSES, 1), -EINVAL);
+    assert_int_equal(hak_set_class_cap(c, HAK_CLASS_CAP_GLOBAL), 0);
+    assert_int_equal(hak_seg->classes[c].cap, 4);
+    assert_int_equal(hak_set_ring_cap(6), 0);                    /* following classes follow */
+    assert_int_equal(hak_seg->classes[c].cap, 6);
+    assert_int_equal(hak_set_ring_cap(4), 0);
+}
+
+/* Lowering the byte budget evicts at once (it used to apply only the ring cap). */
+static void test_budget_lowered_now(void **state) {
+    (void)state;
+    void *v[4];
+    for (int i = 0; i < 4; i++) v[i] = hak_alloc((size_t)1 << 20);
+    for (int i = 0; i < 4; i++) hak_free(v[i]);
+    assert_int_equal(gauge(HAK_G_bytes_cached), (int64_t)4 << 20);
+    uint64_t e0 = cnt(HAK_C_evict_budget);
+    assert_int_equal(hak_knob_set(HAKMEM_KNOB_CACHE_MAX_BYTES, (5 << 20) / 2), 0);
+    assert_int_equal(gauge(HAK_G_bytes_cached), (int64_t)2 << 20);
+    assert_int_equal(cnt(HAK_C_evict_budget), e0 + 2);
+    assert_int_equal(hak_knob_set(HAKMEM_KNOB_CACHE_MAX_BYTES, 0), 0);
+    assert_int_equal(gauge(HAK_G_bytes_cached), 0);
+    assert_int_equal(hak_knob_set(HAKMEM_KNOB_CACHE_MAX_BYTES, (uint64_t)1 << 30), 0);
+}
+
+/* The ring's outstanding ghosts are published for the tuner, and a run of
+ * ghost misses bumps the segment's tune_signal (no call into tuner code). */
+static void test_ghosts_published(void **state) {
+    (void)state;
+    uint32_t c = hak_size_class(448 << 10);
+    void *v[12];
+    for (int i = 0; i < 12; i++) v[i] = hak_alloc(448 << 10);
+    for (int i = 0; i < 12; i++) hak_free(v[i]);                  /* 4 kept, 8 ghosts */
+    assert_int_equal(hak_seg->classes[c].ghosts, 8);
+    hak_flush();                                                   /* no rescue: they are gone */
+    uint64_t sig0 = hak_seg->tune_signal;
+    for (int i = 0; i < 12; i++) v[i] = hak_alloc(448 << 10);     /* 4 hits, 8 ghost misses */
+    assert_true(hak_seg->tune_signal > sig0);
+    assert_int_equal(hak_seg->classes[c].ghosts, 0);
+    for (int i = 0; i < 12; i++) hak_free(v[i]);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_hit_and_miss, setup),
@@ -119,6 +233,11 @@ int main(void) {
         cmocka_unit_test_setup(test_cap_lowered_and_raised, setup),
         cmocka_unit_test_setup(test_budget, setup),
         cmocka_unit_test_setup(test_ghosts, setup),
+        cmocka_unit_test_setup(test_near_class_reuse, setup),
+        cmocka_unit_test_setup(test_reshape_smaller, setup),
+        cmocka_unit_test_setup(test_class_cap, setup),
+        cmocka_unit_test_setup(test_budget_lowered_now, setup),
+        cmocka_unit_test_setup(test_ghosts_published, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

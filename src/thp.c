@@ -1,0 +1,129 @@
+/*
+ * thp.c - transparent huge pages per size class, chosen by what the program
+ * touches (DESIGN.md item 13).
+ *
+ * A 2 MiB-aligned block with MADV_HUGEPAGE costs one fault per 2 MiB instead
+ * of 512, but the first touch of each 2 MiB extent makes all of it resident.
+ * That wins when the program writes most of its blocks and loses memory (4x
+ * glibc's RSS, measured) when it writes 16-512 KiB of a 4 MiB buffer.  So:
+ *
+ *   HAKMEM_THP=auto   classes of 2 MiB and more start UNDECIDED: their blocks
+ *                     get huge pages, except every PROBE_EVERY-th one, a probe
+ *                     mapped with 4 KiB pages.  When a probe is freed, mincore
+ *                     counts the pages the program touched.  After
+ *                     SAMPLES_TO_DECIDE probes the class becomes HUGE (the
+ *                     program touched at least half of them) or SMALL.  The
+ *                     state and the figures are published per class in the
+ *                     segment, where the tuner logs the choice as a decision
+ *                     (and may override it with hak_set_class_thp).
+ *   HAKMEM_THP=always every class of 2 MiB and more is HUGE.
+ *   HAKMEM_THP=never  (or THP disabled in the kernel) none is.
+ *
+ * Every block of 2 MiB and more is mapped with a 2 MiB-multiple length (the
+ * kernel places it 2 MiB-aligned) whatever its class chose, so realloc can
+ * move its huge pages whole and a later HUGE choice still applies.  A freed
+ * huge block of a class that chose SMALL is not cached (bigcache.c): it goes
+ * to Batch, so the memory its huge pages held comes back.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+
+#include "hak_internal.h"
+
+#define PROBE_EVERY        4u      /* undecided: one block in this many is a probe */
+#define SAMPLES_TO_DECIDE  4u
+#define HUGE_PERMILLE      500u    /* touched at least half: huge pages pay */
+#define SAMPLE_MAX_PAGES   (64u << 10)     /* mincore vector: the first 256 MiB of a block */
+
+static _Atomic uint32_t state[HAK_NCLASSES];      /* enum hak_class_thp */
+static _Atomic uint32_t maps[HAK_NCLASSES];       /* blocks mapped while undecided */
+static uint32_t samples[HAK_NCLASSES];            /* guarded by sample_lock */
+static uint64_t permille_sum[HAK_NCLASSES];
+static hak_lock_t sample_lock;
+static unsigned char vec[SAMPLE_MAX_PAGES];       /* guarded by sample_lock */
+
+static void publish(uint32_t c) {
+    uint64_t n = samples[c], pm = n ? permille_sum[c] / n : 0;
+    uint64_t v = (uint64_t)atomic_load_explicit(&state[c], memory_order_relaxed) | (n > 255 ? 255 : n) << 8 |
+                 (pm > 0xffff ? 0xffff : pm) << 16;
+    atomic_store_explicit((_Atomic uint64_t *)&hak_seg->classes[c].thp, v, memory_order_relaxed);
+}
+
+void hak_thp_init(void) {
+    int eff = hak_os_thp_effective();
+    hak_lock_init(&sample_lock);
+    for (uint32_t c = 0; c < HAK_NCLASSES; c++) {
+        uint32_t st = HAK_CTHP_NA;
+        if (eff != 0 && hak_class_size(c) >= HAK_HUGE_PAGE)
+            st = hak_opt.thp == HAK_THP_AUTO ? HAK_CTHP_UNDECIDED : HAK_CTHP_HUGE;
+        atomic_store(&state[c], st);
+        atomic_store(&maps[c], 0);
+        samples[c] = 0;
+        permille_sum[c] = 0;
+        publish(c);
+    }
+}
+
+int hak_thp_choose(uint32_t c, uint32_t *flags) {
+    if (hak_os_thp_effective() == 0) return HAK_OS_THP_NONE;
+    if (c == HAK_CLASS_NONE) return HAK_OS_THP_HUGE;          /* oversized: as always */
+    switch (atomic_load_explicit(&state[c], memory_order_relaxed)) {
+    case HAK_CTHP_HUGE: return HAK_OS_THP_HUGE;
+    case HAK_CTHP_SMALL: return HAK_OS_THP_SMALL;
+    case HAK_CTHP_UNDECIDED:
+        if (atomic_fetch_add_explicit(&maps[c], 1, memory_order_relaxed) % PROBE_EVERY == 0) {
+            *flags |= HAK_BF_PROBE;
+            return HAK_OS_THP_SMALL;
+        }
+        return HAK_OS_THP_HUGE;
+    default: return HAK_OS_THP_NONE;
+    }
+}
+
+bool hak_thp_class_wants_huge(uint32_t c) {
+    if (hak_os_thp_effective() == 0) return false;
+    if (c == HAK_CLASS_NONE) return true;
+    uint32_t st = atomic_load_explicit(&state[c], memory_order_relaxed);
+    return st == HAK_CTHP_HUGE || st == HAK_CTHP_UNDECIDED;
+}
+
+bool hak_thp_block_fits(const hak_block_t *b) {
+    return !(b->flags & HAK_BF_HUGE) || b->cls == HAK_CLASS_NONE ||
+           atomic_load_explicit(&state[b->cls], memory_order_relaxed) != HAK_CTHP_SMALL;
+}
+
+void hak_thp_sample(hak_block_t *b) {
+    uint32_t c = b->cls;
+    if (c >= HAK_NCLASSES || atomic_load_explicit(&state[c], memory_order_relaxed) != HAK_CTHP_UNDECIDED) return;
+    if (atomic_exchange_explicit(&sample_lock.v, 1, memory_order_acquire)) return;   /* busy: skip this one */
+    uintptr_t u = atomic_load_explicit(&b->user, memory_order_relaxed);
+    size_t pages = b->size / HAK_PAGE;
+    if (pages > SAMPLE_MAX_PAGES) pages = SAMPLE_MAX_PAGES;
+    long resident = hak_os_resident(u, pages * HAK_PAGE, vec);
+    if (resident >= 0 && atomic_load_explicit(&state[c], memory_order_relaxed) == HAK_CTHP_UNDECIDED) {
+        HAK_CNT(thp_samples);
+        samples[c]++;
+        permille_sum[c] += (uint64_t)resident * 1000u / pages;
+        if (samples[c] >= SAMPLES_TO_DECIDE) {
+            uint32_t pm = (uint32_t)(permille_sum[c] / samples[c]);
+            atomic_store_explicit(&state[c], pm >= HUGE_PERMILLE ? HAK_CTHP_HUGE : HAK_CTHP_SMALL,
+                                  memory_order_relaxed);
+            if (hak_opt.verbose)
+                hak_log("THP: class %u (%zu bytes): %u permille touched -> %s pages", c, hak_class_size(c), pm,
+                        pm >= HUGE_PERMILLE ? "huge" : "4 KiB");
+        }
+        publish(c);
+    }
+    hak_unlock(&sample_lock);
+}
+
+int hak_set_class_thp(unsigned cls, unsigned st) {
+    if (!hak_init()) return -EINVAL;
+    if (cls >= HAK_NCLASSES || (st != HAK_CTHP_HUGE && st != HAK_CTHP_SMALL)) return -EINVAL;
+    if (atomic_load(&state[cls]) == HAK_CTHP_NA) return -EINVAL;
+    atomic_store(&state[cls], st);
+    hak_lock(&sample_lock);
+    publish(cls);
+    hak_unlock(&sample_lock);
+    return 0;
+}

@@ -1,0 +1,114 @@
+/* test_thp.c - THP per size class chosen from what the program touches
+ * (HAKMEM_THP=auto): probes sampled at free decide HUGE or SMALL, fresh
+ * blocks follow the choice, a huge block of a SMALL class is not cached,
+ * and hak_set_class_thp overrides.  Skipped where the kernel has THP off. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "hak_internal.h"
+#include "test_counters.h"
+
+static int setup(void **state) {
+    (void)state;
+    hak_trim();
+    assert_int_equal(hak_set_ring_cap(0), 0);          /* every block fresh: probes come round */
+    return 0;
+}
+
+static uint32_t thp_state(uint32_t c) { return HAK_CTHP_STATE(hak_seg->classes[c].thp); }
+
+/* Map n blocks of size bytes, write `touch` bytes of each, free them all. */
+static void churn(size_t size, size_t touch, int n) {
+    unsigned char *v[32];
+    for (int i = 0; i < n; i++) {
+        v[i] = hak_alloc(size);
+        assert_non_null(v[i]);
+        for (size_t o = 0; o < touch; o += 4096) v[i][o] = 1;
+    }
+    for (int i = 0; i < n; i++) hak_free(v[i]);
+}
+
+static void test_partial_touch_chooses_small(void **state) {
+    (void)state;
+    if (hak_os_thp_effective() != 1) skip();
+    size_t size = (size_t)4 << 20;
+    uint32_t c = hak_size_class(size);
+    assert_int_equal(thp_state(c), HAK_CTHP_UNDECIDED);
+    uint64_t s0 = cnt(HAK_C_thp_samples);
+    churn(size, 128 << 10, 16);                         /* 3% touched; 4 probes among 16 */
+    assert_int_equal(cnt(HAK_C_thp_samples), s0 + 4);
+    assert_int_equal(thp_state(c), HAK_CTHP_SMALL);
+    assert_int_equal(HAK_CTHP_SAMPLES(hak_seg->classes[c].thp), 4);
+    assert_true(HAK_CTHP_PERMILLE(hak_seg->classes[c].thp) < 100);
+    /* fresh blocks of the class: no MADV_HUGEPAGE any more */
+    uint64_t m0 = cnt(HAK_C_madvise_calls);
+    churn(size, 4096, 4);
+    assert_int_equal(cnt(HAK_C_madvise_calls), m0);
+}
+
+static void test_full_touch_chooses_huge(void **state) {
+    (void)state;
+    if (hak_os_thp_effective() != 1) skip();
+    size_t size = (size_t)6 << 20;
+    uint32_t c = hak_size_class(size);
+    churn(size, size, 16);
+    assert_int_equal(thp_state(c), HAK_CTHP_HUGE);
+    assert_true(HAK_CTHP_PERMILLE(hak_seg->classes[c].thp) >= 900);
+    uint64_t m0 = cnt(HAK_C_madvise_calls);
+    churn(size, 4096, 2);
+    assert_int_equal(cnt(HAK_C_madvise_calls), m0 + 2);   /* every fresh block advised */
+}
+
+/* A huge block freed after its class chose SMALL goes to Batch, not the ring
+ * (the memory its huge pages hold comes back). */
+static void test_huge_block_of_small_class_not_cached(void **state) {
+    (void)state;
+    if (hak_os_thp_effective() != 1) skip();
+    size_t size = (size_t)10 << 20;
+    uint32_t c = hak_size_class(size);
+    assert_int_equal(hak_set_ring_cap(4), 0);
+    assert_int_equal(hak_set_class_thp(c, HAK_CTHP_HUGE), 0);
+    void *p = hak_alloc(size);
+    hak_block_t *b = hak_registry_lookup(p);
+    assert_non_null(b);
+    assert_true(b->flags & HAK_BF_HUGE);
+    assert_int_equal(hak_set_class_thp(c, HAK_CTHP_SMALL), 0);
+    uint64_t u0 = cnt(HAK_C_evict_uncacheable);
+    hak_free(p);
+    assert_int_equal(cnt(HAK_C_evict_uncacheable), u0 + 1);
+    assert_int_equal(hak_seg->classes[c].cached_blocks, 0);
+    /* a 4 KiB-page block of the class is cached as usual */
+    void *q = hak_alloc(size);
+    assert_false(hak_registry_lookup(q)->flags & HAK_BF_HUGE);
+    hak_free(q);
+    assert_int_equal(hak_seg->classes[c].cached_blocks, 1);
+}
+
+static void test_set_class_thp_bounds(void **state) {
+    (void)state;
+    uint32_t small = hak_size_class(256 << 10);
+    assert_int_equal(hak_set_class_thp(small, HAK_CTHP_HUGE), -EINVAL);   /* below 2 MiB */
+    assert_int_equal(hak_set_class_thp(HAK_NCLASSES, HAK_CTHP_HUGE), -EINVAL);
+    if (hak_os_thp_effective() == 0) return;
+    uint32_t c = hak_size_class((size_t)64 << 20);
+    assert_int_equal(hak_set_class_thp(c, 7), -EINVAL);
+    assert_int_equal(hak_set_class_thp(c, HAK_CTHP_SMALL), 0);
+    assert_int_equal(thp_state(c), HAK_CTHP_SMALL);
+}
+
+int main(void) {
+    setenv("HAKMEM_THP", "auto", 1);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_partial_touch_chooses_small, setup),
+        cmocka_unit_test_setup(test_full_touch_chooses_huge, setup),
+        cmocka_unit_test_setup(test_huge_block_of_small_class_not_cached, setup),
+        cmocka_unit_test_setup(test_set_class_thp_bounds, setup),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
