@@ -27,6 +27,12 @@ ifneq ($(SAN),)
   BASE_CFLAGS += -fsanitize=$(SAN) -fno-omit-frame-pointer -O1
   SAN_LDFLAGS := -fsanitize=$(SAN)
 endif
+# Header dependencies: every rule that compiles C adds $(DEPFLAGS), which writes
+# the headers its target was built from into <target>.d next to it (-MP: a
+# header that goes away does not break the build); the .d files are included
+# at the end of this file.  A rule compiling several sources in one command
+# writes its .d with -MM instead (one -MF file holds one source's headers).
+DEPFLAGS = -MMD -MP -MF $(basename $@).d -MT $@
 LIB_CFLAGS := $(BASE_CFLAGS) -fPIC -fvisibility=hidden -ftls-model=initial-exec \
               -fno-builtin-malloc -fno-builtin-free -fno-builtin-calloc -fno-builtin-realloc \
               $(if $(HAVE_SDT),-DHAK_HAVE_SDT)
@@ -35,8 +41,12 @@ LIB_CFLAGS := $(BASE_CFLAGS) -fPIC -fvisibility=hidden -ftls-model=initial-exec 
 LIB_CORE := sizeclass parse options log os thp registry bigcache batch knobs stats shm init libc alloc free realloc \
             shm_read evolve
 CORE_OBJS := $(addprefix $(O)/obj/,$(addsuffix .o,$(LIB_CORE)))
-# The segment reader for the tools, compiled without the library's hidden visibility.
-READER_OBJ := $(O)/obj/tools/shm_read.o
+# The segment reader, compiled once (with the library's flags) and linked into
+# the library, the tools and the test programs.  Hidden visibility keeps it out
+# of libhakmem.so's exported symbols; linked into an executable it changes
+# nothing (an executable exports nothing unless linked -rdynamic), and -fPIC
+# code links into PIE executables.
+READER_OBJ := $(O)/obj/shm_read.o
 HEADERS  := include/hakmem.h include/hakmem/shm.h src/hak_internal.h
 
 TOOLS    := $(O)/hakmem-stat
@@ -52,6 +62,19 @@ TUNER_LIB_OBJS :=
 # Fragments may add objects to the library (e.g. the tuner policy and history).
 CORE_OBJS += $(TUNER_LIB_OBJS)
 LIB_OBJS := $(CORE_OBJS) $(O)/obj/override.o
+LIB_LDFLAGS := -shared -pthread -Wl,-soname,libhakmem.so -Wl,-z,now
+
+# The library's objects depend on the flags they are built with, not only on
+# their headers: $(O)/lib.flags holds the flags and is rewritten (so it is
+# newer than every object) only when they change, e.g. by EXTRA_CFLAGS=...
+LIB_FLAGS := $(CC) $(LIB_CFLAGS) $(LIB_LDFLAGS) $(SAN_LDFLAGS)
+ifeq ($(filter clean help,$(MAKECMDGOALS)),)
+ifneq ($(file <$(O)/lib.flags),$(LIB_FLAGS))
+$(shell mkdir -p $(O))
+$(file >$(O)/lib.flags,$(LIB_FLAGS))
+endif
+endif
+$(LIB_OBJS) $(O)/libhakmem.so: $(O)/lib.flags
 
 
 .DELETE_ON_ERROR:
@@ -70,11 +93,11 @@ $(O)/obj:
 
 $(O)/obj/%.o: src/%.c $(HEADERS) | $(O)/obj
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(LIB_CFLAGS) -c $< -o $@
+	$(Q)$(CC) $(LIB_CFLAGS) $(DEPFLAGS) -c $< -o $@
 
 $(O)/libhakmem.so: $(LIB_OBJS)
 	$(call msg,LD,$@)
-	$(Q)$(CC) -shared -pthread -Wl,-soname,libhakmem.so -Wl,-z,now -o $@ $^ -ldl $(SAN_LDFLAGS)
+	$(Q)$(CC) $(LIB_LDFLAGS) -o $@ $(filter %.o,$^) -ldl $(SAN_LDFLAGS)
 
 $(O)/libhakmem.a: $(LIB_OBJS)
 	$(call msg,AR,$@)
@@ -91,29 +114,20 @@ $(O)/hakmem.pc: Makefile | $(O)/obj
 
 tools: $(TOOLS)
 
-$(O)/obj/tools/shm_read.o: src/shm_read.c include/hakmem/shm.h | $(O)/obj
-	@mkdir -p $(dir $@)
-	$(call msg,CC,$@)
-	$(Q)$(CC) $(BASE_CFLAGS) -c $< -o $@
-
 # The Prometheus writer (tools/metrics.c) is shared with hakmem-tuner --listen.
 $(O)/obj/tools/metrics.o: tools/metrics.c tools/metrics.h include/hakmem/shm.h | $(O)/obj
 	@mkdir -p $(dir $@)
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(BASE_CFLAGS) -c $< -o $@
+	$(Q)$(CC) $(BASE_CFLAGS) $(DEPFLAGS) -c $< -o $@
 
-$(O)/obj/tools/parse.o: src/parse.c $(HEADERS) | $(O)/obj
-	@mkdir -p $(dir $@)
-	$(call msg,CC,$@)
-	$(Q)$(CC) $(BASE_CFLAGS) -c $< -o $@
-
-$(O)/hakmem-stat: tools/hakmem-stat.c $(READER_OBJ) $(O)/obj/tools/metrics.o $(O)/obj/tools/parse.o tools/metrics.h include/hakmem/shm.h
+# hakmem-stat --set parses sizes with the library's own parser (obj/parse.o).
+$(O)/hakmem-stat: tools/hakmem-stat.c $(READER_OBJ) $(O)/obj/tools/metrics.o $(O)/obj/parse.o tools/metrics.h include/hakmem/shm.h
 	$(call msg,CCLD,$@)
-	$(Q)$(CC) $(BASE_CFLAGS) -o $@ $< $(READER_OBJ) $(O)/obj/tools/metrics.o $(O)/obj/tools/parse.o $(SAN_LDFLAGS)
+	$(Q)$(CC) $(BASE_CFLAGS) $(DEPFLAGS) -o $@ $< $(READER_OBJ) $(O)/obj/tools/metrics.o $(O)/obj/parse.o $(SAN_LDFLAGS)
 
 $(O)/env-doc: tools/env-doc.c $(O)/obj/options.o $(O)/obj/log.o $(O)/obj/parse.o $(HEADERS)
 	$(call msg,CCLD,$@)
-	$(Q)$(CC) $(BASE_CFLAGS) -o $@ $< $(O)/obj/options.o $(O)/obj/log.o $(O)/obj/parse.o
+	$(Q)$(CC) $(BASE_CFLAGS) $(DEPFLAGS) -o $@ $< $(O)/obj/options.o $(O)/obj/log.o $(O)/obj/parse.o
 
 # Rewrite the HAKMEM_* table in README.md from the option table.
 env-doc: $(O)/env-doc
@@ -153,3 +167,9 @@ uninstall:
 clean:
 	$(call msg,CLEAN,$(O))
 	$(Q)rm -rf $(O)
+
+# Header dependencies written by $(DEPFLAGS) (see there).  The fuzz build's own
+# objects ($(O)/fuzz/obj, a sub-make with O=$(O)/fuzz) are that make's business.
+DEPFILES := $(filter-out $(O)/fuzz/obj/%,$(wildcard $(O)/*.d $(O)/*/*.d $(O)/*/*/*.d))
+$(DEPFILES): ;
+-include $(DEPFILES)

@@ -5,12 +5,14 @@
 #   make bench BENCH_ARGS='...'    other allocators/scenarios/iterations (see --help)
 # The benchmark never links hakmem: each worker gets an allocator by LD_PRELOAD.
 # It is built without sanitizers (a sanitizer runtime cannot share a process
-# with a preloaded allocator) and with its own copy of the segment reader.
+# with a preloaded allocator): with SAN=... it gets its own copy of the
+# segment reader, else it links the one every tool links ($(READER_OBJ)).
 BENCH_BIN    := $(O)/bench_allocators_hakmem
 BENCH_SRCS   := bench/bench_allocators_hakmem.c bench/bench_scenarios.c bench/bench_report.c
 BENCH_CFLAGS := $(filter-out -fsanitize=% -O1,$(BASE_CFLAGS)) \
                 -fno-builtin-malloc -fno-builtin-free -fno-builtin-calloc -fno-builtin-realloc
 BENCH_ARGS   ?= --allocator all --scenario all --repeat 5
+BENCH_READER := $(if $(SAN),$(O)/obj/bench/shm_read.o,$(READER_OBJ))
 
 TOOLS += $(BENCH_BIN)
 
@@ -20,12 +22,13 @@ bench_default_goal := $(.DEFAULT_GOAL)
 $(O)/obj/bench/shm_read.o: src/shm_read.c include/hakmem/shm.h
 	@mkdir -p $(dir $@)
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(BENCH_CFLAGS) -c $< -o $@
+	$(Q)$(CC) $(BENCH_CFLAGS) $(DEPFLAGS) -c $< -o $@
 
-$(BENCH_BIN): $(BENCH_SRCS) bench/bench.h $(O)/obj/bench/shm_read.o include/hakmem.h include/hakmem/shm.h
+$(BENCH_BIN): $(BENCH_SRCS) bench/bench.h $(BENCH_READER) include/hakmem.h include/hakmem/shm.h
 	@mkdir -p $(dir $@)
 	$(call msg,CCLD,$@)
-	$(Q)$(CC) $(BENCH_CFLAGS) -o $@ $(BENCH_SRCS) $(O)/obj/bench/shm_read.o -lm -ldl
+	$(Q)$(CC) $(BENCH_CFLAGS) -o $@ $(BENCH_SRCS) $(BENCH_READER) -lm -ldl
+	$(Q)$(CC) $(BENCH_CFLAGS) -MM -MP -MT $@ $(BENCH_SRCS) > $(basename $@).d
 
 bench: deps $(O)/libhakmem.so $(BENCH_BIN)
 	$(Q)$(BENCH_BIN) $(BENCH_ARGS) --md bench/RESULTS.md --svg bench/ratios.svg \

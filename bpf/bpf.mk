@@ -69,7 +69,7 @@ endif
 
 $(BPF_OUT)/hakmem.bpf.o: bpf/hakmem.bpf.c bpf/hakmem_bpf.h $(BPF_OUT)/vmlinux.h
 	$(call msg,BPF,$@)
-	$(Q)$(BPF_CLANG) $(BPF_CFLAGS) -c $< -o $@.tmp
+	$(Q)$(BPF_CLANG) $(BPF_CFLAGS) $(DEPFLAGS) -c $< -o $@.tmp
 	$(Q)$(LLVM_STRIP) -g $@.tmp && mv $@.tmp $@
 
 $(BPF_OUT)/hakmem.skel.h: $(BPF_OUT)/hakmem.bpf.o
@@ -79,7 +79,7 @@ $(BPF_OUT)/hakmem.skel.h: $(BPF_OUT)/hakmem.bpf.o
 ifeq ($(BPF_MISSING),)
 $(O)/hakmem-probe: bpf/hakmem-probe.c bpf/hakmem_bpf.h $(BPF_OUT)/hakmem.skel.h $(READER_OBJ) include/hakmem/shm.h
 	$(call msg,CCLD,$@)
-	$(Q)$(CC) $(BASE_CFLAGS) -I$(BPF_OUT) -Ibpf $(LIBBPF_CFLAGS) -o $@ $< $(READER_OBJ) $(LIBBPF_LIBS) $(SAN_LDFLAGS)
+	$(Q)$(CC) $(BASE_CFLAGS) $(DEPFLAGS) -I$(BPF_OUT) -Ibpf $(LIBBPF_CFLAGS) -o $@ $< $(READER_OBJ) $(LIBBPF_LIBS) $(SAN_LDFLAGS)
 	$(Q)rm -f $(BPF_OUT)/SKIPPED
 else
 $(O)/hakmem-probe:

@@ -14,9 +14,9 @@ test-build: $(UNIT_BINS) $(PROG_BINS) $(TEST_DEPS) $(O)/env-doc
 $(O)/tests/%: tests/unit/%.c $(O)/libhakmem_core.a $(HEADERS) $(wildcard tests/unit/*.h)
 	@mkdir -p $(dir $@)
 	$(call msg,CCLD,$@)
-	$(Q)$(CC) $(BASE_CFLAGS) -o $@ $< $(O)/libhakmem_core.a -lcmocka -ldl $(SAN_LDFLAGS)
+	$(Q)$(CC) $(BASE_CFLAGS) $(DEPFLAGS) -o $@ $< $(O)/libhakmem_core.a -lcmocka -ldl $(SAN_LDFLAGS)
 
 $(O)/tests/progs/%: tests/progs/%.c $(READER_OBJ) $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(call msg,CCLD,$@)
-	$(Q)$(CC) $(BASE_CFLAGS) -o $@ $< $(READER_OBJ) -ldl $(SAN_LDFLAGS)
+	$(Q)$(CC) $(BASE_CFLAGS) $(DEPFLAGS) -o $@ $< $(READER_OBJ) -ldl $(SAN_LDFLAGS)

@@ -23,12 +23,12 @@ $(TUNER_GEN): tuner/schema.sql tuner/schema2c.awk
 $(O)/obj/tuner_%.o: tuner/%.c $(TUNER_HEADERS) $(TUNER_GEN)
 	@mkdir -p $(dir $@)
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(LIB_CFLAGS) -I$(O)/gen -c $< -o $@
+	$(Q)$(CC) $(LIB_CFLAGS) $(DEPFLAGS) -I$(O)/gen -c $< -o $@
 
 $(O)/obj/tuner-tool/%.o: tuner/%.c $(TUNER_HEADERS) $(TUNER_GEN)
 	@mkdir -p $(dir $@)
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(BASE_CFLAGS) -I$(O)/gen -c $< -o $@
+	$(Q)$(CC) $(BASE_CFLAGS) $(DEPFLAGS) -I$(O)/gen -c $< -o $@
 
 # --listen (tuner/listen.c, tool only): GET /metrics with the Prometheus writer
 # shared with hakmem-stat (tools/metrics.c, rule in the top Makefile).

@@ -38,7 +38,7 @@ fuzz-build: fuzz-lib
 
 $(FUZZ_O)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIBS) $(HEADERS)
 	$(call msg,FUZZLD,$@)
-	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer,$(FUZZ_SAN) -o $@ $< $(FUZZ_LIBS) -ldl
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) $(DEPFLAGS) -fsanitize=fuzzer,$(FUZZ_SAN) -o $@ $< $(FUZZ_LIBS) -ldl
 
 fuzz: fuzz-build
 	$(Q)bash tests/fuzz/run.sh $(FUZZ_O) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
@@ -54,6 +54,6 @@ NATIVE_PROGS := mt_native
 $(addprefix $(O)/tests/progs/,$(NATIVE_PROGS)): $(O)/tests/progs/%: tests/progs/%.c $(O)/libhakmem_core.a $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(call msg,CCLD,$@)
-	$(Q)$(CC) $(BASE_CFLAGS) -o $@ $< $(O)/libhakmem_core.a -ldl $(SAN_LDFLAGS)
+	$(Q)$(CC) $(BASE_CFLAGS) $(DEPFLAGS) -o $@ $< $(O)/libhakmem_core.a -ldl $(SAN_LDFLAGS)
 
 .DEFAULT_GOAL := $(fuzz_default_goal)

@@ -111,7 +111,7 @@ int main(int argc, char **argv) {
     return 0;
 }
 EOF
-  cc -std=gnu11 -I"$ROOT/include" -o "$TMP/kpub" "$TMP/kpub.c" "$B/obj/tools/shm_read.o" || fail "kernel publisher"
+  cc -std=gnu11 -I"$ROOT/include" -o "$TMP/kpub" "$TMP/kpub.c" "$B/obj/shm_read.o" || fail "kernel publisher"
   "$TMP/kpub" "$WPID" || fail "kernel publisher could not write the segment"
   KERNEL="kernel section written by the test (no eBPF here)"
 fi
