@@ -33,7 +33,13 @@ endif
 # at the end of this file.  A rule compiling several sources in one command
 # writes its .d with -MM instead (one -MF file holds one source's headers).
 DEPFLAGS = -MMD -MP -MF $(basename $@).d -MT $@
-LIB_CFLAGS := $(BASE_CFLAGS) -fPIC -fvisibility=hidden -ftls-model=initial-exec \
+# Calls inside libhakmem.so to its own exported functions (malloc -> hak_alloc,
+# hak_set_ring_cap -> hak_knob_set...) are direct calls, not hops through the
+# PLT: -fno-semantic-interposition lets the compiler bind them within a file,
+# -Bsymbolic-functions (the .so link below) makes the linker bind them across
+# files (override.c -> alloc.c).  A program that defines its own hak_alloc
+# still gets its own for its own calls; the library's calls stay the library's.
+LIB_CFLAGS := $(BASE_CFLAGS) -fPIC -fvisibility=hidden -fno-semantic-interposition -ftls-model=initial-exec \
               -fno-builtin-malloc -fno-builtin-free -fno-builtin-calloc -fno-builtin-realloc \
               $(if $(HAVE_SDT),-DHAK_HAVE_SDT)
 
@@ -62,7 +68,7 @@ TUNER_LIB_OBJS :=
 # Fragments may add objects to the library (e.g. the tuner policy and history).
 CORE_OBJS += $(TUNER_LIB_OBJS)
 LIB_OBJS := $(CORE_OBJS) $(O)/obj/override.o
-LIB_LDFLAGS := -shared -pthread -Wl,-soname,libhakmem.so -Wl,-z,now
+LIB_LDFLAGS := -shared -pthread -Wl,-soname,libhakmem.so -Wl,-z,now -Wl,-Bsymbolic-functions
 
 # The library's objects depend on the flags they are built with, not only on
 # their headers: $(O)/lib.flags holds the flags and is rewritten (so it is
