@@ -68,20 +68,18 @@ const bench_scenario_t bench_scenarios[BENCH_MAX_SCENARIOS] = {
                     "per thread: first round = its 8 initial blocks, then rounds of 8 replacements", 0, 8},
     [SC_MALLOC_LARGE] = {"malloc-large",
                          "20 live slots of 5-25 MiB (uniform), a random slot replaced each step (mimalloc-bench)",
-                         "1 replacement", 150, "rounds of 20 replacements (the first one fills the empty slots)", 20, 20},
+                         "1 replacement", 150, "rounds of 20 replacements (the slots start empty)", 20, 20},
     [SC_SMALL] = {"small",
                   "1000 live small objects (80% 16-256 B, 15% <4 KiB, 5% <64 KiB), random replacement (pass-through)",
                   "1 replacement", 3000000, "first round: the 1000 initial objects; then rounds of 1000 replacements",
                   0, 1000},
     [SC_PARTIAL] = {"partial",
-                    "32 live 4 MiB buffers, 16-512 KiB of each written (log-uniform), a random one replaced each step "
-                    "(read() into a max-size buffer)",
+                    "32 live 4 MiB buffers, 16-512 KiB of each written (log-uniform), one replaced per step (read())",
                     "1 replacement", 100000, "first round: the 32 initial buffers; then rounds of 32 replacements", 0, 32},
     [SC_LARGE] = {"large", "20 live blocks of 5-25 MiB (uniform), every byte written, a random one replaced each step",
                   "1 replacement", 80, "first round: the 20 initial blocks; then rounds of 20 replacements", 0, 20},
     [SC_SMALL_THREADS] = {"small-threads",
-                          "max(4, --threads) threads, each freeing a random one of its 1000 slots and putting a new "
-                          "8-1024 B block there (glibc's bench-malloc-thread)",
+                          "max(4, T) threads, each: free a random one of its 1000 slots, malloc 8-1024 B there (glibc)",
                           "1 step per thread", 2000000,
                           "per thread: first round = its first 1000 steps (the slots start empty), then 1000 steps",
                           1000, 1000},
@@ -114,10 +112,10 @@ typedef struct rounds {
     int      cap, n;
     rounds_wall_t *wall;    /* threaded scenarios: the shared wall-clock rounds, else NULL */
     uint64_t begin;         /* when round_begin ran */
-    long     first;     /* iterations in the first round (0: the scenario ends it, after its fill) */
-    long     every;     /* iterations per round after the first */
-    long     left;      /* iterations left in the current round (0: the scenario ends it) */
-    uint64_t t0, ops0;  /* when the current round began, and ops then */
+    long     first;         /* iterations in the first round (0: the scenario ends it, after its fill) */
+    long     every;         /* iterations per round after the first */
+    long     left;          /* iterations left in the current round (0: the scenario ends it) */
+    uint64_t t0, ops0;      /* when the current round began, and ops then */
 } rounds_t;
 
 typedef struct wctx {
