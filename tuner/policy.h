@@ -9,26 +9,31 @@
  * the same snapshot sequence always gives the same decisions, which is what
  * tests/unit/test_policy.c relies on.
  *
- * What it decides (tuner/README.md has the full description):
- *   - RING_CAP (global BIGCACHE_RING_CAP): raised fast to the smallest cap that
- *     captures hit_target (95%) of the hits the per-class ghost / reuse-distance
- *     histogram predicts, within the cache byte budget; lowered slowly (one
- *     1/8 step per interval after decay_hold intervals in which the ring was
- *     seen 25% over-provisioned, with exponential back-off when a decay had
- *     to be undone), so it never oscillates.
- *   - BATCH_THRESHOLD: the smallest threshold that keeps the amortisable flush
- *     cost under flush_target of one core, from measured flush time (and the
- *     kernel's munmap latency when hakmem-probe publishes it), bounded by
- *     [batch_min, batch_max] and by the pending bytes worth holding.  Grades
- *     feed back: a raise that did not lower the cost per MiB halves the share
- *     of the flush cost the policy believes a bigger batch saves.
- *   - TRIM (idle): large_allocs + large_frees unchanged for idle_ms -> one
- *     trim, not repeated until activity resumes.
+ * One rule per file (tuner/README.md has the full description):
+ *   policy_cap.c    CLASS_CAP per size class: raised at the first run of ghost
+ *                   misses to the whole outstanding demand (hit_target 1.0),
+ *                   the sum over classes kept within the byte budget (classes
+ *                   with the most predicted hits per byte first); lowered
+ *                   slowly with hold, dead band and back-off, so a steady
+ *                   workload reaches a fixed point.  The global RING_CAP stays
+ *                   the default of classes without an opinion (only brought
+ *                   back into the configured bounds).
+ *   policy_batch.c  BATCH_THRESHOLD from the measured flush cost, with a dead
+ *                   band between raising and lowering.
+ *   policy_thp.c    CLASS_THP: every change of a class's THP state the library
+ *                   made is logged; a class still undecided after 4 samples is
+ *                   decided by the touched fraction.
+ *   policy_trim.c   TRIM after idle_ms without large-block activity, and the
+ *                   per-class caps back to the global cap.
+ *   policy_grade.c  grading of the decisions against what happened.
+ *   policy.c        configuration, names, and tuner_step, which runs the rules.
  *
  * Units of tuner_decision_t.predicted / tuner_grade_t.observed, by knob:
- *   RING_CAP         cache hit rate (0..1) over the next grade window
+ *   RING_CAP         cache hit rate (0..1, warm reuse counted as a hit) over the next grade window
+ *   CLASS_CAP        the class's own ring hit rate (0..1) over the next grade window
  *   BATCH_THRESHOLD  flush time per MiB released (ns/MiB)
  *   TRIM             bytes cached + pending after the trim
+ *   CLASS_THP        fraction of the class's sampled pages the program touched (0..1)
  */
 #ifndef HAKMEM_TUNER_POLICY_H
 #define HAKMEM_TUNER_POLICY_H
@@ -49,7 +54,7 @@ typedef struct tuner_cfg {
     uint64_t idle_ms;           /* no large-block activity for this long -> one TRIM (0 = HAKMEM_IDLE_MS) */
     uint64_t interval_ms;       /* nominal step interval, for the grade window (0 = HAKMEM_TUNE_INTERVAL_MS) */
     /* optional tuning of the policy itself (0 = default) */
-    double   hit_target;        /* fraction of the predicted achievable hits to capture (0.95) */
+    double   hit_target;        /* fraction of the predicted achievable hits a raise covers (1.0: all of it) */
     double   flush_target;      /* flush time budget, fraction of one core (0.005) */
     uint32_t decay_hold;        /* over-provisioned intervals before the first decay step (8) */
     uint32_t grade_intervals;   /* intervals after a decision before it is graded (4) */
@@ -58,14 +63,15 @@ typedef struct tuner_cfg {
 /* Reason codes (stored in the decision log and the history DB). */
 enum tuner_reason {
     TUNER_R_NONE = 0,
-    TUNER_R_GHOST_DEMAND = 1,   /* cap raised: ghost hits predict extra hits with a bigger ring */
+    TUNER_R_GHOST_DEMAND = 1,   /* cap raised: ghost misses show demand a bigger ring would serve */
     TUNER_R_DECAY = 2,          /* cap lowered: ring slots went unused for the hold period */
     TUNER_R_BUDGET = 3,         /* cap limited or lowered to fit cache_max_bytes */
     TUNER_R_FLUSH_COST = 4,     /* threshold raised: flush time above flush_target */
     TUNER_R_FLUSH_CHEAP = 5,    /* threshold lowered: flushes cheap, pending bytes held for nothing */
     TUNER_R_PENDING_HELD = 6,   /* threshold lowered: pending bytes sat with no flush for the hold period */
-    TUNER_R_IDLE = 7,           /* trim: no large-block activity for idle_ms */
+    TUNER_R_IDLE = 7,           /* trim, and class caps back to the global cap: no large-block activity for idle_ms */
     TUNER_R_BOUNDS = 8,         /* knob was outside the configured bounds */
+    TUNER_R_THP_TOUCH = 9,      /* THP state of a class from the share of its pages the program touches */
     TUNER_NREASONS
 };
 
@@ -77,22 +83,33 @@ enum tuner_grade_code {
     TUNER_GRADE_INCONCLUSIVE = 3,   /* no traffic to judge by before the grade expired */
 };
 
+/* tuner_decision_t.flags */
+#define TUNER_D_OBSERVED 0x1u   /* the library made this change itself (a CLASS_THP state it chose):
+                                   logged and graded, nothing to apply */
+
 typedef struct tuner_decision {
-    uint32_t knob;              /* enum hak_knob_id: HAK_KNOB_RING_CAP, HAK_KNOB_BATCH_THRESHOLD, HAK_KNOB_TRIM */
-    uint32_t size_class;        /* UINT32_MAX = global (always, for these knobs) */
-    uint64_t old_value, new_value;   /* TRIM: old = bytes cached + pending, new = 0 */
+    uint32_t knob;              /* enum hak_knob_id: RING_CAP, BATCH_THRESHOLD, CLASS_CAP, TRIM, CLASS_THP */
+    uint32_t size_class;        /* CLASS_CAP / CLASS_THP: the class; UINT32_MAX = global (the other knobs) */
+    uint64_t old_value, new_value;   /* TRIM: old = bytes cached + pending, new = 0;
+                                        CLASS_CAP: blocks, HAK_CLASS_CAP_GLOBAL = follow the global cap;
+                                        CLASS_THP: enum hak_class_thp */
     uint32_t reason;            /* enum tuner_reason */
     uint32_t driver_class;      /* size class whose figures drove it, UINT32_MAX = none */
     double   predicted;         /* predicted effect after the change (units: see top) */
     double   before;            /* the same figure observed in the interval that led to it */
+    uint32_t flags;             /* TUNER_D_* */
+    uint32_t pad_;
 } tuner_decision_t;
 
-#define TUNER_MAX_DECISIONS 3   /* tuner_step never writes more than this */
-#define TUNER_PENDING_MAX   64  /* decisions awaiting a grade (oldest dropped beyond) */
+/* tuner_step never writes more than this: a cap and a THP decision per class,
+ * the threshold, the trim and the global cap.  Callers size their buffers
+ * with it. */
+#define TUNER_MAX_DECISIONS (2 * HAK_SHM_CLASSES + 4)
+#define TUNER_PENDING_MAX   128 /* decisions awaiting a grade (oldest dropped beyond) */
 
 /* Per-class memory of the policy. */
 typedef struct tuner_class_state {
-    uint32_t want;              /* ring cap this class wants (0 = no opinion yet) */
+    uint32_t want;              /* ring cap this class wants (0 = no opinion: it follows the global cap) */
     uint32_t quiet;             /* consecutive active intervals without ghost demand */
     uint32_t hold;              /* quiet intervals required before decaying (back-off) */
     uint32_t since_decay;       /* steps since this class's last decay step (UINT32_MAX = never) */
@@ -100,9 +117,17 @@ typedef struct tuner_class_state {
     uint32_t epoch_age;         /* steps in the current occupancy epoch */
     uint32_t lo[2], hi[2];      /* min/max cached_blocks seen: [0] current epoch, [1] previous */
     uint32_t live_hi[2];        /* max global blocks_live seen in the epochs (single active class) */
+    uint32_t ghost_lo[2];       /* fewest ghosts seen at a sample, two epochs: ghosts that old are stale */
     uint32_t slack;             /* consecutive active intervals whose usage left the want 25% idle */
     uint32_t since_raise;       /* active steps since this class's want was last raised (UINT32_MAX = never) */
-    uint32_t pad_;
+    uint32_t thp_seen;          /* THP state (enum hak_class_thp) at the last snapshot */
+    uint32_t thp_posted;        /* THP state decided and not yet seen (0 = none) */
+    uint32_t thp_posted_age;
+    uint32_t posted_age;        /* steps since posted was decided */
+    uint32_t has_posted;        /* posted holds a cap decided and not yet seen in the snapshot */
+    uint32_t granted;           /* cap the budget gave this class at the last step (0 = none) */
+    uint64_t posted;            /* that cap (HAK_CLASS_CAP_GLOBAL = back to the global cap) */
+    double   rate;              /* EWMA of the class's accesses per step (budget priority) */
 } tuner_class_state_t;
 
 typedef struct tuner_pending {
@@ -112,10 +137,14 @@ typedef struct tuner_pending {
     uint64_t at_ns;             /* taken_ns of the snapshot the decision was made on */
     uint64_t old_value, new_value;
     uint64_t hits, misses;      /* cache_hits / cache_misses at the decision */
+    uint64_t warm;              /* warm_near + warm_reshaped + warm_rescued at the decision */
     uint64_t flush_ns;          /* batch_flush_ns at the decision */
     uint64_t activity;          /* large_allocs + large_frees at the decision */
     uint64_t trims;             /* trims + evict_idle_trim counters at the decision */
     uint64_t bytes_flushed;     /* batch_bytes_flushed at the decision */
+    uint32_t size_class;        /* CLASS_CAP / CLASS_THP: the class (UINT32_MAX = global) */
+    uint32_t thp_samples;       /* CLASS_THP: blocks sampled by then */
+    uint64_t class_hits, class_misses;   /* CLASS_CAP: the class's ring figures at the decision */
 } tuner_pending_t;
 
 /* Everything the policy remembers: fixed size, no pointers, copyable. */
@@ -126,10 +155,11 @@ typedef struct tuner_state {
     /* idle */
     uint64_t last_activity;     /* large_allocs + large_frees last seen */
     uint64_t activity_ns;       /* taken_ns when it last changed */
-    uint32_t trimmed;           /* 1 once a TRIM was emitted for the current idle period */
-    /* ring cap */
+    uint32_t trimmed;           /* 1 once the idle period was handled (TRIM and caps back) */
+    /* global ring cap (bounds only) */
     uint32_t posted_cap;        /* cap decided and not yet seen in the knobs (UINT32_MAX = none) */
     uint32_t posted_age;
+    uint32_t ghost_epoch_age;   /* steps in the current ghost-floor epoch */
     /* batch threshold */
     uint32_t batch_agree;       /* consecutive intervals proposing a lower threshold */
     uint32_t batch_hold;        /* intervals they must agree before lowering (back-off) */
@@ -184,9 +214,9 @@ typedef struct tuner_grade {
  * Graded decisions are forgotten; the rest wait for the next call. */
 int tuner_grade_pending(tuner_state_t *st, const hak_snapshot_t *cur, tuner_grade_t *out, int max);
 
-/* "ghost_demand", "decay", ... ; "unknown" for an unknown code. */
+/* "ghost_demand", "decay", ..., "thp_touch"; "unknown" for an unknown code. */
 const char *tuner_reason_name(uint32_t reason);
-/* "ring_cap", "batch_threshold", "class_cap", "trim", "unknown". */
+/* "ring_cap", "batch_threshold", "class_cap", "trim", "class_thp", "unknown". */
 const char *tuner_knob_name(uint32_t knob);
 /* "ungraded", "confirmed", "refuted", "inconclusive", "unknown". */
 const char *tuner_grade_name(int grade);

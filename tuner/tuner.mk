@@ -1,6 +1,7 @@
 # tuner/tuner.mk - the tuner: policy + SQLite history in the library, and the
 # daemon build/hakmem-tuner (included by the top Makefile before its rules).
-#   $(O)/obj/tuner_<x>.o        library objects (LIB_CFLAGS), via TUNER_LIB_OBJS
+#   $(O)/obj/tuner_<x>.o        library objects (LIB_CFLAGS), via TUNER_LIB_OBJS (src/evolve.c, the
+#                               tuner's in-process host, is the library's only user of them)
 #   $(O)/obj/tuner-tool/<x>.o   the same sources for the daemon (BASE_CFLAGS)
 #   $(O)/gen/tuner_schema.h     tuner/schema.sql as a C table of migrations
 
@@ -8,12 +9,17 @@
 # targets from becoming the default goal.
 TUNER_SAVED_GOAL := $(.DEFAULT_GOAL)
 
-TUNER_MODULES   := policy db shmlog
-TUNER_HEADERS   := tuner/policy.h tuner/db.h tuner/shmlog.h include/hakmem/shm.h
+# The policy is one file per rule (tuner/policy_internal.h lists them).
+POLICY_MODULES  := policy policy_cap policy_batch policy_thp policy_trim policy_grade
+TUNER_MODULES   := $(POLICY_MODULES) db shmlog
+TUNER_HEADERS   := tuner/policy.h tuner/policy_internal.h tuner/db.h tuner/shmlog.h include/hakmem/shm.h
 TUNER_GEN       := $(O)/gen/tuner_schema.h
 TUNER_LIB_OBJS  += $(addprefix $(O)/obj/tuner_,$(addsuffix .o,$(TUNER_MODULES)))
 TUNER_TOOL_OBJS := $(addprefix $(O)/obj/tuner-tool/,$(addsuffix .o,$(TUNER_MODULES) main))
 TOOLS           += $(O)/hakmem-tuner
+
+# src/evolve.c embeds tuner_state_t: rebuild it when a tuner header changes.
+$(O)/obj/evolve.o: $(TUNER_HEADERS)
 
 $(TUNER_GEN): tuner/schema.sql tuner/schema2c.awk
 	@mkdir -p $(dir $@)
@@ -41,7 +47,8 @@ $(O)/hakmem-tuner: $(TUNER_TOOL_OBJS) $(TUNER_LISTEN_OBJS) $(READER_OBJ)
 
 # hakmem-report: offline reports from the history (tuner/report*.c).  A tool:
 # it links libsqlite3 directly (the library never does) and reuses the policy's
-# prediction primitive (tuner_hist_covered) from the tool build of policy.o.
+# prediction primitive (tuner_hist_covered) and the knob / reason names from
+# the tool build of the policy objects.
 # The HTML template dashboards/report.html is compiled in.
 REPORT_MODULES := report report_db report_model report_text report_json report_html
 REPORT_OBJS    := $(addprefix $(O)/obj/tuner-tool/,$(addsuffix .o,$(REPORT_MODULES)))
@@ -55,7 +62,9 @@ $(REPORT_GEN): dashboards/report.html tuner/report_tmpl2c.awk
 
 $(REPORT_OBJS): tuner/report.h $(REPORT_GEN)
 
-$(O)/hakmem-report: $(REPORT_OBJS) $(O)/obj/tuner-tool/policy.o
+REPORT_POLICY_OBJS := $(addprefix $(O)/obj/tuner-tool/,$(addsuffix .o,$(POLICY_MODULES)))
+
+$(O)/hakmem-report: $(REPORT_OBJS) $(REPORT_POLICY_OBJS)
 	$(call msg,CCLD,$@)
 	$(Q)$(CC) $(BASE_CFLAGS) -o $@ $^ -lsqlite3 -lm $(SAN_LDFLAGS)
 
