@@ -4,7 +4,13 @@
  * who set a variable wants to know it was ignored) and the default stays; an
  * out-of-range value is clamped to the nearest bound with a warning.
  * Adding an option = one row in hak_option_defs plus its field in hak_options_t.
+ *
+ * The environment is read with secure_getenv: in a setuid/setgid or
+ * capability-gaining program (AT_SECURE, e.g. libhakmem in /etc/ld.so.preload)
+ * every HAKMEM_* variable is ignored and the defaults hold, so the invoking
+ * user cannot choose, say, where a privileged process writes HAKMEM_HISTORY.
  */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -40,6 +46,9 @@ static const hak_option_def_t hak_option_defs[] = {
     {"HAKMEM_WARM_REUSE", HAK_OPT_BOOL, 1, 0, 1, NULL,
      "a miss first reuses warm memory hakmem holds: a block pending in Batch, a cached block up to one doubling "
      "bigger, a smaller cached block grown by mremap (0 = map fresh memory, for A/B comparisons)", OPT(warm_reuse)},
+    {"HAKMEM_TCACHE_MAX_BYTES", HAK_OPT_SIZE, 16 * MiB, 0, 1 * GiB, NULL,
+     "bytes of freed large blocks each thread keeps in its own front cache, at most 8 blocks, before the rings "
+     "(0 = no front cache); not part of HAKMEM_CACHE_MAX_BYTES", OPT(tcache_max_bytes)},
     {"HAKMEM_STATS", HAK_OPT_BOOL, 1, 0, 1, NULL,
      "publish counters in /dev/shm/hakmem.<pid> (0 = off; counting still happens in private memory)", OPT(stats)},
     {"HAKMEM_VERBOSE", HAK_OPT_UINT, 0, 0, 2, NULL,
@@ -97,7 +106,7 @@ static int parse_value(const hak_option_def_t *d, const char *s, uint64_t *out) 
     }
 }
 
-static const char *default_getter(const char *name) { return getenv(name); }
+static const char *default_getter(const char *name) { return secure_getenv(name); }
 
 void hak_options_load(const char *(*getter)(const char *)) {
     if (getter == NULL) getter = default_getter;

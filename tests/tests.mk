@@ -16,6 +16,14 @@ $(O)/tests/%: tests/unit/%.c $(O)/libhakmem_core.a $(HEADERS) $(wildcard tests/u
 	$(call msg,CCLD,$@)
 	$(Q)$(CC) $(BASE_CFLAGS) $(DEPFLAGS) -o $@ $< $(O)/libhakmem_core.a -lcmocka -ldl $(SAN_LDFLAGS)
 
+# Programs that link the core itself (its internals, no preload): explicit
+# targets, so the preload-program rule below does not apply to them.
+CORE_PROGS := env_probe
+$(addprefix $(O)/tests/progs/,$(CORE_PROGS)): $(O)/tests/progs/%: tests/progs/%.c $(O)/libhakmem_core.a $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(call msg,CCLD,$@)
+	$(Q)$(CC) $(BASE_CFLAGS) $(DEPFLAGS) -o $@ $< $(O)/libhakmem_core.a -ldl $(SAN_LDFLAGS)
+
 $(O)/tests/progs/%: tests/progs/%.c $(READER_OBJ) $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(call msg,CCLD,$@)

@@ -1,4 +1,7 @@
-/* test_options.c - HAKMEM_* parsing: good values, bad values, clamping. */
+/* test_options.c - HAKMEM_* parsing: good values, bad values, clamping; the
+ * environment is read with secure_getenv. */
+#define _GNU_SOURCE
+#include <dlfcn.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,6 +23,22 @@ static const char *fake_env(const char *name) {
 static void load(const char *const *pairs) {
     env_pairs = pairs;
     hak_options_load(fake_env);
+}
+
+/* This executable's secure_getenv takes the place of libc's for the core's
+ * calls (the core is linked in statically).  While `secure_env` is set it
+ * answers from env_pairs and counts the calls; otherwise it is libc's.  libc
+ * itself and cmocka read their own variables through other entry points. */
+static bool secure_env;
+static int secure_calls;
+char *secure_getenv(const char *name) {
+    if (secure_env) {
+        secure_calls++;
+        return (char *)fake_env(name);
+    }
+    static char *(*real)(const char *);
+    if (real == NULL) real = (char *(*)(const char *))dlsym(RTLD_NEXT, "secure_getenv");
+    return real ? real(name) : NULL;
 }
 
 static void test_parse_size(void **state) {
@@ -90,6 +109,39 @@ static void test_bad_and_out_of_range(void **state) {
     assert_int_equal(hak_opt.ring_cap, 4);
 }
 
+/* hak_options_load(NULL) reads every option with secure_getenv and never
+ * with getenv: the real environment says one thing, secure_getenv another. */
+static void test_default_getter_is_secure_getenv(void **state) {
+    (void)state;
+    size_t n;
+    hak_option_table(&n);
+    assert_int_equal(setenv("HAKMEM_RING_CAP", "9", 1), 0);
+    assert_int_equal(setenv("HAKMEM_HISTORY", "/tmp/from-getenv.db", 1), 0);
+    static const char *const env[] = {"HAKMEM_RING_CAP", "7", "HAKMEM_HISTORY", "/tmp/from-secure.db", NULL};
+    env_pairs = env;
+    secure_calls = 0;
+    secure_env = true;
+    hak_options_load(NULL);
+    secure_env = false;
+    assert_int_equal(secure_calls, (int)n);                 /* every option, once */
+    assert_int_equal(hak_opt.ring_cap, 7);
+    assert_string_equal(hak_opt.history, "/tmp/from-secure.db");
+    /* As in an AT_SECURE (setuid) process: secure_getenv answers NULL, the
+     * variables in environ are ignored, the defaults hold. */
+    env_pairs = NULL;
+    secure_env = true;
+    hak_options_load(NULL);
+    secure_env = false;
+    assert_int_equal(hak_opt.ring_cap, 4);
+    assert_string_equal(hak_opt.history, "");
+    /* Outside such a process the real secure_getenv is getenv. */
+    hak_options_load(NULL);
+    assert_int_equal(hak_opt.ring_cap, 9);
+    assert_string_equal(hak_opt.history, "/tmp/from-getenv.db");
+    unsetenv("HAKMEM_RING_CAP");
+    unsetenv("HAKMEM_HISTORY");
+}
+
 static void test_table_is_complete(void **state) {
     (void)state;
     size_t n;
@@ -113,6 +165,7 @@ int main(void) {
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_good_values),
         cmocka_unit_test(test_bad_and_out_of_range),
+        cmocka_unit_test(test_default_getter_is_secure_getenv),
         cmocka_unit_test(test_table_is_complete),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
