@@ -5,7 +5,7 @@
  * Schema: tuner/schema.sql, compiled in as a table of migrations
  * ($(O)/gen/tuner_schema.h).  The samples table gets one column per
  * HAK_COUNTERS / HAK_GAUGES name, generated here from the X-macros.
- * Every write is one transaction; WAL journal; busy_timeout 2 s.
+ * Every write is one transaction; WAL journal; busy_timeout 2 s (TUNER_DB_BUSY_TIMEOUT_MS, settable).
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -28,7 +28,6 @@ struct tuner_migration {
 #include "tuner_schema.h"
 _Static_assert(TUNER_MIGRATIONS_N == TUNER_DB_SCHEMA_VERSION, "db.h version matches schema.sql");
 
-#define BUSY_TIMEOUT_MS 2000
 #define SQLITE_SONAME   "libsqlite3.so.0"
 
 /* Column names generated from the one counter list. */
@@ -58,6 +57,7 @@ struct tuner_db {
     int version;                    /* schema version after open */
     int full;                       /* migrated to the newest version: inserts prepared */
     sqlite3_stmt *ins_run, *ins_sample, *ins_class, *ins_decision, *upd_grade, *upd_end;
+    int busy_ms;                    /* how long a write waits for another writer's lock */
     char err[512];
 };
 
@@ -80,7 +80,7 @@ static int sql_fail(tuner_db_t *db, const char *what) {
     int code = API(db)->sqlite3_errcode(db->h);
     const char *msg = API(db)->sqlite3_errmsg(db->h);
     if (code == SQLITE_BUSY || code == SQLITE_LOCKED)
-        set_err(db, "%s: database locked for more than %d ms by another writer (%s)", what, BUSY_TIMEOUT_MS, msg);
+        set_err(db, "%s: database locked for more than %d ms by another writer (%s)", what, db->busy_ms, msg);
     else
         set_err(db, "%s: %s", what, msg);
     return -1;
@@ -92,6 +92,12 @@ uint64_t tuner_db_now_ns(void) {
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+void tuner_db_set_busy_timeout(tuner_db_t *db, int ms) {
+    if (db == NULL || ms < 0) return;
+    db->busy_ms = ms;
+    API(db)->sqlite3_busy_timeout(db->h, ms);
+}
+
 const char *tuner_db_errmsg(const tuner_db_t *db) { return db ? db->err : "no database"; }
 
 int tuner_db_exec(tuner_db_t *db, const char *sql) {
@@ -99,7 +105,7 @@ int tuner_db_exec(tuner_db_t *db, const char *sql) {
     if (API(db)->sqlite3_exec(db->h, sql, NULL, NULL, &msg) != SQLITE_OK) {
         int code = API(db)->sqlite3_errcode(db->h);
         if (code == SQLITE_BUSY || code == SQLITE_LOCKED)
-            set_err(db, "database locked for more than %d ms by another writer", BUSY_TIMEOUT_MS);
+            set_err(db, "database locked for more than %d ms by another writer", db->busy_ms);
         else
             set_err(db, "%s", msg ? msg : API(db)->sqlite3_errmsg(db->h));
         if (msg) API(db)->sqlite3_free(msg);
@@ -305,7 +311,8 @@ tuner_db_t *tuner_db_open_version(const char *path, int max_version, char *err, 
         set_err(db, "cannot open %s: %s", path, db->h ? API(db)->sqlite3_errmsg(db->h) : "out of memory");
         goto fail;
     }
-    API(db)->sqlite3_busy_timeout(db->h, BUSY_TIMEOUT_MS);
+    db->busy_ms = TUNER_DB_BUSY_TIMEOUT_MS;
+    API(db)->sqlite3_busy_timeout(db->h, db->busy_ms);
     /* The first statement reads the header: "not a database" shows up here. */
     if (tuner_db_query_i64(db, "PRAGMA user_version", &v) != 0) {
         set_err(db, "%s: %s", path, API(db)->sqlite3_errmsg(db->h));

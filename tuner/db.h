@@ -7,7 +7,8 @@
  * tuning) on a machine without SQLite; only the history is missing then.
  * The daemon, the in-process tuner and the report use this same code.
  *
- * Database: WAL journal, busy_timeout 2000 ms, schema version in
+ * Database: WAL journal, busy_timeout TUNER_DB_BUSY_TIMEOUT_MS (2000 ms; the
+ * in-process tuner sets a shorter one with tuner_db_set_busy_timeout), schema version in
  * PRAGMA user_version, migrations applied in order from a table, each in its
  * own transaction.  Every write is one transaction (BEGIN IMMEDIATE ...
  * COMMIT), so a writer killed at any point leaves the DB as of its last
@@ -30,6 +31,7 @@
 #include "policy.h"
 
 #define TUNER_DB_SCHEMA_VERSION 2   /* newest schema this code writes */
+#define TUNER_DB_BUSY_TIMEOUT_MS 2000   /* default wait for another writer's lock, per write */
 
 typedef struct tuner_db tuner_db_t;
 
@@ -65,6 +67,11 @@ int tuner_db_grade(tuner_db_t *db, int64_t run, const tuner_grade_t *g);
 
 /* Close run (end_ns = CLOCK_REALTIME ns).  0 or -1. */
 int tuner_db_run_end(tuner_db_t *db, int64_t run, uint64_t end_ns);
+
+/* How long each later write waits for another writer's lock before it fails
+ * with "database locked" (ms; 0 = fail at once).  Default
+ * TUNER_DB_BUSY_TIMEOUT_MS. */
+void tuner_db_set_busy_timeout(tuner_db_t *db, int ms);
 
 /* Close the DB (NULL is a no-op). */
 void tuner_db_close(tuner_db_t *db);
