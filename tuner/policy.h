@@ -126,6 +126,8 @@ typedef struct tuner_class_state {
     uint32_t posted_age;        /* steps since posted was decided */
     uint32_t has_posted;        /* posted holds a cap decided and not yet seen in the snapshot */
     uint32_t granted;           /* cap the budget gave this class at the last step (0 = none) */
+    uint32_t run_base;          /* ring occupancy when the latest run of ghost misses began */
+    uint32_t run_ghosts;        /* ghost misses of that run so far (it may span intervals) */
     uint64_t posted;            /* that cap (HAK_CLASS_CAP_GLOBAL = back to the global cap) */
     double   rate;              /* EWMA of the class's accesses per step (budget priority) */
 } tuner_class_state_t;

@@ -14,9 +14,10 @@
  *             from the histogram  cap_then + the smallest k covering
  *                                 hit_target (1.0: all) of covered(kmax)
  *             from the ghosts     cached + fresh ghosts (a ring drained by
- *                                 the interval's only run, in progress:
- *                                 cap_then + its ghost misses so far + the
- *                                 fresh ghosts, the rest of the run)
+ *                                 a run in progress: the occupancy it began
+ *                                 with + its ghost misses so far, followed
+ *                                 across intervals, + the fresh ghosts, the
+ *                                 rest of the run)
  *           the larger of the two.  Ghosts that sat through two epochs of
  *           samples are stale and do not count.  Right after a raise the
  *           want is bounded by the blocks seen in play (the ring may still
@@ -205,25 +206,35 @@ static uint64_t ring_base(const hak_shm_class_t *pc, const hak_shm_class_t *cc, 
     return min64(cap_then, max64(pc->cached_blocks, cc->cached_blocks));
 }
 
+/* Follow the latest run of ghost misses across intervals: hd[0] counts the
+ * runs that began in the interval (every run has one miss at deficit 1); a
+ * run that goes on adds its ghost misses. */
+static void run_note(tuner_class_state_t *cs, const uint64_t hd[8], uint64_t base, uint64_t deficit) {
+    uint64_t dg = 0;
+    for (int b = 0; b < 8; b++) dg += hd[b];
+    if (hd[0] > 0) {
+        cs->run_base = clamp32(base);
+        /* the newest run: what the others (taken as long as the longest) leave */
+        cs->run_ghosts = clamp32(hd[0] == 1 ? dg : min64(sub0(dg, (hd[0] - 1) * deficit), deficit));
+    } else {
+        cs->run_ghosts = clamp32((uint64_t)cs->run_ghosts + dg);
+    }
+}
+
 /* Blocks class c would need now to have served this interval's ghost misses
  * and to keep every block it still sees demand for. */
 static uint64_t class_demand(const tuner_state_t *st, const tuner_class_state_t *cs, const hak_shm_class_t *cc,
-                             const uint64_t hd[8], uint64_t cap_then) {
+                             const uint64_t hd[8], uint64_t base, uint64_t deficit) {
     const tuner_cfg_t *cfg = &st->cfg;
-    uint64_t kmax = sub0(cfg->ring_cap_max, cap_then);
-    uint64_t deficit = smallest_k(hd, kmax, cfg->hit_target);   /* the longest run, for hit_target 1 */
-    uint64_t from_hist = cap_then + deficit;
+    /* complete runs of the interval; a run still going on counts from its start */
+    uint64_t from_hist = hd[0] > 0 ? base + deficit : (uint64_t)cs->run_base + cs->run_ghosts;
     uint64_t fresh = sub0(cc->ghosts, ghost_floor(cs));
     uint64_t from_ghosts;
     if (cc->cached_blocks == 0) {
         /* A drained ring: a run is in progress (or done, its blocks live).
-         * When it is the interval's only run (hd[0] counts the runs begun),
-         * it took cap_then hits, then the ghost misses counted so far, and
-         * the fresh ghosts are the rest of it.  With earlier runs in the
-         * interval, the longest complete one is the measure (from_hist). */
-        uint64_t dg = 0;
-        for (int b = 0; b < 8; b++) dg += hd[b];
-        from_ghosts = hd[0] <= 1 ? cap_then + dg + fresh : from_hist;
+         * It took run_base hits, then its ghost misses so far; the fresh
+         * ghosts are the rest of it. */
+        from_ghosts = (uint64_t)cs->run_base + cs->run_ghosts + fresh;
     } else {
         /* blocks in the ring: a big enough ring would hold them and every fresh ghost */
         from_ghosts = cc->cached_blocks + fresh;
@@ -378,11 +389,14 @@ int tuner_policy_cap(tuner_state_t *st, const hak_snapshot_t *prev, const hak_sn
         uint64_t hd[8], dg = 0;
         hist_delta(pc, cc, hd);
         for (int b = 0; b < 8; b++) dg += hd[b];
+        uint64_t base = ring_base(pc, cc, cap_then);
+        uint64_t deficit = smallest_k(hd, sub0(cfg->ring_cap_max, base), cfg->hit_target);   /* the longest run */
+        run_note(cs, hd, base, deficit);
         if (dg >= GHOST_MIN && dg * 1000 >= acc * GHOST_MIN_PERMILLE) {
-            uint64_t need = class_demand(st, cs, cc, hd, ring_base(pc, cc, cap_then));
+            uint64_t need = class_demand(st, cs, cc, hd, base, deficit);
             /* right after a raise the ring may still be filling and the
              * deficits overcount: never beyond the blocks seen in play */
-            if (cs->since_raise <= 2 && need > inplay && inplay > cs->want) need = inplay;
+            if (cs->since_raise <= 2 && need > max64(inplay, cs->want)) need = max64(inplay, cs->want);
             cs->quiet = 0;
             cs->slack = 0;
             /* A class the budget holds below its want keeps missing: its

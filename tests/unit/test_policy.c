@@ -5,7 +5,7 @@
  * A small simulator reproduces BigCache's ring and ghost accounting as
  * src/bigcache.c does it (ring count, ghosts, deficit run, reuse_hist, the
  * per-class cap that overrides the global one, the tune_signal the core
- * raises at the 4th ghost miss in a row), runs a synthetic workload, applies
+ * raises at the 4th ghost miss in a row and every 32 after), runs a synthetic workload, applies
  * the policy's decisions the way the library would, and hands the policy
  * snapshots: no library, no preload, no clock.
  */
@@ -145,7 +145,7 @@ static void sim_pop(sim_t *m, int c) {
         if (b > 7) b = 7;
         s->ghost_hits++;
         s->reuse_hist[b]++;
-        if (r->deficit == 4) {
+        if (r->deficit == 4 || (r->deficit > 4 && r->deficit % 32 == 0)) {   /* as bigcache.c */
             m->signals++;
             if (m->signal_steps) sim_step(m);
         }
@@ -823,6 +823,26 @@ static void test_signal_mid_run_whole_demand(void **state) {
     assert_int_equal(m.live_blocks, 8);                 /* decided after 4 hits + 4 ghost misses */
 }
 
+/* (a) A step at every signal of the core (the 4th ghost miss of a run, and
+ * every 32 after), as the in-process tuner takes them: the steps in the
+ * middle of a run that spans them, right after a raise, must not count the
+ * run from the new cap (once seen: 4 -> 112 -> 113 -> 239 for 120 blocks). */
+static void test_signal_steps_no_overshoot(void **state) {
+    (void)state;
+    static sim_t m;
+    sim_init(&m, 4, 1 * GiB, NULL);
+    sim_step(&m);
+    m.signal_steps = 1;
+    for (int i = 0; i < 6; i++) cycle(&m, 0, 120);
+    sim_step(&m);
+    assert_true(cap_of(&m, 0) >= 120 && cap_of(&m, 0) <= 126);
+    assert_true(m.nraise <= 3);
+    assert_int_equal(m.nlower, 0);
+    cycle(&m, 0, 120);
+    sim_step(&m);
+    assert_int_equal(m.im, 0);
+}
+
 /* A workload of several classes sampled at arbitrary points of its cycle
  * (as a timer would), with flushes of noisy cost: classes 0 (100 x 2 MiB)
  * and 3 (20 x 512 KiB) cycle, class 2 (8 MiB) blocks go through Batch. */
@@ -1102,6 +1122,7 @@ int main(void) {
         cmocka_unit_test(test_deterministic),
         cmocka_unit_test(test_first_run_whole_demand),
         cmocka_unit_test(test_signal_mid_run_whole_demand),
+        cmocka_unit_test(test_signal_steps_no_overshoot),
         cmocka_unit_test(test_steady_fixed_point),
         cmocka_unit_test(test_steady_adversarial_sampling),
         cmocka_unit_test(test_demand_falls_then_idle),
