@@ -34,6 +34,9 @@
 #include "shmlog.h"
 
 #define MAX_TARGETS 256
+#define CLS_CAP 0x1u
+#define CLS_THP 0x2u
+#define CLASS_POST_BUDGET_NS 20000000ull   /* per tick: time spent waiting for class requests to apply */
 #define MAX_SNAP_FAILS 20   /* consecutive failed snapshots before a target is dropped */
 
 static const char usage_text[] =
@@ -52,8 +55,8 @@ static const char usage_text[] =
     "  --duration SEC    stop after SEC seconds (default: run until signalled)\n"
     "  --idle-ms MS      idle time before a trim (default: the process's HAKMEM_IDLE_MS)\n"
     "  --budget BYTES    cache budget for the ring cap (K/M/G; default: HAKMEM_CACHE_MAX_BYTES)\n"
-    "  --cap-min N       lowest ring cap to set (default 1)\n"
-    "  --cap-max N       highest ring cap to set (default 512)\n"
+    "  --cap-min N       lowest ring cap to set, global or per class (default 1)\n"
+    "  --cap-max N       highest ring cap to set, global or per class (default 512)\n"
     "  --listen [ADDR:PORT]  serve GET /metrics over HTTP: the telemetry of every hakmem\n"
     "                    process of this user, Prometheus text format (the names of\n"
     "                    hakmem-stat --prometheus); default " TUNER_LISTEN_DEFAULT " (loopback);\n"
@@ -88,6 +91,12 @@ typedef struct target {
     int fails;
     uint64_t seen_head;             /* decision log entries already recorded (recording only) */
     uint64_t ctl_seq, ctl_flags, ctl_cap, ctl_thr;   /* our last control request */
+    /* per-class requests: the control block has one class slot, so they go
+     * one class at a time (post_class_requests) */
+    uint64_t cls_cap[HAK_SHM_CLASSES];   /* CLASS_CAP to post (HAK_CLASS_CAP_GLOBAL = follow ring_cap) */
+    uint32_t cls_thp[HAK_SHM_CLASSES];   /* CLASS_THP state to post */
+    uint8_t cls_dirty[HAK_SHM_CLASSES];  /* CLS_CAP | CLS_THP: still to post */
+    uint64_t cls_seq;                    /* our last class request (0 = none) */
     tuner_state_t st;
     int alive;
 } target_t;
@@ -315,30 +324,84 @@ static void target_close(tuner_db_t *db, target_t *t, const char *why, int quiet
     fflush(stdout);
 }
 
-/* Post the decisions of one step as ONE control request (merged with our
- * previous request if the library has not applied it yet: a second post
- * replaces the first). */
+static int request_applied(const target_t *t, uint64_t seq) {
+    return seq == 0 || __atomic_load_n(&t->h.shm->control.applied_seq, __ATOMIC_ACQUIRE) >= seq;
+}
+
+/* Post the queued per-class requests, one class per request: the control
+ * block holds one class at a time, so each waits until the library applied
+ * the previous one (it does at its next large operation, or at once from its
+ * background thread).  What is not applied within CLASS_POST_BUDGET_NS stays
+ * queued for the next tick. */
+static void post_class_requests(target_t *t) {
+    uint64_t deadline = mono_ns() + CLASS_POST_BUDGET_NS;
+    for (uint32_t c = 0; c < HAK_SHM_CLASSES; c++) {
+        if (!t->cls_dirty[c]) continue;
+        while (!request_applied(t, t->cls_seq)) {
+            if (mono_ns() >= deadline) return;
+            struct timespec ts = {0, 200000L};
+            nanosleep(&ts, NULL);
+        }
+        uint64_t flags = (t->cls_dirty[c] & CLS_CAP ? HAK_CTL_CLASS_CAP : 0) |
+                         (t->cls_dirty[c] & CLS_THP ? HAK_CTL_CLASS_THP : 0);
+        t->cls_seq = hak_shm_control_post_class(t->h.shm, flags, c, t->cls_cap[c], t->cls_thp[c]);
+        t->cls_dirty[c] = 0;
+    }
+}
+
+/* Post the decisions of one step: the global knobs and the trim as ONE
+ * control request (merged with our previous request if the library has not
+ * applied it yet), the per-class ones queued for post_class_requests. */
 static void post_control(target_t *t, const tuner_decision_t *d, int n) {
     uint64_t flags = 0;
     for (int i = 0; i < n; i++) {
+        uint32_t c = d[i].size_class;
         switch (d[i].knob) {
         case HAK_KNOB_RING_CAP: flags |= HAK_CTL_RING_CAP, t->ctl_cap = d[i].new_value; break;
         case HAK_KNOB_BATCH_THRESHOLD: flags |= HAK_CTL_BATCH_THRESHOLD, t->ctl_thr = d[i].new_value; break;
         case HAK_KNOB_TRIM: flags |= HAK_CTL_TRIM; break;
+        case HAK_KNOB_CLASS_CAP:
+            if (c < HAK_SHM_CLASSES) t->cls_cap[c] = d[i].new_value, t->cls_dirty[c] |= CLS_CAP;
+            break;
+        case HAK_KNOB_CLASS_THP:
+            if (c < HAK_SHM_CLASSES && !(d[i].flags & TUNER_D_OBSERVED))
+                t->cls_thp[c] = (uint32_t)d[i].new_value, t->cls_dirty[c] |= CLS_THP;
+            break;
         default: break;
         }
     }
-    if (!flags) return;
-    uint64_t applied = __atomic_load_n(&t->h.shm->control.applied_seq, __ATOMIC_ACQUIRE);
-    if (t->ctl_seq && applied < t->ctl_seq) flags |= t->ctl_flags;
-    t->ctl_flags = flags;
-    t->ctl_seq = hak_shm_control_post(t->h.shm, flags, t->ctl_cap, t->ctl_thr);
+    if (flags) {
+        if (t->ctl_seq && !request_applied(t, t->ctl_seq)) flags |= t->ctl_flags;
+        t->ctl_flags = flags;
+        t->ctl_seq = hak_shm_control_post(t->h.shm, flags, t->ctl_cap, t->ctl_thr);
+    }
+    post_class_requests(t);
+}
+
+static const char *thp_state_name(uint64_t v) {
+    switch (v) {
+    case HAK_CTHP_NA: return "n/a";
+    case HAK_CTHP_UNDECIDED: return "undecided";
+    case HAK_CTHP_HUGE: return "huge";
+    case HAK_CTHP_SMALL: return "small";
+    default: return "?";
+    }
 }
 
 static void print_decision(int pid, const tuner_decision_t *d, uint64_t seq) {
     if (d->knob == HAK_KNOB_TRIM)
         printf("pid %d: #%" PRIu64 " trim (%s): %" PRIu64 " bytes held -> 0\n", pid, seq, tuner_reason_name(d->reason),
                d->old_value);
+    else if (d->knob == HAK_KNOB_CLASS_THP)
+        printf("pid %d: #%" PRIu64 " class_thp[%u] %s -> %s (%s%s, touched %.0f%%)\n", pid, seq, d->size_class,
+               thp_state_name(d->old_value), thp_state_name(d->new_value), tuner_reason_name(d->reason),
+               d->flags & TUNER_D_OBSERVED ? ", chosen by the library" : "", d->predicted * 100.0);
+    else if (d->knob == HAK_KNOB_CLASS_CAP && d->new_value == HAK_CLASS_CAP_GLOBAL)
+        printf("pid %d: #%" PRIu64 " class_cap[%u] %" PRIu64 " -> global (%s)\n", pid, seq, d->size_class, d->old_value,
+               tuner_reason_name(d->reason));
+    else if (d->knob == HAK_KNOB_CLASS_CAP)
+        printf("pid %d: #%" PRIu64 " class_cap[%u] %" PRIu64 " -> %" PRIu64 " (%s, predicted %.3f, before %.3f)\n", pid,
+               seq, d->size_class, d->old_value, d->new_value, tuner_reason_name(d->reason), d->predicted, d->before);
     else
         printf("pid %d: #%" PRIu64 " %s %" PRIu64 " -> %" PRIu64 " (%s, predicted %.3f, before %.3f)\n", pid, seq,
                tuner_knob_name(d->knob), d->old_value, d->new_value, tuner_reason_name(d->reason), d->predicted,
@@ -386,9 +449,9 @@ static void target_tick(const opts_t *o, tuner_db_t *db, target_t *t) {
         if (t->cur.mode != HAK_MODE_FIXED) {   /* switched to evolving? leave it alone */
             t->driving = 0;
         } else {
-            tuner_decision_t d[TUNER_MAX_DECISIONS];
-            int n = tuner_step(&t->st, t->have_prev ? &t->prev : NULL, &t->cur, d, TUNER_MAX_DECISIONS);
-            if (n > 0) post_control(t, d, n);
+            static tuner_decision_t d[TUNER_MAX_DECISIONS];   /* one target at a time */
+            int n = tuner_step(&t->st, t->have_prev ? &t->prev : NULL, &t->cur, d, (int)TUNER_MAX_DECISIONS);
+            post_control(t, d, n);
             uint64_t now = tuner_db_now_ns();
             for (int i = 0; i < n; i++) {
                 uint64_t seq = tuner_shm_log_decision(t->h.shm, &d[i], now);

@@ -8,7 +8,8 @@
 # Checks (sqlite3 CLI on the DB, and phased's own per-phase figures):
 #   - the run, samples, per-class samples and decisions are recorded, every
 #     decision with a reason and a prediction, some graded;
-#   - the ring cap rose to cover the big working set (>= 100);
+#   - the 2 MiB class's cap rose to cover the big working set (>= 100), with
+#     few cap decisions (no flapping);
 #   - the hit rate of the later big phases beats fixed cap 4 by far;
 #   - after the workload, exactly one idle trim, and bytes cached fell to 0
 #     while the process slept;
@@ -83,16 +84,21 @@ echo "decisions by knob/reason:"; q "SELECT knob, reason, COUNT(*) FROM decision
 echo "grades:"; q "SELECT CASE grade WHEN 1 THEN 'confirmed' WHEN 2 THEN 'refuted' WHEN 3 THEN 'inconclusive' ELSE 'ungraded' END, COUNT(*) FROM decisions GROUP BY 1" | sed 's/^/  /'
 [ "$(q "SELECT COUNT(*) FROM decisions WHERE grade IN (1, 2)")" -ge 1 ] || fail "no decision was graded"
 
-# the ring cap rose to cover the big working set, by ghost demand
-raised=$(q "SELECT COALESCE(MAX(new_value), 0) FROM decisions WHERE knob = 'ring_cap' AND reason = 'ghost_demand'")
-maxcap=$(q "SELECT MAX(ring_cap) FROM samples")
-echo "ring cap: raised to $raised, max seen in samples $maxcap (start 4)"
+# the 2 MiB class's cap rose to cover the big working set, by ghost demand
+# (per-class caps: class_cap decisions; the global ring_cap stays the default)
+raised=$(q "SELECT COALESCE(MAX(new_value), 0) FROM decisions WHERE knob IN ('ring_cap', 'class_cap') AND reason = 'ghost_demand'")
+maxcap=$(q "SELECT MAX(cap) FROM class_samples WHERE size = 2097152")
+echo "ring cap of the 2 MiB class: raised to $raised, max seen in samples $maxcap (start 4)"
 [ "$raised" -ge 100 ] || fail "ring cap was not raised to cover 120 blocks (max decision $raised)"
-[ "$maxcap" -ge 100 ] || fail "the raised cap was not applied (max sampled ring_cap $maxcap)"
+[ "$maxcap" -ge 100 ] || fail "the raised cap was not applied (max sampled class cap $maxcap)"
 # how fast: intervals from the first sample with big-phase ghost demand to cap >= 100
 first_big=$(q "SELECT MIN(id) FROM samples WHERE blocks_live >= 40")
-reach=$(q "SELECT MIN(id) FROM samples WHERE ring_cap >= 100")
+reach=$(q "SELECT MIN(sample_id) FROM class_samples WHERE size = 2097152 AND cap >= 100")
 echo "first sample with >= 40 blocks live: $first_big; first with cap >= 100: $reach ($((reach - first_big)) intervals later)"
+# no flapping: the caps of the 2 MiB class change direction at most once per big/small swing
+ncap=$(q "SELECT COUNT(*) FROM decisions WHERE knob IN ('ring_cap', 'class_cap') AND new_value != -1")
+echo "cap decisions (not counting the idle reset): $ncap"
+[ "$ncap" -le 8 ] || fail "$ncap cap decisions for 4 rounds of one pattern: the tuner flaps"
 
 # hit rates of the later phases: driven vs fixed cap 4
 hr() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p" "$2"; }
