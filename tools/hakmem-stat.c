@@ -229,6 +229,17 @@ static bool parse_seconds(const char *s, double *out) {
 // ---------------------------------------------------------------------------
 // Tables derived from shm.h (names of counters/gauges come from its X-macros)
 // ---------------------------------------------------------------------------
+/* enum hak_class_thp as shown by the tool. */
+static const char *class_thp_name(uint32_t state) {
+    switch (state) {
+    case HAK_CTHP_NA: return "-";
+    case HAK_CTHP_UNDECIDED: return "undecided";
+    case HAK_CTHP_HUGE: return "huge";
+    case HAK_CTHP_SMALL: return "small";
+    default: return "?";
+    }
+}
+
 /* Names, units and Prometheus names of the knob, kernel and class figures:
  * tools/metrics.c (shared with hakmem-tuner --listen). */
 
@@ -439,15 +450,23 @@ static void print_one(FILE *f, const hak_snapshot_t *s) {
     if (used == 0) return;
     fprintf(f, "  %5s %10s %9s %9s %9s", "class", "size", "hits", "misses", "puts");
     for (int r = 0; r < HAK_EVICT_NREASONS; r++) fprintf(f, " %11s", hak_metric_evict_reason(r));
-    fprintf(f, " %7s %5s %9s\n", "cached", "cap", "ghost");
+    fprintf(f, " %7s %5s %-6s %9s %7s %-9s %8s\n", "cached", "cap", "cap_by", "ghost", "ghosts", "thp", "touched");
     for (uint32_t i = 0; i < s->nclasses; i++) {
         const hak_shm_class_t *cl = &s->classes[i];
         if (!hak_metric_class_used(cl)) continue;
         fprintf(f, "  %5u %10s %9" PRIu64 " %9" PRIu64 " %9" PRIu64, i, fmt_bytes(b1, sizeof b1, (double)cl->size),
                 cl->hits, cl->misses, cl->puts);
         for (int r = 0; r < HAK_EVICT_NREASONS; r++) fprintf(f, " %11" PRIu64, cl->evictions[r]);
-        fprintf(f, " %7" PRIu64 " %5" PRIu64 " %9" PRIu64 "\n", cl->cached_blocks, cl->cap, cl->ghost_hits);
+        char touched[32] = "-";
+        if (HAK_CTHP_SAMPLES(cl->thp) > 0)
+            snprintf(touched, sizeof touched, "%.0f%%/%u", HAK_CTHP_PERMILLE(cl->thp) / 10.0, HAK_CTHP_SAMPLES(cl->thp));
+        fprintf(f, " %7" PRIu64 " %5" PRIu64 " %-6s %9" PRIu64 " %7" PRIu64 " %-9s %8s\n", cl->cached_blocks, cl->cap,
+                cl->class_cap == HAK_CLASS_CAP_GLOBAL ? "global" : "class", cl->ghost_hits, cl->ghosts,
+                class_thp_name(HAK_CTHP_STATE(cl->thp)), touched);
     }
+    fprintf(f, "  (cap_by: the class's own cap (tuner, hak_set_class_cap) or the global ring_cap; ghost: misses a\n"
+               "   bigger ring would have hit; ghosts: evictions not yet missed; touched: pages the program touched\n"
+               "   in the blocks sampled at free / blocks sampled)\n");
 }
 
 // ---------------------------------------------------------------------------
@@ -566,6 +585,17 @@ static void json_proc(jw_t *w, const char *key, const hak_snapshot_t *s, const h
         jw_u64(w, "class", i);
         jw_u64(w, "size", cl->size);
         for (size_t k = 0; k < hak_metric_nclass; k++) jw_u64(w, hak_metric_class[k].name, hak_metric_field_at(cl, hak_metric_class[k].off));
+        if (cl->class_cap == HAK_CLASS_CAP_GLOBAL) {
+            jw_key(w, "class_cap");
+            fputs("null", w->f);        /* follows the global ring_cap */
+        } else {
+            jw_u64(w, "class_cap", cl->class_cap);
+        }
+        jw_u64(w, "ghosts", cl->ghosts);
+        uint32_t thp = HAK_CTHP_STATE(cl->thp);
+        jw_str(w, "thp_state", thp == HAK_CTHP_NA ? "n/a" : class_thp_name(thp));
+        jw_u64(w, "thp_samples", HAK_CTHP_SAMPLES(cl->thp));
+        jw_u64(w, "thp_touched_permille", HAK_CTHP_PERMILLE(cl->thp));
         jw_open(w, "evictions", '{');
         for (int r = 0; r < HAK_EVICT_NREASONS; r++) jw_u64(w, hak_metric_evict_reason(r), cl->evictions[r]);
         jw_close(w, '}');

@@ -89,6 +89,8 @@ typedef struct rp_summary {
     uint64_t k_munmap_calls, k_munmap_ns;
     /* decisions */
     int ndecisions, confirmed, refuted, inconclusive, ungraded;
+    double decisions_per_min;   /* over the run's duration; NAN when it lasted 0 s */
+    int ndec_knob[5];           /* decisions by knob, in the order of rp_knob_names */
     double confirmed_share;     /* confirmed / (confirmed + refuted); NAN when none graded */
 } rp_summary_t;
 
@@ -195,5 +197,15 @@ const char *rp_pct(char *buf, size_t n, double v);          /* "99.54%" or "n/a"
 const char *rp_status(const rp_run_t *r);                   /* "complete", "in progress", ... */
 const char *rp_size_arg(char *buf, size_t n, uint64_t v);   /* 4194304 -> "4M" */
 extern const char *const rp_evict_names[HAK_EVICT_NREASONS];
+/* The knobs a decision may move, as the DB names them (tuner_knob_name). */
+#define RP_NKNOBS 5
+extern const char *const rp_knob_names[RP_NKNOBS];   /* ring_cap batch_threshold class_cap trim class_thp */
+int rp_knob_index(const char *knob);                 /* index in rp_knob_names, -1 unknown */
+/* A decision's knob, with its size class for the per-class ones: "class_cap 2 MiB". */
+const char *rp_decision_knob(char *buf, size_t n, const rp_run_t *r, const rp_decision_t *d);
+/* A knob value as a reader wants it: 4M, 1.50 MiB, "global", "huge". */
+const char *rp_knob_value(char *buf, size_t n, const char *knob, uint64_t v);
+/* A decision's predicted / observed figure in its knob's unit ("-" for NAN). */
+const char *rp_decision_fig(char *buf, size_t n, const char *knob, double v);
 
 #endif /* HAKMEM_TUNER_REPORT_H */

@@ -58,14 +58,11 @@ static void td_pct(FILE *f, const char *k, double v) {
     td_num(f, k, b, rp_pct(t, sizeof t, v));
 }
 
-/* a knob value: exact in data-value, readable in the cell (4M, 276.17 MiB) */
+/* a knob value: exact in data-value, readable in the cell (4M, 276.17 MiB, global, huge) */
 static void td_knob(FILE *f, const char *k, const char *knob, uint64_t v) {
     char b[32], t[32];
     snprintf(b, sizeof b, "%" PRIu64, v);
-    if (strcmp(knob, "batch_threshold") == 0) rp_size_arg(t, sizeof t, v);
-    else if (strcmp(knob, "trim") == 0) rp_bytes(t, sizeof t, (double)v);
-    else snprintf(t, sizeof t, "%" PRIu64, v);
-    td_num(f, k, b, t);
+    td_num(f, k, b, rp_knob_value(t, sizeof t, knob, v));
 }
 
 static void td_text(FILE *f, const char *s) {
@@ -249,8 +246,10 @@ static void run_plots(FILE *f, const rp_run_t *r) {
         const rp_decision_t *d = &r->decisions[i];
         char b[160];
         mt[nm] = ((double)d->time_ns - (double)r->start_ns) / 1e9;
-        snprintf(b, sizeof b, "#%" PRIu64 " %s %" PRIu64 " -> %" PRIu64 " (%s)", d->seq, d->knob, d->old_value,
-                 d->new_value, d->reason);
+        char kn[64], o[32], nv[32];
+        snprintf(b, sizeof b, "#%" PRIu64 " %s %s -> %s (%s)", d->seq, rp_decision_knob(kn, sizeof kn, r, d),
+                 rp_knob_value(o, sizeof o, d->knob, d->old_value), rp_knob_value(nv, sizeof nv, d->knob, d->new_value),
+                 d->reason);
         ml[nm++] = strdup(b);
     }
     marks_t mk = {mt, (const char *const *)ml, nm};
@@ -314,14 +313,6 @@ static const char *grade_name(int g) {
     case 3: return "inconclusive";
     default: return "ungraded";
     }
-}
-
-static void fig(char *b, size_t n, const char *knob, double v) {
-    if (isnan(v)) snprintf(b, n, "-");
-    else if (strcmp(knob, "ring_cap") == 0) rp_pct(b, n, v);
-    else if (strcmp(knob, "batch_threshold") == 0) snprintf(b, n, "%.1f us/MiB", v / 1e3);
-    else if (strcmp(knob, "trim") == 0) rp_bytes(b, n, v);
-    else snprintf(b, n, "%.4g", v);
 }
 
 static void write_run(FILE *f, const rp_report_t *rep, const rp_run_t *r) {
@@ -401,7 +392,23 @@ static void write_run(FILE *f, const rp_report_t *rep, const rp_run_t *r) {
     td_u64(f, "decisions", (uint64_t)m->ndecisions);
     fputs("<th>share confirmed</th>", f);
     td_pct(f, "confirmed_share", m->confirmed_share);
-    fputs("</tr>\n</table>\n", f);
+    fputs("</tr>\n<tr><th>decisions per minute</th>", f);
+    if (isnan(m->decisions_per_min)) {
+        td_num(f, "decisions_per_min", "null", "n/a");
+    } else {
+        char dv[32], dt[32];
+        snprintf(dv, sizeof dv, "%.6f", m->decisions_per_min);
+        snprintf(dt, sizeof dt, "%.1f", m->decisions_per_min);
+        td_num(f, "decisions_per_min", dv, dt);
+    }
+    fputs("<th>by knob</th><td>", f);
+    for (int k = 0, any = 0; k < RP_NKNOBS; k++) {
+        if (!m->ndec_knob[k]) continue;
+        fprintf(f, "%s%s <span class=\"num\" data-k=\"decisions_%s\" data-value=\"%d\">%d</span>", any ? ", " : "",
+                rp_knob_names[k], rp_knob_names[k], m->ndec_knob[k], m->ndec_knob[k]);
+        any = 1;
+    }
+    fputs("</td></tr>\n</table>\n", f);
 
     fputs("<h3>Timeline</h3>\n<p class=\"hint\">Dashed lines: tuner decisions (hover for details).</p>\n"
           "<div class=\"plots\">\n", f);
@@ -421,13 +428,14 @@ static void write_run(FILE *f, const rp_report_t *rep, const rp_run_t *r) {
             fprintf(f, "<tr class=\"g%d\"><td class=\"num\">%.2f</td>", d->grade,
                     ((double)d->time_ns - (double)r->start_ns) / 1e9);
             td_u64(f, "seq", d->seq);
-            td_text(f, d->knob);
+            char kn[64];
+            td_text(f, rp_decision_knob(kn, sizeof kn, r, d));
             td_knob(f, "old_value", d->knob, d->old_value);
             td_knob(f, "new_value", d->knob, d->new_value);
             td_text(f, d->reason);
-            fig(a, sizeof a, d->knob, d->predicted);
+            rp_decision_fig(a, sizeof a, d->knob, d->predicted);
             td_text(f, a);
-            fig(a, sizeof a, d->knob, d->observed);
+            rp_decision_fig(a, sizeof a, d->knob, d->observed);
             td_text(f, a);
             fprintf(f, "<td class=\"grade\">%s</td></tr>\n", grade_name(d->grade));
         }

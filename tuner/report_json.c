@@ -119,7 +119,10 @@ static void write_run(FILE *f, const rp_run_t *r) {
                "\"ungraded\": %d, \"confirmed_share\": ",
             m->ndecisions, m->confirmed, m->refuted, m->inconclusive, m->ungraded);
     jnum(f, m->confirmed_share);
-    fputs("}", f);
+    kdbl(f, "decisions_per_minute", m->decisions_per_min);
+    fputs(", \"by_knob\": {", f);
+    for (int k = 0; k < RP_NKNOBS; k++) fprintf(f, "%s\"%s\": %d", k ? ", " : "", rp_knob_names[k], m->ndec_knob[k]);
+    fputs("}}", f);
 
     fputs(",\n  \"timeline\": [", f);
     for (int i = 0; i < r->nint; i++) {

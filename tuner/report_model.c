@@ -130,8 +130,11 @@ static void summarize(rp_run_t *r, const rp_sample_t *base) {
     m->end_threshold = r->batch_threshold;
     uint64_t end = r->end_ns ? r->end_ns : (r->nsamples ? r->samples[r->nsamples - 1].time_ns : r->start_ns);
     m->duration_s = end > r->start_ns ? (double)(end - r->start_ns) / 1e9 : 0.0;
+    m->decisions_per_min = m->duration_s > 0 ? (double)r->ndecisions * 60.0 / m->duration_s : NAN;
     for (int i = 0; i < r->ndecisions; i++) {
         m->ndecisions++;
+        int k = rp_knob_index(r->decisions[i].knob);
+        if (k >= 0) m->ndec_knob[k]++;
         switch (r->decisions[i].grade) {
         case 1: m->confirmed++; break;
         case 2: m->refuted++; break;

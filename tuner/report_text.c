@@ -178,13 +178,37 @@ static void kv(FILE *f, int md, const char *key, const char *fmt, ...) {
     va_end(ap);
 }
 
-/* A decision's predicted / observed figure in its knob's unit. */
-static void fig(char *buf, size_t n, const char *knob, double v) {
+const char *const rp_knob_names[RP_NKNOBS] = {"ring_cap", "batch_threshold", "class_cap", "trim", "class_thp"};
+
+int rp_knob_index(const char *knob) {
+    for (int k = 0; k < RP_NKNOBS; k++)
+        if (strcmp(knob, rp_knob_names[k]) == 0) return k;
+    return -1;
+}
+
+const char *rp_decision_knob(char *buf, size_t n, const rp_run_t *r, const rp_decision_t *d) {
+    if (d->size_class < 0) {
+        snprintf(buf, n, "%s", d->knob);
+        return buf;
+    }
+    uint64_t size = 0;
+    for (int i = r->nsamples - 1; i >= 0 && size == 0; i--)
+        for (uint32_t c = 0; c < r->samples[i].ncls; c++)
+            if (r->samples[i].cls[c].cls == (uint32_t)d->size_class) size = r->samples[i].cls[c].size;
+    char b[32];
+    if (size) snprintf(buf, n, "%s %s", d->knob, rp_bytes(b, sizeof b, (double)size));
+    else snprintf(buf, n, "%s #%" PRId64, d->knob, d->size_class);
+    return buf;
+}
+
+const char *rp_decision_fig(char *buf, size_t n, const char *knob, double v) {
     if (isnan(v)) snprintf(buf, n, "-");
-    else if (strcmp(knob, "ring_cap") == 0) rp_pct(buf, n, v);
+    else if (strcmp(knob, "ring_cap") == 0 || strcmp(knob, "class_cap") == 0 || strcmp(knob, "class_thp") == 0)
+        rp_pct(buf, n, v);   /* hit rate; THP: share of the pages touched */
     else if (strcmp(knob, "batch_threshold") == 0) snprintf(buf, n, "%.1f us/MiB", v / 1e3);
     else if (strcmp(knob, "trim") == 0) rp_bytes(buf, n, v);
     else snprintf(buf, n, "%.4g", v);
+    return buf;
 }
 
 static const char *grade_name(int g) {
@@ -196,10 +220,14 @@ static const char *grade_name(int g) {
     }
 }
 
-static void knob_value(char *buf, size_t n, const char *knob, uint64_t v) {
+const char *rp_knob_value(char *buf, size_t n, const char *knob, uint64_t v) {
+    static const char *const thp[] = {"n/a", "undecided", "huge", "small"};
     if (strcmp(knob, "batch_threshold") == 0) rp_size_arg(buf, n, v);
     else if (strcmp(knob, "trim") == 0) rp_bytes(buf, n, (double)v);
+    else if (strcmp(knob, "class_cap") == 0 && v == UINT64_MAX) snprintf(buf, n, "global");
+    else if (strcmp(knob, "class_thp") == 0 && v < 4) snprintf(buf, n, "%s", thp[v]);
     else snprintf(buf, n, "%" PRIu64, v);
+    return buf;
 }
 
 static void write_timeline(FILE *f, const rp_run_t *r, int md) {
@@ -235,12 +263,18 @@ static void write_timeline(FILE *f, const rp_run_t *r, int md) {
 
 static void write_decisions(FILE *f, const rp_run_t *r, int md) {
     const rp_summary_t *m = &r->sum;
-    char s[32];
-    if (md) fprintf(f, "%d decisions: %d confirmed, %d refuted, %d inconclusive, %d ungraded; **share confirmed: %s** (of the graded confirmed or refuted).\n\n",
-                    m->ndecisions, m->confirmed, m->refuted, m->inconclusive, m->ungraded,
+    char s[32], per[32], by[160] = "";
+    if (isnan(m->decisions_per_min)) snprintf(per, sizeof per, "n/a");
+    else snprintf(per, sizeof per, "%.1f", m->decisions_per_min);
+    for (int k = 0, len = 0; k < RP_NKNOBS; k++)
+        if (m->ndec_knob[k] && len < (int)sizeof by)
+            len += snprintf(by + len, sizeof by - (size_t)len, "%s%s %d", len ? ", " : "", rp_knob_names[k],
+                            m->ndec_knob[k]);
+    if (md) fprintf(f, "%d decisions (%s per minute%s%s): %d confirmed, %d refuted, %d inconclusive, %d ungraded; **share confirmed: %s** (of the graded confirmed or refuted).\n\n",
+                    m->ndecisions, per, by[0] ? "; " : "", by, m->confirmed, m->refuted, m->inconclusive, m->ungraded,
                     rp_pct(s, sizeof s, m->confirmed_share));
-    else fprintf(f, "  %d decisions: %d confirmed, %d refuted, %d inconclusive, %d ungraded; share confirmed %s (of those confirmed or refuted)\n",
-                 m->ndecisions, m->confirmed, m->refuted, m->inconclusive, m->ungraded,
+    else fprintf(f, "  %d decisions (%s per minute%s%s): %d confirmed, %d refuted, %d inconclusive, %d ungraded; share confirmed %s (of those confirmed or refuted)\n",
+                 m->ndecisions, per, by[0] ? "; " : "", by, m->confirmed, m->refuted, m->inconclusive, m->ungraded,
                  rp_pct(s, sizeof s, m->confirmed_share));
     if (r->ndecisions == 0) return;
     const int maxrows = 200;
@@ -248,14 +282,14 @@ static void write_decisions(FILE *f, const rp_run_t *r, int md) {
     tbl_init(&t, 9, "t (s)", "#", "<knob", "old", "new", "<reason", "predicted", "observed", "<grade");
     for (int i = 0; i < r->ndecisions && i < maxrows; i++) {
         const rp_decision_t *d = &r->decisions[i];
-        char a[32], b[32], c[32], e[32], g[32], h[32];
+        char a[32], b[32], c[32], e[32], g[32], h[32], k[64];
         snprintf(a, sizeof a, "%.2f", ((double)d->time_ns - (double)r->start_ns) / 1e9);
         snprintf(b, sizeof b, "%" PRIu64, d->seq);
-        knob_value(c, sizeof c, d->knob, d->old_value);
-        knob_value(e, sizeof e, d->knob, d->new_value);
-        fig(g, sizeof g, d->knob, d->predicted);
-        fig(h, sizeof h, d->knob, d->observed);
-        tbl_row(&t, a, b, d->knob, c, e, d->reason, g, h, grade_name(d->grade));
+        rp_knob_value(c, sizeof c, d->knob, d->old_value);
+        rp_knob_value(e, sizeof e, d->knob, d->new_value);
+        rp_decision_fig(g, sizeof g, d->knob, d->predicted);
+        rp_decision_fig(h, sizeof h, d->knob, d->observed);
+        tbl_row(&t, a, b, rp_decision_knob(k, sizeof k, r, d), c, e, d->reason, g, h, grade_name(d->grade));
     }
     tbl_print(f, &t, md, "  ");
     if (r->ndecisions > maxrows)
