@@ -210,8 +210,11 @@ static void *evolve_main(void *arg) {
         signal_seen = tune_signal_now();
     }
     uint64_t period_ns = hak_opt.tune_interval_ms * 1000000ull;
-    /* a signalled tick comes at most this soon after the previous one */
-    uint64_t min_gap_ns = period_ns / 10 > 1000000ull ? period_ns / 10 : 1000000ull;
+    /* a signalled tick comes at most this soon after the previous one:
+     * a tenth of the period, between 1 and 10 ms */
+    uint64_t min_gap_ns = period_ns / 10;
+    if (min_gap_ns < 1000000ull) min_gap_ns = 1000000ull;
+    if (min_gap_ns > 10000000ull) min_gap_ns = 10000000ull;
     uint64_t next_tick = hak_now_ns() + period_ns, last_tick = 0;
     while (!stopping()) {
         uint64_t now = hak_now_ns();
