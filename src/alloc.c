@@ -77,7 +77,8 @@ void *hak_large_alloc(size_t n, size_t align, bool zero) {
     uint32_t c = align <= HAK_PAGE ? hak_size_class(n) : HAK_CLASS_NONE;
     hak_block_t *b = NULL;
     if (c != HAK_CLASS_NONE) {
-        b = hak_bigcache_pop(c);
+        b = hak_tcache_pop(c);
+        if (b == NULL) b = hak_bigcache_pop(c);
         if (b == NULL && likely(hak_opt.warm_reuse)) b = warm_miss(c);
     } else {
         HAK_CNT(cache_misses);                  /* never cacheable: a miss by definition */
@@ -109,7 +110,9 @@ void *hak_large_alloc(size_t n, size_t align, bool zero) {
 }
 
 void *hak_alloc(size_t n) {
-    if (n >= hak_large_threshold && hak_active()) return hak_large_alloc(n, 0, false);
+    /* a nonzero threshold means initialised and not mode=off (SIZE_MAX there) */
+    if (n >= hak_large_threshold && (likely(hak_large_threshold != 0) || hak_active()))
+        return hak_large_alloc(n, 0, false);
     return hak_libc_malloc(n);
 }
 

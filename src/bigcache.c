@@ -54,12 +54,9 @@ typedef struct hak_ring {
 
 static hak_ring_t rings[HAK_NCLASSES];
 /* Per-class cap plus one (0 = follow hak_ring_cap, so .bss means "global"). */
-static _Atomic uint32_t class_cap[HAK_NCLASSES];
+_Atomic uint32_t hak_class_cap1[HAK_NCLASSES];
 
-static inline uint32_t cap_of(uint32_t c) {
-    uint32_t cc = atomic_load_explicit(&class_cap[c], memory_order_relaxed);
-    return cc != 0 ? cc - 1 : (uint32_t)atomic_load_explicit(&hak_ring_cap, memory_order_relaxed);
-}
+#define cap_of hak_bigcache_cap
 
 /* Cached blocks of class c as last published (a hint read without the lock). */
 static inline uint64_t cached_hint(uint32_t c) {
@@ -196,7 +193,6 @@ hak_block_t *hak_bigcache_pop_smaller(uint32_t c) {
 
 void hak_bigcache_put(hak_block_t *b) {
     uint32_t c = b->cls;
-    hak_thp_on_free(b);
     if (c == HAK_CLASS_NONE || unlikely(!hak_thp_block_fits(b))) {
         hak_batch_add(b, HAK_EVICT_UNCACHEABLE);
         return;
@@ -302,7 +298,7 @@ int hak_bigcache_set_class_cap(uint32_t c, uint64_t cap, uint32_t *old) {
     int clamped = 0;
     uint32_t before = cap_of(c);
     uint32_t v = cap == HAK_CLASS_CAP_GLOBAL ? 0 : (uint32_t)hak_clamp(cap, 0, HAK_RING_CAP_MAX, &clamped) + 1;
-    uint32_t was = atomic_exchange(&class_cap[c], v);
+    uint32_t was = atomic_exchange(&hak_class_cap1[c], v);
     if (old) *old = was == 0 ? UINT32_MAX : was - 1;
     hak_shm_class_t *s = &hak_seg->classes[c];
     hak_lock(&rings[c].lock);

@@ -22,19 +22,34 @@ void hak_invalid_pointer(const char *fn, const void *p, hak_block_t *near) {
 }
 
 void hak_large_free(hak_block_t *b) {
-    uint32_t expect = HAK_BLOCK_LIVE;
     /* Claim the block; a second free of the same pointer finds it CACHED or
-     * PENDING and is reported before it can corrupt a ring. */
-    if (!atomic_compare_exchange_strong(&b->state, &expect, HAK_BLOCK_CACHED))
+     * PENDING and is reported before it can corrupt a cache.  (A load and a
+     * store, not a compare-and-swap: two threads freeing one block at the
+     * same moment is a race in the program that no check can make safe.) */
+    if (unlikely(atomic_load_explicit(&b->state, memory_order_relaxed) != HAK_BLOCK_LIVE))
         hak_invalid_pointer("free", (void *)atomic_load(&b->user), NULL);
+    atomic_store_explicit(&b->state, HAK_BLOCK_CACHED, memory_order_relaxed);
     hak_shm_publish_check();
     hak_op_begin();
     HAK_CNT(large_frees);
     HAK_GAUGE(bytes_live, -(int64_t)b->size);
     HAK_GAUGE(blocks_live, -1);
     hak_control_poll();
-    hak_bigcache_put(b);
+    hak_thp_on_free(b);
+    if (likely(b->cls != HAK_CLASS_NONE) && (likely(!(b->flags & HAK_BF_HUGE)) || hak_thp_block_fits(b)))
+        b = hak_tcache_put(b);
+    if (b != NULL) hak_bigcache_put(b);
     hak_op_end();
+}
+
+void hak_free_chunk(void *p, hak_block_t *b) {
+    if (atomic_load_explicit(&b->user, memory_order_relaxed) == (uintptr_t)p) {
+        hak_large_free(b);
+        return;
+    }
+    hak_block_t *near = hak_registry_near(p);
+    if (unlikely(near != NULL)) hak_invalid_pointer("free", p, near);
+    hak_libc_free(p);
 }
 
 void hak_free(void *p) {
@@ -43,13 +58,7 @@ void hak_free(void *p) {
         hak_libc_free(p);
         return;
     }
-    if (atomic_load_explicit(&b->user, memory_order_relaxed) == (uintptr_t)p) {
-        hak_large_free(b);
-        return;
-    }
-    hak_block_t *near = hak_registry_near(p);
-    if (unlikely(near != NULL)) hak_invalid_pointer("free", p, near);
-    hak_libc_free(p);
+    hak_free_chunk(p, b);
 }
 
 size_t hak_usable_size(const void *p) {

@@ -90,6 +90,7 @@ typedef struct hak_options {
     uint64_t idle_ms;
     uint64_t background_thread; /* fixed mode: thread for control requests (off by default) */
     uint64_t warm_reuse;        /* misses try warm memory before mapping fresh (alloc.c) */
+    uint64_t tcache_max_bytes;  /* per-thread front cache bound (tcache.c) */
     char     history[256];      /* HAKMEM_HISTORY path, "" = none */
 } hak_options_t;
 
@@ -198,11 +199,14 @@ HAK_HIDDEN void         hak_registry_remove(hak_block_t *b);
 typedef _Atomic(hak_block_t *) hak_leaf_t[(size_t)1 << HAK_LEAF_BITS];
 extern _Atomic(hak_leaf_t *) hak_registry_root[(size_t)1 << HAK_ROOT_BITS] HAK_HIDDEN;
 /* The block registered in p's 64 KiB chunk, or NULL.  Lock-free: two loads. */
+/* (The root index is masked, not range-checked: a pointer above 2^47 lands in
+ * some lower region's leaf, where no block's user pointer can equal it, so the
+ * exact compare of every caller rejects it; that saves the free path a branch.) */
 static inline hak_block_t *hak_registry_chunk(const void *p) {
     uintptr_t u = (uintptr_t)p;
-    if (unlikely(u >> (HAK_CHUNK_SHIFT + HAK_LEAF_BITS + HAK_ROOT_BITS))) return NULL;
-    hak_leaf_t *leaf = atomic_load_explicit(&hak_registry_root[u >> (HAK_CHUNK_SHIFT + HAK_LEAF_BITS)],
-                                            memory_order_acquire);
+    hak_leaf_t *leaf = atomic_load_explicit(
+        &hak_registry_root[(u >> (HAK_CHUNK_SHIFT + HAK_LEAF_BITS)) & (((size_t)1 << HAK_ROOT_BITS) - 1)],
+        memory_order_acquire);
     if (likely(leaf == NULL)) return NULL;
     return atomic_load_explicit(&(*leaf)[(u >> HAK_CHUNK_SHIFT) & (((size_t)1 << HAK_LEAF_BITS) - 1)],
                                 memory_order_acquire);
@@ -292,11 +296,21 @@ HAK_HIDDEN void hak_knobs_child_reset(void);
 // stats.c: per-thread counter slots in the segment
 // ---------------------------------------------------------------------------
 extern hak_shm_t *hak_seg HAK_HIDDEN;          /* shm segment or private fallback */
+/* The per-thread front cache (tcache.c): v[0] oldest, v[n-1] newest. */
+#define HAK_TC_SLOTS 8u
+typedef struct hak_tcache {
+    uint32_t n;
+    uint32_t pad_;
+    uint64_t bytes;
+    hak_block_t *v[HAK_TC_SLOTS];
+} hak_tcache_t;
 typedef struct hak_tls {
     hak_shm_slot_t *slot;
     uint32_t depth;
     uint32_t shared;            /* using the shared overflow slot (locked) */
     uint32_t in_init;
+    uint32_t tc_ok;             /* this thread has a front cache (a slot of its own) */
+    hak_tcache_t tc;
 } hak_tls_t;
 extern __thread hak_tls_t hak_tls __attribute__((tls_model("initial-exec"))) HAK_HIDDEN;
 HAK_HIDDEN void hak_stats_claim_slot(void);
@@ -315,6 +329,7 @@ HAK_HIDDEN void hak_stats_signal_tuner(void);
 /* fork: stop new operations and wait until no thread is inside one. */
 HAK_HIDDEN void hak_stats_quiesce_begin(void);
 HAK_HIDDEN void hak_stats_quiesce_end(void);
+HAK_HIDDEN void hak_stats_quiesce_end_child(void);
 
 /* Operation bracket: the slot's generation is odd inside. Nested brackets are free. */
 /* fork() quiesces the allocator (stats.c): while hak_fork_gate is set, no
@@ -334,7 +349,9 @@ static inline void hak_op_begin(void) {
         atomic_store_explicit((_Atomic uint64_t *)&t->slot->gen, g + 1, memory_order_relaxed);
         if (likely(hak_membarrier_ok)) atomic_signal_fence(memory_order_seq_cst);
         else atomic_thread_fence(memory_order_seq_cst);
-        if (unlikely(atomic_load_explicit(&hak_fork_gate, memory_order_relaxed))) hak_op_wait_gate();
+        /* acquire (a plain load on x86): what a quiescer did before it
+         * lowered the gate happens before this operation */
+        if (unlikely(atomic_load_explicit(&hak_fork_gate, memory_order_acquire))) hak_op_wait_gate();
         atomic_thread_fence(memory_order_release);
     }
 }
@@ -363,6 +380,63 @@ static inline void hak_gauge_add(int id, int64_t d) {
 static inline void hak_control_poll(void) {
     uint64_t seq = atomic_load_explicit((_Atomic uint64_t *)&hak_seg->control.seq, memory_order_relaxed);
     if (unlikely(seq != atomic_load_explicit(&hak_ctl_applied_seq, memory_order_relaxed))) hak_control_poll_slow();
+}
+
+// ---------------------------------------------------------------------------
+// tcache.c: the per-thread front cache
+// ---------------------------------------------------------------------------
+extern uint64_t hak_tcache_max_bytes HAK_HIDDEN;   /* HAKMEM_TCACHE_MAX_BYTES; 0 = none */
+/* Effective cap of class c (per-class, else the global one). */
+extern _Atomic uint32_t hak_class_cap1[HAK_NCLASSES] HAK_HIDDEN;   /* cap + 1, 0 = global */
+static inline uint32_t hak_bigcache_cap(uint32_t c) {
+    uint32_t cc = atomic_load_explicit(&hak_class_cap1[c], memory_order_relaxed);
+    return cc != 0 ? cc - 1 : (uint32_t)atomic_load_explicit(&hak_ring_cap, memory_order_relaxed);
+}
+HAK_HIDDEN void hak_tcache_register(uint32_t slot_index);
+HAK_HIDDEN void hak_tcache_unregister(uint32_t slot_index);
+/* This thread's blocks to the rings (thread exit). */
+HAK_HIDDEN void hak_tcache_drain(void);
+/* Every thread's blocks to the rings, sleeping threads' too (trim, caps). */
+HAK_HIDDEN void hak_tcache_drain_all(void);
+HAK_HIDDEN void hak_tcache_child_adopt(void);
+HAK_HIDDEN hak_block_t *hak_tcache_evict_oldest(hak_tcache_t *tc);
+/* Pop a block of class c (inside an op bracket), or NULL. */
+static inline hak_block_t *hak_tcache_pop(uint32_t c) {
+    hak_tcache_t *tc = &hak_tls.tc;
+    for (uint32_t i = tc->n; i-- > 0;) {
+        hak_block_t *b = tc->v[i];
+        if (b->cls != c) continue;
+        for (uint32_t k = i + 1; k < tc->n; k++) tc->v[k - 1] = tc->v[k];
+        tc->n--;
+        tc->bytes -= b->size;
+        atomic_store_explicit(&b->state, HAK_BLOCK_LIVE, memory_order_relaxed);
+        HAK_CNT(cache_hits);
+        HAK_CNT(tcache_hits);
+        HAK_GAUGE(bytes_cached, -(int64_t)b->size);
+        HAK_GAUGE(blocks_cached, -1);
+        HAK_GAUGE(blocks_tcached, -1);
+        return b;
+    }
+    return NULL;
+}
+/* Keep freed block b (CACHED, class-shaped) in the front cache; returns the
+ * block that must go on to its ring instead (b itself, or the oldest one
+ * pushed out), or NULL. Inside an op bracket. */
+static inline hak_block_t *hak_tcache_put(hak_block_t *b) {
+    hak_tcache_t *tc = &hak_tls.tc;
+    if (unlikely(!hak_tls.tc_ok) || b->size > hak_tcache_max_bytes || hak_bigcache_cap(b->cls) == 0) return b;
+    hak_block_t *out = NULL;
+    while (tc->n > 0 && (tc->n == HAK_TC_SLOTS || tc->bytes + b->size > hak_tcache_max_bytes)) {
+        if (out != NULL) hak_bigcache_put(out);
+        out = hak_tcache_evict_oldest(tc);
+    }
+    tc->v[tc->n++] = b;
+    tc->bytes += b->size;
+    HAK_CNT(tcache_puts);
+    HAK_GAUGE(bytes_cached, (int64_t)b->size);
+    HAK_GAUGE(blocks_cached, 1);
+    HAK_GAUGE(blocks_tcached, 1);
+    return out;
 }
 
 // ---------------------------------------------------------------------------
@@ -426,6 +500,9 @@ extern size_t hak_large_threshold HAK_HIDDEN;
  * align > page; zeroed when zero (memset skipped on fresh mappings).
  * NULL + ENOMEM on failure. */
 HAK_HIDDEN void *hak_large_alloc(size_t n, size_t align, bool zero);
+/* free(p) where p's registry chunk holds b (non-NULL): p itself, an interior
+ * pointer (aborts), or a glibc block that shares the chunk. */
+HAK_HIDDEN void  hak_free_chunk(void *p, hak_block_t *b);
 /* Free a block found in the registry (aborts on a double free). */
 HAK_HIDDEN void  hak_large_free(hak_block_t *b);
 /* realloc of a block found in the registry. */
@@ -438,11 +515,17 @@ HAK_HIDDEN void  hak_invalid_pointer(const char *fn, const void *p, hak_block_t 
 // ---------------------------------------------------------------------------
 // libc.c: glibc's own allocator, for small blocks and mode=off
 // ---------------------------------------------------------------------------
-extern void *__libc_malloc(size_t);
-extern void  __libc_free(void *);
-extern void *__libc_calloc(size_t, size_t);
-extern void *__libc_realloc(void *, size_t);
-extern void *__libc_memalign(size_t, size_t);
+/* noplt (GCC): called through the GOT (one indirect jump), not a PLT stub. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define HAK_NOPLT __attribute__((noplt))
+#else
+#define HAK_NOPLT
+#endif
+extern void *__libc_malloc(size_t) HAK_NOPLT;
+extern void  __libc_free(void *) HAK_NOPLT;
+extern void *__libc_calloc(size_t, size_t) HAK_NOPLT;
+extern void *__libc_realloc(void *, size_t) HAK_NOPLT;
+extern void *__libc_memalign(size_t, size_t) HAK_NOPLT;
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define HAK_SANITIZER_BUILD 1
 #elif defined(__has_feature)

@@ -70,7 +70,8 @@ static void fork_child(void) {
     hak_stats_child_fold();
     hak_evolve_child_reset();
     hak_evolve_pending = hak_background_wanted();
-    hak_stats_quiesce_end();
+    hak_stats_quiesce_end_child();
+    hak_tcache_child_adopt();           /* the front caches of the threads that did not survive fork */
 }
 
 void hak_init_slow(void) {
@@ -88,13 +89,15 @@ void hak_init_slow(void) {
     hak_knobs_init();
     hak_bigcache_init();
     hak_thp_init();
+    hak_tcache_max_bytes = hak_opt.tcache_max_bytes;
     if (hak_opt.verbose) {
         hak_log("hakmem %s: mode %s, telemetry %s", HAKMEM_VERSION, hak_mode_str(hak_opt.mode),
                 hak_shm_is_shared() ? "published in /dev/shm" : "private (not published)");
         hak_options_print();
     }
     pthread_atfork(fork_prepare, fork_parent, fork_child);
-    hak_large_threshold = hak_opt.mode == HAK_MODE_OFF ? SIZE_MAX : hak_opt.large_min;
+    /* after every other init store: a nonzero threshold lets callers skip hak_init() */
+    __atomic_store_n(&hak_large_threshold, hak_opt.mode == HAK_MODE_OFF ? SIZE_MAX : hak_opt.large_min, __ATOMIC_RELEASE);
     hak_evolve_pending = hak_background_wanted();
     hak_tls.in_init = 0;
     atomic_store_explicit(&hak_ready, 2, memory_order_release);

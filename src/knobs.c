@@ -81,9 +81,12 @@ static int knob_set(int knob, uint64_t value) {
         if (hak_opt.verbose)
             hak_log("knob %d: %llu -> %llu", knob, (unsigned long long)old, (unsigned long long)v);
     }
-    /* Lowering a limit takes effect now, not at the next free. */
-    if (knob == HAKMEM_KNOB_RING_CAP && v < old) hak_bigcache_apply_cap();
-    if (knob == HAKMEM_KNOB_CACHE_MAX_BYTES && v < old) hak_bigcache_apply_cap();   /* budget too */
+    /* Lowering a limit takes effect now, not at the next free: front caches
+     * first (into the rings), then the rings' caps and budget. */
+    if ((knob == HAKMEM_KNOB_RING_CAP || knob == HAKMEM_KNOB_CACHE_MAX_BYTES) && v < old) {
+        hak_tcache_drain_all();
+        hak_bigcache_apply_cap();
+    }
     if (knob == HAKMEM_KNOB_BATCH_THRESHOLD && v < old) hak_batch_flush(false);
     return clamped ? -ERANGE : 0;
 }
@@ -153,6 +156,7 @@ int hak_set_batch_threshold(uint64_t bytes) { return hak_knob_set(HAKMEM_KNOB_BA
 int hak_set_class_cap(unsigned cls, uint64_t cap) {
     if (!hak_init()) return -EINVAL;
     uint32_t old;
+    if (cls < HAK_NCLASSES && cap < hak_bigcache_cap(cls)) hak_tcache_drain_all();   /* a lower cap binds them too */
     int rc = hak_bigcache_set_class_cap(cls, cap, &old);
     if (rc == -EINVAL) return rc;
     if (hak_opt.verbose)
@@ -170,6 +174,7 @@ void hak_trim(void) {
     if (!hak_init()) return;
     hak_op_begin();
     HAK_CNT(trims);
+    hak_tcache_drain_all();             /* every thread's front cache, sleeping ones' too */
     hak_bigcache_trim();
     hak_batch_flush(true);
     hak_op_end();

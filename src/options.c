@@ -42,7 +42,8 @@ static const hak_option_def_t hak_option_defs[] = {
     {"HAKMEM_LARGE_MIN", HAK_OPT_SIZE, 64 * KiB, 64 * KiB, 256 * MiB, NULL,
      "smallest request hakmem serves; smaller ones go to glibc malloc untouched", OPT(large_min)},
     {"HAKMEM_THP", HAK_OPT_ENUM, HAK_THP_AUTO, 0, 2, thp_names,
-     "blocks >= 2 MiB 2 MiB-aligned with MADV_HUGEPAGE: auto (when THP is 'madvise' or 'always'), always, never", OPT(thp)},
+     "huge pages for blocks >= 2 MiB: auto (each size class chooses from the pages the program touched in a few "
+     "sampled blocks; needs THP 'madvise' or 'always' in the kernel), always, never", OPT(thp)},
     {"HAKMEM_WARM_REUSE", HAK_OPT_BOOL, 1, 0, 1, NULL,
      "a miss first reuses warm memory hakmem holds: a block pending in Batch, a cached block up to one doubling "
      "bigger, a smaller cached block grown by mremap (0 = map fresh memory, for A/B comparisons)", OPT(warm_reuse)},

@@ -15,8 +15,24 @@
 
 #define HAK_EXPORT __attribute__((visibility("default")))
 
-HAK_EXPORT void *malloc(size_t n) { return hak_alloc(n); }
-HAK_EXPORT void free(void *p) { hak_free(p); }
+/* The two calls every program makes most: a compare and a jump to glibc for
+ * the sizes hakmem does not own (hak_large_threshold is 0 until init, so the
+ * first call takes the slow path, and SIZE_MAX in mode=off). */
+HAK_EXPORT void *malloc(size_t n) {
+    if (likely(n < hak_large_threshold)) return hak_libc_malloc(n);
+    return hak_alloc(n);
+}
+/* One load for most small blocks (no hakmem block in their 4 GiB region),
+ * two otherwise; a pointer into the first 64 KiB of a hakmem block is caught
+ * here and reported, whatever the bytes in front of it look like. */
+HAK_EXPORT void free(void *p) {
+    hak_block_t *b = hak_registry_chunk(p);
+    if (likely(b == NULL)) {
+        hak_libc_free(p);
+        return;
+    }
+    hak_free_chunk(p, b);
+}
 HAK_EXPORT void *calloc(size_t n, size_t size) { return hak_calloc(n, size); }
 HAK_EXPORT void *realloc(void *p, size_t n) { return hak_realloc(p, n); }
 HAK_EXPORT size_t malloc_usable_size(void *p) { return hak_usable_size(p); }

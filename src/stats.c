@@ -77,6 +77,14 @@ static void fold_slot_locked(hak_shm_slot_t *s) {
 static void slot_release(void *arg) {
     hak_shm_slot_t *s = arg;
     if (s == NULL || hak_tls.slot != s || hak_tls.depth != 0) return;
+    if (hak_tls.tc_ok) {
+        /* the front cache's blocks go to the rings before the thread goes */
+        hak_op_begin();
+        hak_tcache_drain();
+        hak_tcache_unregister((uint32_t)(s - hak_seg->slots));
+        hak_tls.tc_ok = 0;
+        hak_op_end();
+    }
     pthread_mutex_lock(&fold_lock);
     fold_slot_locked(s);
     pthread_mutex_unlock(&fold_lock);
@@ -102,7 +110,22 @@ void hak_op_wait_gate(void) {
     }
 }
 
+/* One quiescer at a time (fork, a trim, a cap change).  A thread that wants
+ * to quiesce from inside an operation steps out of it while it waits for
+ * the lock, so the quiescer holding it can see it at a boundary. */
+static pthread_mutex_t quiesce_lock = PTHREAD_MUTEX_INITIALIZER;
+
 void hak_stats_quiesce_begin(void) {
+    hak_tls_t *t = &hak_tls;
+    while (pthread_mutex_trylock(&quiesce_lock) != 0) {
+        _Atomic uint64_t *gen = t->slot && t->depth ? (_Atomic uint64_t *)&t->slot->gen : NULL;
+        if (gen) atomic_store_explicit(gen, atomic_load_explicit(gen, memory_order_relaxed) + 1, memory_order_release);
+        sched_yield();
+        if (gen) {
+            atomic_store_explicit(gen, atomic_load_explicit(gen, memory_order_relaxed) + 1, memory_order_relaxed);
+            atomic_thread_fence(memory_order_seq_cst);
+        }
+    }
     atomic_store_explicit(&hak_fork_gate, 1, memory_order_relaxed);
     if (hak_membarrier_ok) syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
     else atomic_thread_fence(memory_order_seq_cst);
@@ -113,7 +136,15 @@ void hak_stats_quiesce_begin(void) {
     }
 }
 
-void hak_stats_quiesce_end(void) { atomic_store_explicit(&hak_fork_gate, 0, memory_order_release); }
+void hak_stats_quiesce_end(void) {
+    atomic_store_explicit(&hak_fork_gate, 0, memory_order_release);
+    pthread_mutex_unlock(&quiesce_lock);
+}
+
+void hak_stats_quiesce_end_child(void) {
+    pthread_mutex_init(&quiesce_lock, NULL);
+    atomic_store_explicit(&hak_fork_gate, 0, memory_order_release);
+}
 
 void hak_stats_init(void) {
     hak_membarrier_ok = syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
@@ -131,6 +162,10 @@ void hak_stats_claim_slot(void) {
             t->slot = &hak_seg->slots[i];
             t->shared = 0;
             if (slot_key_ok) pthread_setspecific(slot_key, t->slot);
+            if (slot_key_ok && hak_tcache_max_bytes > 0) {      /* the destructor drains it */
+                hak_tcache_register(i);
+                t->tc_ok = 1;
+            }
             return;
         }
     }

@@ -8,8 +8,10 @@
  * glibc's RSS, measured) when it writes 16-512 KiB of a 4 MiB buffer.  So:
  *
  *   HAKMEM_THP=auto   classes of 2 MiB and more start UNDECIDED: their blocks
- *                     get huge pages, except every PROBE_EVERY-th one, a probe
- *                     mapped with 4 KiB pages.  When a probe is freed, mincore
+ *                     get huge pages, except a few probes (the first block of
+ *                     the class and every PROBE_EVERY-th after it, at most
+ *                     PROBES of them) mapped with 4 KiB pages: a probe pays
+ *                     its 4 KiB faults once.  When a probe is freed, mincore
  *                     counts the pages the program touched.  After
  *                     SAMPLES_TO_DECIDE probes the class becomes HUGE (the
  *                     program touched at least half of them) or SMALL.  The
@@ -30,7 +32,8 @@
 
 #include "hak_internal.h"
 
-#define PROBE_EVERY        4u      /* undecided: one block in this many is a probe */
+#define PROBE_EVERY        8u      /* undecided: one block in this many is a probe ... */
+#define PROBES             6u      /* ... at most this many per class (some may not come back) */
 #define SAMPLES_TO_DECIDE  4u
 #define HUGE_PERMILLE      500u    /* touched at least half: huge pages pay */
 #define SAMPLE_MAX_PAGES   (64u << 10)     /* mincore vector: the first 256 MiB of a block */
@@ -70,12 +73,14 @@ int hak_thp_choose(uint32_t c, uint32_t *flags) {
     switch (atomic_load_explicit(&state[c], memory_order_relaxed)) {
     case HAK_CTHP_HUGE: return HAK_OS_THP_HUGE;
     case HAK_CTHP_SMALL: return HAK_OS_THP_SMALL;
-    case HAK_CTHP_UNDECIDED:
-        if (atomic_fetch_add_explicit(&maps[c], 1, memory_order_relaxed) % PROBE_EVERY == 0) {
+    case HAK_CTHP_UNDECIDED: {
+        uint32_t m = atomic_fetch_add_explicit(&maps[c], 1, memory_order_relaxed);
+        if (m % PROBE_EVERY == 0 && m / PROBE_EVERY < PROBES) {
             *flags |= HAK_BF_PROBE;
             return HAK_OS_THP_SMALL;
         }
         return HAK_OS_THP_HUGE;
+    }
     default: return HAK_OS_THP_NONE;
     }
 }

@@ -42,9 +42,9 @@
 #define HAK_COUNTERS(X) \
     X(large_allocs,          "large allocations served (malloc/calloc/realloc/memalign >= large_min)") \
     X(large_frees,           "large blocks freed by the program") \
-    X(cache_hits,            "large allocations served from a BigCache ring (no syscall)") \
+    X(cache_hits,            "large allocations served from a cache of their class, ring or front cache (no syscall)") \
     X(cache_misses,          "large allocations their own ring could not serve (warm_* of them still reused warm memory)") \
-    X(cache_puts,            "freed large blocks kept warm in a BigCache ring") \
+    X(cache_puts,            "blocks put into a BigCache ring (freed, or moved on from a front cache)") \
     X(evict_ring_full,       "blocks handed to Batch because their ring was full") \
     X(evict_cap_lowered,     "blocks handed to Batch because the ring cap was lowered") \
     X(evict_budget,          "blocks handed to Batch because the cache byte budget was exceeded") \
@@ -76,6 +76,8 @@
     X(warm_reshaped,         "misses served by growing a smaller cached block with mremap (its pages kept)") \
     X(warm_rescued,          "misses served by a block taken back from Batch before its munmap") \
     X(warm_rescued_bytes,    "block bytes taken back from Batch") \
+    X(tcache_hits,           "cache hits served by the thread's own front cache (no lock, no shared write)") \
+    X(tcache_puts,           "freed blocks kept in the thread's own front cache") \
     X(thp_samples,           "freed blocks whose touched pages were sampled (mincore) for the THP choice")
 
 /* Gauges: X(name, help).  Each slot keeps two monotonic sums per gauge, what it
@@ -87,8 +89,9 @@
     X(bytes_mapped,          "address space currently mapped for large blocks (live + cached + pending, with tails)") \
     X(bytes_live,            "bytes in large blocks the program holds") \
     X(blocks_live,           "large blocks the program holds") \
-    X(bytes_cached,          "bytes held warm in BigCache rings") \
-    X(blocks_cached,         "blocks held warm in BigCache rings") \
+    X(bytes_cached,          "bytes held warm in BigCache rings and the threads' front caches") \
+    X(blocks_cached,         "blocks held warm in BigCache rings and the threads' front caches") \
+    X(blocks_tcached,        "of those, blocks in the threads' front caches") \
     X(bytes_pending,         "block bytes waiting in Batch for the next flush") \
     X(blocks_pending,        "blocks waiting in Batch for the next flush")
 

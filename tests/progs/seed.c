@@ -1,7 +1,8 @@
 /*
  * seed.c - the seed scenario of hakmem: 1000 alloc/free ops of 2 MiB blocks
  * (100 rounds: allocate 10 blocks, touch every page, free the 10), with the
- * default knobs, under LD_PRELOAD=libhakmem.so.
+ * default knobs and no per-thread front cache (HAKMEM_TCACHE_MAX_BYTES=0, so
+ * the rings' figures are exact), under LD_PRELOAD=libhakmem.so.
  *
  * With BIGCACHE_RING_CAP 4, each round's frees keep 4 blocks warm and hand 6 to
  * Batch, which flushes every BATCH_THRESHOLD (4 MiB) of pending blocks with one

@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -227,6 +228,7 @@ static void test_ghosts_published(void **state) {
 }
 
 int main(void) {
+    hak_tcache_max_bytes = 0;      /* the rings themselves (test_tcache.c has the front cache) */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_hit_and_miss, setup),
         cmocka_unit_test_setup(test_eviction_order, setup),

@@ -41,7 +41,7 @@ static void test_partial_touch_chooses_small(void **state) {
     uint32_t c = hak_size_class(size);
     assert_int_equal(thp_state(c), HAK_CTHP_UNDECIDED);
     uint64_t s0 = cnt(HAK_C_thp_samples);
-    churn(size, 128 << 10, 16);                         /* 3% touched; 4 probes among 16 */
+    churn(size, 128 << 10, 32);                         /* 3% touched; 4 probes among 32 */
     assert_int_equal(cnt(HAK_C_thp_samples), s0 + 4);
     assert_int_equal(thp_state(c), HAK_CTHP_SMALL);
     assert_int_equal(HAK_CTHP_SAMPLES(hak_seg->classes[c].thp), 4);
@@ -57,7 +57,7 @@ static void test_full_touch_chooses_huge(void **state) {
     if (hak_os_thp_effective() != 1) skip();
     size_t size = (size_t)6 << 20;
     uint32_t c = hak_size_class(size);
-    churn(size, size, 16);
+    churn(size, size, 32);
     assert_int_equal(thp_state(c), HAK_CTHP_HUGE);
     assert_true(HAK_CTHP_PERMILLE(hak_seg->classes[c].thp) >= 900);
     uint64_t m0 = cnt(HAK_C_madvise_calls);
@@ -103,6 +103,7 @@ static void test_set_class_thp_bounds(void **state) {
 }
 
 int main(void) {
+    hak_tcache_max_bytes = 0;      /* the rings themselves (test_tcache.c has the front cache) */
     setenv("HAKMEM_THP", "auto", 1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_partial_touch_chooses_small, setup),

@@ -1,0 +1,205 @@
+/* test_tcache.c - the per-thread front cache: a hit takes no lock and writes
+ * nothing shared (the class record is not touched), bounds in blocks and
+ * bytes, ring cap 0 bypasses it, thread exit returns its blocks, a trim
+ * empties a sleeping thread's cache, a block freed by another thread is
+ * reused correctly, and a forked child adopts the caches of the threads that
+ * did not survive fork. */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "hak_internal.h"
+#include "test_counters.h"
+
+static int setup(void **state) {
+    (void)state;
+    hak_trim();
+    assert_int_equal(hak_set_ring_cap(4), 0);
+    assert_int_equal(gauge(HAK_G_blocks_cached), 0);
+    return 0;
+}
+
+static void test_hit_writes_nothing_shared(void **state) {
+    (void)state;
+    uint32_t c = hak_size_class(512 << 10);
+    void *p = hak_alloc(512 << 10);
+    hak_free(p);                                         /* into this thread's front cache */
+    assert_int_equal(gauge(HAK_G_blocks_tcached), 1);
+    uint64_t gen0 = hak_seg->classes[c].gen, h0 = cnt(HAK_C_cache_hits), t0 = cnt(HAK_C_tcache_hits);
+    int64_t cb0 = atomic_load(&hak_cached_bytes);
+    for (int i = 0; i < 100; i++) {
+        void *q = hak_alloc(500 << 10);                  /* same class */
+        assert_ptr_equal(q, p);
+        hak_free(q);
+    }
+    assert_int_equal(hak_seg->classes[c].gen, gen0);     /* the shared class record untouched */
+    assert_int_equal(atomic_load(&hak_cached_bytes), cb0);   /* no global atomic either */
+    assert_int_equal(cnt(HAK_C_cache_hits), h0 + 100);
+    assert_int_equal(cnt(HAK_C_tcache_hits), t0 + 100);
+}
+
+static void test_bounds(void **state) {
+    (void)state;
+    void *v[HAK_TC_SLOTS + 3];
+    for (unsigned i = 0; i < HAK_TC_SLOTS + 3; i++) v[i] = hak_alloc(256 << 10);
+    for (unsigned i = 0; i < HAK_TC_SLOTS + 3; i++) hak_free(v[i]);
+    assert_int_equal(gauge(HAK_G_blocks_tcached), HAK_TC_SLOTS);   /* the newest 8 */
+    assert_int_equal(hak_seg->classes[hak_size_class(256 << 10)].cached_blocks, 3);   /* the oldest went on */
+    hak_trim();
+    /* bytes: blocks above the per-thread bound go straight to the rings */
+    void *big = hak_alloc((size_t)(hak_tcache_max_bytes + (1 << 20)));
+    hak_free(big);
+    assert_int_equal(gauge(HAK_G_blocks_tcached), 0);
+    assert_int_equal(gauge(HAK_G_blocks_cached), 1);
+    hak_trim();
+    /* ring cap 0: no caching, front cache included */
+    assert_int_equal(hak_set_ring_cap(0), 0);
+    void *p = hak_alloc(256 << 10);
+    hak_free(p);
+    assert_int_equal(gauge(HAK_G_blocks_cached), 0);
+    assert_int_equal(hak_set_ring_cap(4), 0);
+}
+
+/* ---- other threads ---- */
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+static int phase;
+static void *shared_block;
+
+static void wait_phase(int want) {
+    pthread_mutex_lock(&mu);
+    while (phase < want) pthread_cond_wait(&cv, &mu);
+    pthread_mutex_unlock(&mu);
+}
+static void set_phase(int p) {
+    pthread_mutex_lock(&mu);
+    phase = p;
+    pthread_cond_broadcast(&cv);
+    pthread_mutex_unlock(&mu);
+}
+
+static void *fill_and_exit(void *arg) {
+    (void)arg;
+    void *v[3];
+    for (int i = 0; i < 3; i++) v[i] = hak_alloc((size_t)(i + 1) << 20);
+    for (int i = 0; i < 3; i++) hak_free(v[i]);
+    return NULL;
+}
+
+static void test_thread_exit_returns_blocks(void **state) {
+    (void)state;
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, fill_and_exit, NULL), 0);
+    pthread_join(t, NULL);
+    assert_int_equal(gauge(HAK_G_blocks_tcached), 0);      /* nothing left in a dead thread */
+    assert_int_equal(gauge(HAK_G_blocks_cached), 3);       /* in the rings now */
+    uint64_t h0 = cnt(HAK_C_cache_hits);
+    void *p = hak_alloc((size_t)2 << 20);                  /* and this thread gets them */
+    assert_int_equal(cnt(HAK_C_cache_hits), h0 + 1);
+    hak_free(p);
+}
+
+static void *fill_and_sleep(void *arg) {
+    (void)arg;
+    void *v[4];
+    for (int i = 0; i < 4; i++) v[i] = hak_alloc(768 << 10);
+    for (int i = 0; i < 4; i++) hak_free(v[i]);
+    set_phase(1);
+    wait_phase(2);                                         /* asleep while main trims */
+    void *p = hak_alloc(768 << 10);                        /* its cache is empty now: a miss, no crash */
+    memset(p, 1, 768 << 10);
+    hak_free(p);
+    return NULL;
+}
+
+static void test_trim_empties_sleeping_thread(void **state) {
+    (void)state;
+    phase = 0;
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, fill_and_sleep, NULL), 0);
+    wait_phase(1);
+    assert_int_equal(gauge(HAK_G_blocks_tcached), 4);
+    hak_trim();
+    assert_int_equal(gauge(HAK_G_blocks_tcached), 0);
+    assert_int_equal(gauge(HAK_G_blocks_cached), 0);
+    assert_int_equal(gauge(HAK_G_bytes_cached), 0);
+    set_phase(2);
+    pthread_join(t, NULL);
+    /* lowering the cap reaches front caches too */
+    void *p = hak_alloc(768 << 10);
+    hak_free(p);
+    assert_int_equal(gauge(HAK_G_blocks_tcached), 1);
+    assert_int_equal(hak_set_ring_cap(0), 0);
+    assert_int_equal(gauge(HAK_G_blocks_cached), 0);
+    assert_int_equal(hak_set_ring_cap(4), 0);
+}
+
+static void *free_other(void *arg) {
+    (void)arg;
+    hak_free(shared_block);                                /* freed by another thread than its owner */
+    void *q = hak_alloc(1 << 20);                          /* and reused by it */
+    assert_ptr_equal(q, shared_block);
+    assert_int_equal(((unsigned char *)q)[4095], 0xab);
+    hak_free(q);
+    return NULL;
+}
+
+static void test_cross_thread_free(void **state) {
+    (void)state;
+    shared_block = hak_alloc(1 << 20);
+    memset(shared_block, 0xab, 1 << 20);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, free_other, NULL), 0);
+    pthread_join(t, NULL);
+    assert_int_equal(gauge(HAK_G_blocks_live), 0);
+    assert_int_equal(gauge(HAK_G_blocks_tcached), 0);      /* its exit returned it */
+    assert_int_equal(gauge(HAK_G_blocks_cached), 1);
+}
+
+static void test_fork_adopts_caches(void **state) {
+    (void)state;
+    phase = 0;
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, fill_and_sleep, NULL), 0);
+    wait_phase(1);
+    void *mine = hak_alloc(3 << 20);
+    hak_free(mine);
+    assert_int_equal(gauge(HAK_G_blocks_tcached), 5);
+    pid_t pid = fork();
+    if (pid == 0) {
+        /* only this thread lives on: the sleeper's 4 blocks were adopted by the rings */
+        int ok = gauge(HAK_G_blocks_tcached) == 1 && gauge(HAK_G_blocks_cached) == 5;
+        void *p = hak_alloc(768 << 10);                    /* one of the adopted blocks */
+        ok = ok && p != NULL && cnt(HAK_C_cache_hits) > 0;
+        hak_free(p);
+        hak_trim();
+        ok = ok && gauge(HAK_G_blocks_cached) == 0 && gauge(HAK_G_bytes_cached) == 0;
+        _exit(ok ? 0 : 1);
+    }
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    set_phase(2);
+    pthread_join(t, NULL);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_hit_writes_nothing_shared, setup),
+        cmocka_unit_test_setup(test_bounds, setup),
+        cmocka_unit_test_setup(test_thread_exit_returns_blocks, setup),
+        cmocka_unit_test_setup(test_trim_empties_sleeping_thread, setup),
+        cmocka_unit_test_setup(test_cross_thread_free, setup),
+        cmocka_unit_test_setup(test_fork_adopts_caches, setup),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
