@@ -128,6 +128,10 @@ typedef struct tuner_class_state {
     uint32_t granted;           /* cap the budget gave this class at the last step (0 = none) */
     uint32_t run_base;          /* ring occupancy when the latest run of ghost misses began */
     uint32_t run_ghosts;        /* ghost misses of that run so far (it may span intervals) */
+    uint32_t evict_prev;        /* capacity evictions of the class in the previous active interval */
+    uint32_t small_raises;      /* consecutive intervals asking for a small raise (dead band) */
+    uint32_t small_need;        /* the most they asked for */
+    uint32_t pad_;
     uint64_t posted;            /* that cap (HAK_CLASS_CAP_GLOBAL = back to the global cap) */
     double   rate;              /* EWMA of the class's accesses per step (budget priority) */
 } tuner_class_state_t;
@@ -175,6 +179,7 @@ typedef struct tuner_state {
     double   flush_ns_per_mib;  /* EWMA of flush time per MiB released (0 = unknown) */
     double   flush_alpha;       /* share of it that really amortises: halved by each refuted
                                    flush_cost raise, regained (x1.25) by each confirmed one */
+    double   need_avg;          /* EWMA of the threshold the flush cost asks for (bytes; 0 = none yet) */
     uint64_t posted_batch;      /* threshold decided and not yet seen (0 = none) */
     uint32_t posted_batch_age;
     uint32_t npending;

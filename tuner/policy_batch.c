@@ -16,9 +16,10 @@
  *
  *   raise   at once when the need is over 1.5 x th (dead band), then wait a
  *           grade window before compounding it;
- *   lower   one halving per interval once batch_hold intervals in a row
- *           needed at most th / 4 (the same back-off as the cap: a lowering
- *           undone by a raise within 4 holds doubles batch_hold);
+ *   lower   one halving per batch_hold intervals in a row that needed at
+ *           most th / 4, that instant and on average (EWMA), with the same
+ *           back-off as the cap: a lowering undone by a raise within 16
+ *           holds doubles batch_hold;
  *   held    pending bytes that sat with no flush for 4 holds lower it to
  *           what is pending, so they get released.
  * Between th / 4 and 1.5 x th nothing moves: a steady workload stops here.
@@ -118,11 +119,12 @@ int tuner_policy_batch(tuner_state_t *st, const hak_snapshot_t *prev, const hak_
         double need = rate * f_fix / cfg->flush_target;      /* bytes */
         uint64_t cand = need >= (double)((uint64_t)1 << 62) ? (uint64_t)1 << 62 : pow2_ceil((uint64_t)need);
         cand = max64(cfg->batch_min, min64(cand, hold_max));
+        st->need_avg = st->need_avg > 0.0 ? 0.75 * st->need_avg + 0.25 * need : need;
         if (cand > th && th < hold_max && need > RAISE_MARGIN * (double)th) {
             /* measure one raise (grade window) before compounding it */
             if (st->batch_since_raise < cfg->grade_intervals) return n;
             /* a lowering undone soon after: lower more reluctantly */
-            if (st->batch_since_lower != NONE32 && st->batch_since_lower <= 4 * st->batch_hold)
+            if (st->batch_since_lower != NONE32 && st->batch_since_lower <= 16 * st->batch_hold)
                 st->batch_hold = st->batch_hold * 2 > HOLD_MAX_FACTOR * cfg->decay_hold
                                      ? HOLD_MAX_FACTOR * cfg->decay_hold : st->batch_hold * 2;
             st->batch_since_lower = NONE32;
@@ -135,15 +137,16 @@ int tuner_policy_batch(tuner_state_t *st, const hak_snapshot_t *prev, const hak_
             st->batch_agree = 0;
             return n;
         }
-        if (cand * 4 <= th) {
-            /* one halving per interval, once batch_hold intervals in a row
-             * asked for at most a quarter of the threshold */
+        if (cand * 4 <= th && st->need_avg * 4.0 <= (double)th) {
+            /* one halving per batch_hold intervals in a row that asked for
+             * at most a quarter of the threshold (and did so on average) */
             uint64_t half = max64(th / 2, cand);
             if (++st->batch_agree >= st->batch_hold && half != st->posted_batch) {
                 n = tuner_emit(out, n, max, HAK_KNOB_BATCH_THRESHOLD, NONE32, th, half, TUNER_R_FLUSH_CHEAP, NONE32, PREDICT(half),
                          c_now);
                 st->posted_batch = half, st->posted_batch_age = 0;
                 st->batch_since_lower = 0;
+                st->batch_agree = 0;
             }
             return n;
         }

@@ -12,29 +12,45 @@
  *           having (>= 2 and >= 1% of the class's accesses) the class wants
  *           its whole outstanding demand at once:
  *             from the histogram  cap_then + the smallest k covering
- *                                 hit_target (1.0: all) of covered(kmax)
- *             from the ghosts     cached + fresh ghosts (a ring drained by
- *                                 a run in progress: the occupancy it began
- *                                 with + its ghost misses so far, followed
- *                                 across intervals, + the fresh ghosts, the
- *                                 rest of the run)
- *           the larger of the two.  Ghosts that sat through two epochs of
- *           samples are stale and do not count.  Right after a raise the
- *           want is bounded by the blocks seen in play (the ring may still
- *           be filling, so deficits overcount).
+ *                                 hit_target (1.0: all) of covered(kmax),
+ *                                 no deeper than two runs and an eighth
+ *                                 of the runs reached (the few long runs
+ *                                 of a fluctuating demand are not chased)
+ *             from the ghosts     a ring drained by a run in progress
+ *                                 (the core signals at its 4th ghost miss):
+ *                                 the occupancy the run began with + its
+ *                                 ghost misses so far, followed across
+ *                                 intervals, + the fresh ghosts, the rest
+ *                                 of the run
+ *           the larger of the two, from the occupancy the run began with:
+ *           the cap, unless the budget evicted or fewer own hits than the
+ *           cap came before each run (ring_base).  Ghosts that sat through
+ *           two epochs of samples are stale, and no more ghosts are fresh
+ *           than the class's capacity evictions in this interval and the one
+ *           before.  Right after a raise the want is bounded by the blocks
+ *           seen in play (the ring may still be filling).  Dead band: a
+ *           small raise (less than 2 blocks and 1/8 of the want) waits until
+ *           4 intervals in a row asked for one, then takes the most they
+ *           asked; a big one - the first repetition of a pattern - is taken
+ *           at once.
  *   decay   class_decay: an active interval without ghost demand whose usage
  *           (ring occupancy swing; blocks held, when the class is the only
  *           active one) leaves a quarter of the want idle is "slack".  After
- *           hold slack intervals in a row the want drops by 1/8 per interval
- *           towards 1.5 x the depth seen in use over two epochs of
- *           2 x decay_hold samples (a sampled range underestimates the true
- *           one: the margin and the >= 17 samples keep a cycling workload
- *           sampled at random points from decaying).  Dead band:
- *           a decay starts only if it would free at least 2 blocks and a
- *           quarter of the want.  Back-off: a decay undone by ghost demand
- *           within 4 holds doubles the class's hold (up to 256x), one that
- *           stuck for 4 holds halves it.  A steady workload therefore
- *           reaches a fixed point and stops deciding.
+ *           hold slack intervals in a row, and a whole epoch of samples
+ *           since the last raise, the want drops by 1/8 (at least 2 blocks)
+ *           per interval towards 1.5 x the depth seen in use over two epochs
+ *           of 2 x decay_hold samples (a sampled range underestimates the
+ *           true one: the margin and the >= 17 samples keep a cycling
+ *           workload sampled at random points from decaying), and by no more
+ *           than the blocks that sat in the ring at every sample (a ring the
+ *           program drains now and then holds little memory, whatever its
+ *           cap).  Dead band: a decay starts only if it would free at least
+ *           2 blocks, a quarter of the want and 4 MiB (a small class's few
+ *           blocks are not worth a decision, nor the miss that would undo
+ *           it).  Back-off: a decay undone by ghost demand within 4 holds
+ *           doubles the class's hold (up to 256x), one that stuck for 4
+ *           holds halves it.  A steady workload therefore reaches a fixed
+ *           point and stops deciding.
  *   budget  fit_budget: sum over active classes of want_c x size_c must fit
  *           the byte budget; when it does not, the budget goes to the
  *           classes with the most accesses per byte of their want first
@@ -56,8 +72,10 @@
 #define GHOST_MIN          2u      /* ghost misses in an interval worth looking at */
 #define GHOST_MIN_PERMILLE 10u     /* ... and at least 1% of the class's accesses */
 #define DECAY_MIN_BLOCKS   2u      /* dead band: a decay frees at least this many blocks ... */
-#define DECAY_MIN_SHARE    4u      /* ... and at least 1/4 of the want */
+#define DECAY_MIN_SHARE    4u      /* ... and at least 1/4 of the want ... */
+#define DECAY_MIN_BYTES    ((uint64_t)4 << 20)   /* ... and at least 4 MiB */
 #define HOLDER_EDGE        1.25    /* budget priority bonus of a class that holds its grant */
+#define SMALL_RAISE_HOLD   4u      /* intervals in a row a small raise must be asked for */
 
 // ---------------------------------------------------------------------------
 // Hit prediction from the reuse (deficit) histogram
@@ -105,6 +123,24 @@ static uint64_t smallest_k(const uint64_t hist[8], uint64_t kmax, double target)
     for (uint64_t k = 0; k < kmax; k++)
         if (tuner_hist_covered(hist, k) >= want - 1e-9) return k;
     return kmax;
+}
+
+/* The deepest deficit reached by at least two of the interval's runs and an
+ * eighth of them (by the one run, when there was one): the runs of a cycling
+ * working set all reach it; the few long runs of a demand that merely
+ * fluctuates (a random walk of the blocks a class holds) do not make the cap
+ * chase them, a slot that an eighth of the runs would use is worth it. */
+static uint64_t run_depth(const uint64_t hist[8], uint64_t kmax, uint64_t runs) {
+    double min_runs = runs >= 2 ? 2.0 : 1.0, prev = 0.0;
+    if ((double)runs / 8.0 > min_runs) min_runs = (double)runs / 8.0;
+    uint64_t depth = 0;
+    for (uint64_t k = 1; k <= kmax; k++) {
+        double c = tuner_hist_covered(hist, k);
+        if (c - prev < min_runs - 1e-9) break;
+        depth = k;
+        prev = c;
+    }
+    return depth;
 }
 
 // ---------------------------------------------------------------------------
@@ -198,12 +234,19 @@ static uint64_t blocks_in_play(tuner_state_t *st, const hak_snapshot_t *prev, co
 // Raise: the whole outstanding demand
 // ---------------------------------------------------------------------------
 
-/* The ring occupancy a run of ghost misses counts its deficits from: the cap,
- * unless the byte budget evicted blocks of the class in the interval (then
- * the ring never filled to the cap): the most it held at the two samples. */
-static uint64_t ring_base(const hak_shm_class_t *pc, const hak_shm_class_t *cc, uint64_t cap_then) {
-    if (cc->evictions[HAK_EVICT_BUDGET] == pc->evictions[HAK_EVICT_BUDGET]) return cap_then;
-    return min64(cap_then, max64(pc->cached_blocks, cc->cached_blocks));
+/* The ring occupancy a run of ghost misses counts its deficits from (a run
+ * begins when the ring is empty): the cap, if the ring was full when it
+ * began.  It was not when the byte budget evicted blocks of the class in the
+ * interval (then: the most it held at the two samples), nor when fewer own
+ * hits than the cap came before each run (other classes' misses took warm
+ * blocks from this ring, or it never filled): then the hits per run. */
+static uint64_t ring_base(const hak_shm_class_t *pc, const hak_shm_class_t *cc, uint64_t cap_then,
+                          const uint64_t hd[8]) {
+    uint64_t base = cap_then;
+    if (cc->evictions[HAK_EVICT_BUDGET] != pc->evictions[HAK_EVICT_BUDGET])
+        base = min64(base, max64(pc->cached_blocks, cc->cached_blocks));
+    if (hd[0] > 0) base = min64(base, sub0(cc->hits, pc->hits) / hd[0]);
+    return base;
 }
 
 /* Follow the latest run of ghost misses across intervals: hd[0] counts the
@@ -224,20 +267,20 @@ static void run_note(tuner_class_state_t *cs, const uint64_t hd[8], uint64_t bas
 /* Blocks class c would need now to have served this interval's ghost misses
  * and to keep every block it still sees demand for. */
 static uint64_t class_demand(const tuner_state_t *st, const tuner_class_state_t *cs, const hak_shm_class_t *cc,
-                             const uint64_t hd[8], uint64_t base, uint64_t deficit) {
+                             const uint64_t hd[8], uint64_t base, uint64_t deficit, uint64_t evictions) {
     const tuner_cfg_t *cfg = &st->cfg;
     /* complete runs of the interval; a run still going on counts from its start */
     uint64_t from_hist = hd[0] > 0 ? base + deficit : (uint64_t)cs->run_base + cs->run_ghosts;
-    uint64_t fresh = sub0(cc->ghosts, ghost_floor(cs));
-    uint64_t from_ghosts;
+    /* Fresh ghosts: not stale, and no more than the capacity evictions of
+     * this interval and the one before (the ghost count of a ring whose
+     * demand merely fluctuates drifts like a random walk: not demand). */
+    uint64_t fresh = min64(sub0(cc->ghosts, ghost_floor(cs)), evictions + cs->evict_prev);
+    uint64_t from_ghosts = 0;
     if (cc->cached_blocks == 0) {
         /* A drained ring: a run is in progress (or done, its blocks live).
          * It took run_base hits, then its ghost misses so far; the fresh
          * ghosts are the rest of it. */
         from_ghosts = (uint64_t)cs->run_base + cs->run_ghosts + fresh;
-    } else {
-        /* blocks in the ring: a big enough ring would hold them and every fresh ghost */
-        from_ghosts = cc->cached_blocks + fresh;
     }
     uint64_t need = max64(from_hist, from_ghosts);
     return max64(cfg->ring_cap_min, min64(need, cfg->ring_cap_max));
@@ -265,13 +308,20 @@ static void class_decay(const tuner_state_t *st, tuner_class_state_t *cs, const 
     if (cs->lo[1] == NONE32) return;   /* a whole epoch of samples first (since the last raise) */
     uint32_t used = class_used(cs, nact == 1);
     uint64_t floor = max64(cfg->ring_cap_min, (uint64_t)used + used / 2 + 1);
+    /* Only blocks that sat in the ring at every sample of the two epochs are
+     * memory to give back: a ring the program drains now and then holds
+     * little, whatever its cap (and lowering it would only cost misses). */
+    uint32_t idle = cs->lo[0] < cs->lo[1] ? cs->lo[0] : cs->lo[1];
+    if (idle == NONE32) idle = 0;
+    floor = max64(floor, sub0(cs->want, idle));
     if (floor >= cs->want) return;
     /* dead band: a decay starts only when it frees enough; once started
      * (the previous active interval decayed) it goes on to the floor */
     uint32_t gap = cs->want - (uint32_t)floor;
     int going = cs->since_decay == 1;
-    if (!going && (gap < DECAY_MIN_BLOCKS || gap < cs->want / DECAY_MIN_SHARE)) return;
-    uint32_t step = cs->want / 8 ? cs->want / 8 : 1;
+    if (!going && (gap < DECAY_MIN_BLOCKS || gap < cs->want / DECAY_MIN_SHARE || gap * cc->size < DECAY_MIN_BYTES))
+        return;
+    uint32_t step = cs->want / 8 > 2 ? cs->want / 8 : 2;
     uint64_t nw = cs->want - step;
     cs->want = (uint32_t)(nw < floor ? floor : nw);
     cs->since_decay = 0;
@@ -389,11 +439,20 @@ int tuner_policy_cap(tuner_state_t *st, const hak_snapshot_t *prev, const hak_sn
         uint64_t hd[8], dg = 0;
         hist_delta(pc, cc, hd);
         for (int b = 0; b < 8; b++) dg += hd[b];
-        uint64_t base = ring_base(pc, cc, cap_then);
-        uint64_t deficit = smallest_k(hd, sub0(cfg->ring_cap_max, base), cfg->hit_target);   /* the longest run */
+        uint64_t base = ring_base(pc, cc, cap_then, hd);
+        uint64_t evictions = sub0(cc->evictions[HAK_EVICT_RING_FULL] + cc->evictions[HAK_EVICT_CAP_LOWERED] +
+                                      cc->evictions[HAK_EVICT_BUDGET],
+                                  pc->evictions[HAK_EVICT_RING_FULL] + pc->evictions[HAK_EVICT_CAP_LOWERED] +
+                                      pc->evictions[HAK_EVICT_BUDGET]);
+        uint64_t kmax = sub0(cfg->ring_cap_max, base);
+        uint64_t deficit = min64(smallest_k(hd, kmax, cfg->hit_target), run_depth(hd, kmax, hd[0]));
         run_note(cs, hd, base, deficit);
+        uint32_t evict_prev = cs->evict_prev;
+        cs->evict_prev = clamp32(evictions);
         if (dg >= GHOST_MIN && dg * 1000 >= acc * GHOST_MIN_PERMILLE) {
-            uint64_t need = class_demand(st, cs, cc, hd, base, deficit);
+            cs->evict_prev = evict_prev;   /* class_demand wants the previous interval's */
+            uint64_t need = class_demand(st, cs, cc, hd, base, deficit, evictions);
+            cs->evict_prev = clamp32(evictions);
             /* right after a raise the ring may still be filling and the
              * deficits overcount: never beyond the blocks seen in play */
             if (cs->since_raise <= 2 && need > max64(inplay, cs->want)) need = max64(inplay, cs->want);
@@ -404,6 +463,17 @@ int tuner_policy_cap(tuner_state_t *st, const hak_snapshot_t *prev, const hak_sn
              * (noise must not ratchet it up, nor shuffle the budget). */
             int limited = cap_now < cs->want;
             uint32_t band = limited ? cs->want / 8 : 0;
+            /* Dead band: a small raise (< 2 blocks and 1/8 of the want) waits
+             * until SMALL_RAISE_HOLD intervals in a row asked for it, then
+             * takes the most they asked; a big one (the first repetition of
+             * a pattern) is taken at once. */
+            int small = need > cs->want && need - cs->want < max64(2, cs->want / 8);
+            if (small && !limited) {
+                cs->small_need = (uint32_t)max64(cs->small_need, need);
+                if (++cs->small_raises < SMALL_RAISE_HOLD) continue;
+                need = cs->small_need;
+            }
+            cs->small_raises = 0, cs->small_need = 0;
             if (need > (uint64_t)cs->want + band) {
                 /* a decay undone soon after: wait longer before the next one */
                 if (cs->since_decay != NONE32 && cs->since_decay <= 4 * cs->hold)
@@ -418,6 +488,7 @@ int tuner_policy_cap(tuner_state_t *st, const hak_snapshot_t *prev, const hak_sn
             }
             continue;
         }
+        cs->small_raises = 0, cs->small_need = 0;
         class_decay(st, cs, pc, cc, live, nact);
     }
     ghost_note(st, cur, ncls);
