@@ -105,7 +105,7 @@ typedef struct hak_option_def {
 enum { HAK_OPT_SIZE, HAK_OPT_UINT, HAK_OPT_BOOL, HAK_OPT_ENUM, HAK_OPT_STR };
 
 extern hak_options_t hak_opt HAK_HIDDEN;
-/* Fill hak_opt from the environment (getter may be NULL = getenv).  Bad values
+/* Fill hak_opt from the environment (getter may be NULL = secure_getenv).  Bad values
  * warn and keep the default; out-of-range values warn and are clamped. */
 HAK_HIDDEN void hak_options_load(const char *(*getter)(const char *));
 /* Parse a size "123", "64K", "4M", "1G" (case-insensitive, optional B/iB).
@@ -407,7 +407,7 @@ static inline hak_block_t *hak_tcache_pop(uint32_t c) {
         hak_block_t *b = tc->v[i];
         if (b->cls != c) continue;
         for (uint32_t k = i + 1; k < tc->n; k++) tc->v[k - 1] = tc->v[k];
-        tc->n--;
+        __atomic_store_n(&tc->n, tc->n - 1, __ATOMIC_RELAXED);   /* read by trims (tcache.c) */
         tc->bytes -= b->size;
         atomic_store_explicit(&b->state, HAK_BLOCK_LIVE, memory_order_relaxed);
         HAK_CNT(cache_hits);
@@ -430,7 +430,8 @@ static inline hak_block_t *hak_tcache_put(hak_block_t *b) {
         if (out != NULL) hak_bigcache_put(out);
         out = hak_tcache_evict_oldest(tc);
     }
-    tc->v[tc->n++] = b;
+    tc->v[tc->n] = b;
+    __atomic_store_n(&tc->n, tc->n + 1, __ATOMIC_RELAXED);
     tc->bytes += b->size;
     HAK_CNT(tcache_puts);
     HAK_GAUGE(bytes_cached, (int64_t)b->size);
@@ -479,15 +480,13 @@ static inline bool hak_init(void) {
 HAK_HIDDEN bool hak_active(void);
 
 // ---------------------------------------------------------------------------
-// evolve.c: the in-process tuner thread (HAKMEM_MODE=evolving)
+// evolve.c: the tuner layer's in-process host (the background thread)
 // ---------------------------------------------------------------------------
+/* The core never calls the tuner: a signal it needs travels through the
+ * segment (hak_stats_signal_tuner bumps tune_signal, evolve.c watches it). */
 HAK_HIDDEN void hak_evolve_start_slow(void);
 HAK_HIDDEN void hak_evolve_stop(void);
 HAK_HIDDEN void hak_evolve_child_reset(void);
-/* Ask the tuner for a step now instead of at the end of its period (called
- * by BigCache when misses keep finding ghosts: demand the tuner can serve). */
-HAK_HIDDEN void hak_evolve_nudge(void);
-extern _Atomic bool hak_tune_nudge HAK_HIDDEN;
 extern _Atomic bool hak_evolve_pending HAK_HIDDEN;   /* background thread wanted and not started yet */
 
 // ---------------------------------------------------------------------------

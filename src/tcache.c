@@ -46,7 +46,7 @@ void hak_tcache_unregister(uint32_t slot_index) {
 /* Move every block of tc to its ring.  Inside an operation bracket. */
 static void drain(hak_tcache_t *tc) {
     uint32_t n = tc->n;
-    tc->n = 0;
+    __atomic_store_n(&tc->n, 0, __ATOMIC_RELAXED);
     tc->bytes = 0;
     for (uint32_t i = 0; i < n; i++) {
         hak_block_t *b = tc->v[i];
@@ -62,7 +62,7 @@ static void drain(hak_tcache_t *tc) {
 hak_block_t *hak_tcache_evict_oldest(hak_tcache_t *tc) {
     hak_block_t *b = tc->v[0];
     for (uint32_t i = 1; i < tc->n; i++) tc->v[i - 1] = tc->v[i];
-    tc->n--;
+    __atomic_store_n(&tc->n, tc->n - 1, __ATOMIC_RELAXED);
     tc->v[tc->n] = NULL;
     tc->bytes -= b->size;
     HAK_GAUGE(bytes_cached, -(int64_t)b->size);
@@ -79,12 +79,27 @@ void hak_tcache_drain(void) {
     hak_op_end();
 }
 
+/* Any other thread's front cache holding a block?  A relaxed look, without
+ * stopping anybody: a sleeping thread's count is exact; a busy thread may
+ * cache a block just after, which a trim cannot prevent anyway. */
+static bool others_hold_blocks(void) {
+    for (uint32_t i = 0; i < HAK_SHM_SLOTS; i++) {
+        hak_tcache_t *tc = __atomic_load_n(&registry[i], __ATOMIC_ACQUIRE);
+        if (tc != NULL && tc != &hak_tls.tc && __atomic_load_n(&tc->n, __ATOMIC_RELAXED) > 0) return true;
+    }
+    return false;
+}
+
 void hak_tcache_drain_all(void) {
+    if (!others_hold_blocks()) {    /* the common case: nobody to stop */
+        hak_tcache_drain();
+        return;
+    }
     hak_op_begin();                 /* first: the gate set below holds only the others */
     hak_stats_quiesce_begin();      /* every other thread out of its operations, new ones held */
     for (uint32_t i = 0; i < HAK_SHM_SLOTS; i++) {
         hak_tcache_t *tc = __atomic_load_n(&registry[i], __ATOMIC_ACQUIRE);
-        if (tc != NULL && tc->n > 0) drain(tc);
+        if (tc != NULL && __atomic_load_n(&tc->n, __ATOMIC_RELAXED) > 0) drain(tc);
     }
     hak_stats_quiesce_end();
     hak_op_end();

@@ -47,7 +47,9 @@ static void *worker_main(void *arg) {
     w->shared = (int)hak_tls.shared;
     if (hak_tls.slot) {
         w->owner = atomic_load((_Atomic uint64_t *)&hak_tls.slot->owner_tid);
-        w->slot_allocs = hak_tls.slot->counter[HAK_C_large_allocs];
+        /* atomic: a thread on the shared slot reads what others write */
+        w->slot_allocs = atomic_load_explicit((_Atomic uint64_t *)&hak_tls.slot->counter[HAK_C_large_allocs],
+                                              memory_order_relaxed);
     }
     if (w->done) pthread_barrier_wait(w->done);
     if (w->go) pthread_barrier_wait(w->go);
