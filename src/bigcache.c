@@ -49,6 +49,8 @@ typedef struct hak_ring {
     uint32_t count;
     uint32_t ghosts;                    /* capacity evictions not yet "reused" by a miss */
     uint32_t deficit;                   /* current run of ghost-served misses */
+    uint32_t lent;                      /* blocks lent to other classes' misses: the next misses
+                                           here are theirs, not a demand for a bigger ring */
     hak_block_t *v[HAK_RING_CAP_MAX];
 } __attribute__((aligned(64))) hak_ring_t;
 
@@ -134,7 +136,9 @@ hak_block_t *hak_bigcache_pop(uint32_t c) {
         cls_inc(&s->hits, 1);
     } else {
         cls_inc(&s->misses, 1);
-        if (r->ghosts > 0) {
+        if (r->lent > 0) {
+            r->lent--;
+        } else if (r->ghosts > 0) {
             r->ghosts--;
             r->deficit++;
             unsigned bucket = 31u - (unsigned)__builtin_clz(r->deficit);
@@ -168,6 +172,7 @@ static hak_block_t *take_newest(uint32_t c) {
         cls_begin(s);
         r->count--;
         b = r->v[(r->tail + r->count) % HAK_RING_CAP_MAX];
+        if (r->lent < HAK_RING_CAP_MAX) r->lent++;
         cls_end(s, r);
     }
     hak_unlock(&r->lock);
@@ -207,6 +212,7 @@ void hak_bigcache_put(hak_block_t *b) {
     hak_lock(&r->lock);
     cls_begin(s);
     r->deficit = 0;
+    r->lent = 0;                        /* a block came back: the lending is settled */
     /* cap lowered and not yet applied to this ring (hak_bigcache_apply_cap) */
     while (r->count > cap && nlow < PUT_VICTIMS_MAX) victims[nlow++] = ring_take_oldest(r);
     if (cap > 0 && r->count == cap) victims[nlow + nfull++] = ring_take_oldest(r); /* make room */
@@ -260,6 +266,7 @@ static uint32_t shrink_ring(uint32_t c, uint32_t keep, int reason, hak_block_t *
     if (reason == HAK_EVICT_IDLE_TRIM) {
         r->ghosts = 0;
         r->deficit = 0;
+        r->lent = 0;
     } else {
         r->ghosts = r->ghosts + n > GHOST_MAX ? GHOST_MAX : r->ghosts + n;
     }

@@ -81,10 +81,13 @@ static int knob_set(int knob, uint64_t value) {
         if (hak_opt.verbose)
             hak_log("knob %d: %llu -> %llu", knob, (unsigned long long)old, (unsigned long long)v);
     }
-    /* Lowering a limit takes effect now, not at the next free: front caches
-     * first (into the rings), then the rings' caps and budget. */
+    /* Lowering a limit takes effect now, not at the next free.  A lower
+     * byte budget or a cap of 0 (no caching) empties the front caches first
+     * (into the rings), then the rings' caps and budget apply; a cap lowered
+     * to another value binds the rings only (the front caches are bounded by
+     * HAKMEM_TCACHE_MAX_BYTES), so it stops no thread. */
     if ((knob == HAKMEM_KNOB_RING_CAP || knob == HAKMEM_KNOB_CACHE_MAX_BYTES) && v < old) {
-        hak_tcache_drain_all();
+        if (knob == HAKMEM_KNOB_CACHE_MAX_BYTES || v == 0) hak_tcache_drain_all();
         hak_bigcache_apply_cap();
     }
     if (knob == HAKMEM_KNOB_BATCH_THRESHOLD && v < old) hak_batch_flush(false);
@@ -156,7 +159,7 @@ int hak_set_batch_threshold(uint64_t bytes) { return hak_knob_set(HAKMEM_KNOB_BA
 int hak_set_class_cap(unsigned cls, uint64_t cap) {
     if (!hak_init()) return -EINVAL;
     uint32_t old;
-    if (cls < HAK_NCLASSES && cap < hak_bigcache_cap(cls)) hak_tcache_drain_all();   /* a lower cap binds them too */
+    if (cls < HAK_NCLASSES && cap == 0 && hak_bigcache_cap(cls) > 0) hak_tcache_drain_all();   /* no caching at all */
     int rc = hak_bigcache_set_class_cap(cls, cap, &old);
     if (rc == -EINVAL) return rc;
     if (hak_opt.verbose)
@@ -172,9 +175,9 @@ size_t hak_class_block_size(unsigned cls) { return cls < HAK_NCLASSES ? hak_clas
 
 void hak_trim(void) {
     if (!hak_init()) return;
+    hak_tcache_drain_all();             /* every thread's front cache, sleeping ones' too */
     hak_op_begin();
     HAK_CNT(trims);
-    hak_tcache_drain_all();             /* every thread's front cache, sleeping ones' too */
     hak_bigcache_trim();
     hak_batch_flush(true);
     hak_op_end();

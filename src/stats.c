@@ -99,6 +99,7 @@ bool hak_membarrier_ok;
  * operation (even generation, shared slot released), wait, step in again. */
 void hak_op_wait_gate(void) {
     hak_tls_t *t = &hak_tls;
+    if (t->quiescing) return;          /* its own gate */
     _Atomic uint64_t *gen = (_Atomic uint64_t *)&t->slot->gen;
     while (atomic_load_explicit(&hak_fork_gate, memory_order_relaxed)) {
         atomic_store_explicit(gen, atomic_load_explicit(gen, memory_order_relaxed) + 1, memory_order_release);

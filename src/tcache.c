@@ -12,7 +12,7 @@
  *
  * Who else touches a thread's front cache, and how:
  *   - the thread itself at exit (stats.c's slot destructor): hak_tcache_drain;
- *   - trims, cap changes and fork: hak_tcache_drain_all stops every thread at
+ *   - trims, a lower budget, caps set to 0: hak_tcache_drain_all stops every thread at
  *     an operation boundary (the fork gate of stats.c: hak_stats_quiesce_*),
  *     then empties every registered front cache into the rings, sleeping
  *     threads' included;
@@ -95,14 +95,19 @@ void hak_tcache_drain_all(void) {
         hak_tcache_drain();
         return;
     }
-    hak_op_begin();                 /* first: the gate set below holds only the others */
+    /* Stop the others first, outside any operation of ours (so snapshot
+     * readers are not held off while we wait), then drain inside one: the
+     * quiescer passes its own gate (hak_op_wait_gate). */
     hak_stats_quiesce_begin();      /* every other thread out of its operations, new ones held */
+    hak_tls.quiescing = 1;
+    hak_op_begin();
     for (uint32_t i = 0; i < HAK_SHM_SLOTS; i++) {
         hak_tcache_t *tc = __atomic_load_n(&registry[i], __ATOMIC_ACQUIRE);
         if (tc != NULL && __atomic_load_n(&tc->n, __ATOMIC_RELAXED) > 0) drain(tc);
     }
-    hak_stats_quiesce_end();
     hak_op_end();
+    hak_tls.quiescing = 0;
+    hak_stats_quiesce_end();
 }
 
 void hak_tcache_child_adopt(void) {

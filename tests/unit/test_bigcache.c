@@ -169,6 +169,26 @@ static void test_reshape_smaller(void **state) {
     hak_free(s);
 }
 
+/* A block lent to a smaller class's miss is not a ghost demand of its own
+ * ring: the next miss there is the lending's, not a bigger ring's. */
+static void test_lent_not_ghost(void **state) {
+    (void)state;
+    uint32_t big = hak_size_class((size_t)12 << 20);
+    void *v[6];
+    for (int i = 0; i < 6; i++) v[i] = hak_alloc((size_t)12 << 20);
+    for (int i = 0; i < 6; i++) hak_free(v[i]);                 /* 4 cached, 2 ghosts */
+    hak_flush();
+    uint64_t gh0 = hak_seg->classes[big].ghost_hits;
+    void *s = hak_alloc((size_t)7 << 20);                      /* lent from the 12 MiB ring */
+    for (int i = 0; i < 4; i++) v[i] = hak_alloc((size_t)12 << 20);   /* 3 hits, 1 miss: the lent one */
+    assert_int_equal(hak_seg->classes[big].ghost_hits, gh0);
+    void *w = hak_alloc((size_t)12 << 20);                     /* a real ghost miss now */
+    assert_int_equal(hak_seg->classes[big].ghost_hits, gh0 + 1);
+    hak_free(w);
+    for (int i = 0; i < 4; i++) hak_free(v[i]);
+    hak_free(s);
+}
+
 /* Per-class caps override the global cap for one class only. */
 static void test_class_cap(void **state) {
     (void)state;
@@ -238,6 +258,7 @@ int main(void) {
         cmocka_unit_test_setup(test_near_class_reuse, setup),
         cmocka_unit_test_setup(test_reshape_smaller, setup),
         cmocka_unit_test_setup(test_class_cap, setup),
+        cmocka_unit_test_setup(test_lent_not_ghost, setup),
         cmocka_unit_test_setup(test_budget_lowered_now, setup),
         cmocka_unit_test_setup(test_ghosts_published, setup),
     };

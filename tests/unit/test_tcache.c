@@ -133,7 +133,7 @@ static void test_trim_empties_sleeping_thread(void **state) {
     assert_int_equal(gauge(HAK_G_bytes_cached), 0);
     set_phase(2);
     pthread_join(t, NULL);
-    /* lowering the cap reaches front caches too */
+    /* a cap of 0 reaches front caches too */
     void *p = hak_alloc(768 << 10);
     hak_free(p);
     assert_int_equal(gauge(HAK_G_blocks_tcached), 1);
