@@ -63,6 +63,7 @@ static hak_block_t *map_fresh(uint32_t c, size_t n, size_t align) {
         hak_batch_add(b, HAK_EVICT_UNCACHEABLE);   /* only Batch may release it */
         return NULL;
     }
+    if (unlikely(flags & HAK_BF_PROBE)) hak_thp_mapped(b);
     return b;
 }
 

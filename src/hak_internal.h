@@ -175,6 +175,8 @@ HAK_HIDDEN int  hak_thp_choose(uint32_t c, uint32_t *flags);
 HAK_HIDDEN bool hak_thp_class_wants_huge(uint32_t c);
 /* False for a huge-page block of a class that chose 4 KiB pages (not to be cached). */
 HAK_HIDDEN bool hak_thp_block_fits(const hak_block_t *b);
+/* A probe block was just mapped: count the touched pages of the one before. */
+HAK_HIDDEN void hak_thp_mapped(hak_block_t *b);
 /* A probe block is being freed: count its touched pages (undecided classes only). */
 HAK_HIDDEN void hak_thp_sample(hak_block_t *b);
 static inline void hak_thp_on_free(hak_block_t *b) {

@@ -7,14 +7,18 @@
  * That wins when the program writes most of its blocks and loses memory (4x
  * glibc's RSS, measured) when it writes 16-512 KiB of a 4 MiB buffer.  So:
  *
- *   HAKMEM_THP=auto   classes of 2 MiB and more start UNDECIDED: their blocks
- *                     get huge pages, except a few probes (the first block of
- *                     the class and every PROBE_EVERY-th after it, at most
- *                     PROBES of them) mapped with 4 KiB pages: a probe pays
- *                     its 4 KiB faults once.  When a probe is freed, mincore
- *                     counts the pages the program touched.  After
- *                     SAMPLES_TO_DECIDE probes the class becomes HUGE (the
- *                     program touched at least half of them) or SMALL.  The
+ *   HAKMEM_THP=auto   classes of 2 MiB and more start UNDECIDED: their first
+ *                     blocks are probes, mapped with 4 KiB pages.  Each time
+ *                     the class maps a block, mincore counts the pages the
+ *                     program touched in the probe mapped before it (programs
+ *                     write a buffer right after malloc), and a probe freed
+ *                     while the class is undecided is counted too.  After
+ *                     SAMPLES_TO_DECIDE samples (the 5th block of the class,
+ *                     usually) the class becomes HUGE (the program touched at
+ *                     least half of them) or SMALL.  So a class pays 4 KiB
+ *                     faults for a handful of blocks, and a program that fills
+ *                     a small part of big buffers never gets a huge page of
+ *                     them, even in the first round (peak RSS).  The
  *                     state and the figures are published per class in the
  *                     segment, where the tuner logs the choice as a decision
  *                     (and may override it with hak_set_class_thp).
@@ -32,8 +36,6 @@
 
 #include "hak_internal.h"
 
-#define PROBE_EVERY        8u      /* undecided: one block in this many is a probe ... */
-#define PROBES             6u      /* ... at most this many per class (some may not come back) */
 #define SAMPLES_TO_DECIDE  4u
 #define HUGE_PERMILLE      500u    /* touched at least half: huge pages pay */
 #define SAMPLE_MAX_PAGES   (64u << 10)     /* mincore vector: the first 256 MiB of a block */
@@ -43,6 +45,7 @@ static _Atomic uint32_t maps[HAK_NCLASSES];       /* blocks mapped while undecid
 static uint32_t samples[HAK_NCLASSES];            /* guarded by sample_lock */
 static uint64_t permille_sum[HAK_NCLASSES];
 static hak_lock_t sample_lock;
+static hak_block_t *last_probe[HAK_NCLASSES];    /* guarded by sample_lock */
 static unsigned char vec[SAMPLE_MAX_PAGES];       /* guarded by sample_lock */
 
 static void publish(uint32_t c) {
@@ -63,6 +66,7 @@ void hak_thp_init(void) {
         atomic_store(&maps[c], 0);
         samples[c] = 0;
         permille_sum[c] = 0;
+        last_probe[c] = NULL;
         publish(c);
     }
 }
@@ -73,14 +77,10 @@ int hak_thp_choose(uint32_t c, uint32_t *flags) {
     switch (atomic_load_explicit(&state[c], memory_order_relaxed)) {
     case HAK_CTHP_HUGE: return HAK_OS_THP_HUGE;
     case HAK_CTHP_SMALL: return HAK_OS_THP_SMALL;
-    case HAK_CTHP_UNDECIDED: {
-        uint32_t m = atomic_fetch_add_explicit(&maps[c], 1, memory_order_relaxed);
-        if (m % PROBE_EVERY == 0 && m / PROBE_EVERY < PROBES) {
-            *flags |= HAK_BF_PROBE;
-            return HAK_OS_THP_SMALL;
-        }
-        return HAK_OS_THP_HUGE;
-    }
+    case HAK_CTHP_UNDECIDED:
+        atomic_fetch_add_explicit(&maps[c], 1, memory_order_relaxed);
+        *flags |= HAK_BF_PROBE;
+        return HAK_OS_THP_SMALL;
     default: return HAK_OS_THP_NONE;
     }
 }
@@ -97,10 +97,8 @@ bool hak_thp_block_fits(const hak_block_t *b) {
            atomic_load_explicit(&state[b->cls], memory_order_relaxed) != HAK_CTHP_SMALL;
 }
 
-void hak_thp_sample(hak_block_t *b) {
-    uint32_t c = b->cls;
-    if (c >= HAK_NCLASSES || atomic_load_explicit(&state[c], memory_order_relaxed) != HAK_CTHP_UNDECIDED) return;
-    if (atomic_exchange_explicit(&sample_lock.v, 1, memory_order_acquire)) return;   /* busy: skip this one */
+/* Count b's touched pages into class c; sample_lock held. */
+static void sample_locked(hak_block_t *b, uint32_t c) {
     uintptr_t u = atomic_load_explicit(&b->user, memory_order_relaxed);
     size_t pages = b->size / HAK_PAGE;
     if (pages > SAMPLE_MAX_PAGES) pages = SAMPLE_MAX_PAGES;
@@ -119,6 +117,29 @@ void hak_thp_sample(hak_block_t *b) {
         }
         publish(c);
     }
+}
+
+void hak_thp_sample(hak_block_t *b) {
+    uint32_t c = b->cls;
+    if (c >= HAK_NCLASSES || atomic_load_explicit(&state[c], memory_order_relaxed) != HAK_CTHP_UNDECIDED) return;
+    if (atomic_exchange_explicit(&sample_lock.v, 1, memory_order_acquire)) return;   /* busy: skip this one */
+    if (last_probe[c] == b) last_probe[c] = NULL;     /* counted now, not again at the next map */
+    sample_locked(b, c);
+    hak_unlock(&sample_lock);
+}
+
+void hak_thp_mapped(hak_block_t *b) {
+    uint32_t c = b->cls;
+    if (c >= HAK_NCLASSES || !(b->flags & HAK_BF_PROBE)) return;
+    if (atomic_exchange_explicit(&sample_lock.v, 1, memory_order_acquire)) return;
+    hak_block_t *prev = last_probe[c];
+    last_probe[c] = b;
+    /* the probe mapped before this one, if the program still holds it (a
+     * metadata record is never unmapped: a stale one is only a wrong guess) */
+    if (prev != NULL && prev != b && prev->cls == c &&
+        atomic_load_explicit(&prev->state, memory_order_relaxed) == HAK_BLOCK_LIVE &&
+        atomic_load_explicit(&state[c], memory_order_relaxed) == HAK_CTHP_UNDECIDED)
+        sample_locked(prev, c);
     hak_unlock(&sample_lock);
 }
 

@@ -40,9 +40,11 @@ static void test_partial_touch_chooses_small(void **state) {
     size_t size = (size_t)4 << 20;
     uint32_t c = hak_size_class(size);
     assert_int_equal(thp_state(c), HAK_CTHP_UNDECIDED);
-    uint64_t s0 = cnt(HAK_C_thp_samples);
-    churn(size, 128 << 10, 32);                         /* 3% touched; 4 probes among 32 */
-    assert_int_equal(cnt(HAK_C_thp_samples), s0 + 4);
+    uint64_t s0 = cnt(HAK_C_thp_samples), ma0 = cnt(HAK_C_madvise_calls);
+    churn(size, 128 << 10, 32);                         /* 3% touched, each right after malloc */
+    assert_int_equal(cnt(HAK_C_thp_samples), s0 + 4);   /* decided at the 5th block, from 4 probes */
+    /* not one huge page in the first round: peak RSS stays what the program touches */
+    assert_int_equal(cnt(HAK_C_madvise_calls), ma0);
     assert_int_equal(thp_state(c), HAK_CTHP_SMALL);
     assert_int_equal(HAK_CTHP_SAMPLES(hak_seg->classes[c].thp), 4);
     assert_true(HAK_CTHP_PERMILLE(hak_seg->classes[c].thp) < 100);
@@ -57,8 +59,11 @@ static void test_full_touch_chooses_huge(void **state) {
     if (hak_os_thp_effective() != 1) skip();
     size_t size = (size_t)6 << 20;
     uint32_t c = hak_size_class(size);
+    uint64_t ma0 = cnt(HAK_C_madvise_calls);
     churn(size, size, 32);
     assert_int_equal(thp_state(c), HAK_CTHP_HUGE);
+    /* decided at the 5th block: the 27 after it were mapped with huge pages */
+    assert_int_equal(cnt(HAK_C_madvise_calls), ma0 + 27);
     assert_true(HAK_CTHP_PERMILLE(hak_seg->classes[c].thp) >= 900);
     uint64_t m0 = cnt(HAK_C_madvise_calls);
     churn(size, 4096, 2);
