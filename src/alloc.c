@@ -17,6 +17,8 @@
 
 #include "hak_internal.h"
 
+void (*_Atomic hak_first_large_hook)(void);
+
 /* A miss of ring c served from warm memory, or NULL. */
 static hak_block_t *warm_miss(uint32_t c) {
     hak_block_t *b = hak_batch_rescue(c, c + HAK_NEAR_CLASSES);
@@ -103,10 +105,11 @@ void *hak_large_alloc(size_t n, size_t align, bool zero) {
     /* Outside the bracket: a memset of up to 256 MiB must not hold off
      * snapshot readers or fork (the block is this thread's alone now). */
     if (zero && !fresh) memset(p, 0, n);
-    /* the first large block starts the background thread */
-    if (unlikely(atomic_load_explicit(&hak_evolve_pending, memory_order_relaxed)) &&
-        atomic_exchange(&hak_evolve_pending, false))
-        hak_evolve_start_slow();
+    /* the first large block runs the hook (the background thread, if wanted) */
+    if (unlikely(atomic_load_explicit(&hak_first_large_hook, memory_order_relaxed))) {
+        void (*hook)(void) = atomic_exchange(&hak_first_large_hook, NULL);
+        if (hook) hook();
+    }
     return p;
 }
 

@@ -55,6 +55,7 @@ typedef struct hak_ring {
 } __attribute__((aligned(64))) hak_ring_t;
 
 static hak_ring_t rings[HAK_NCLASSES];
+_Atomic int64_t hak_cached_bytes;      /* bytes in all rings: what the byte budget bounds */
 /* Per-class cap plus one (0 = follow hak_ring_cap, so .bss means "global"). */
 _Atomic uint32_t hak_class_cap1[HAK_NCLASSES];
 

@@ -246,6 +246,7 @@ HAK_HIDDEN void         hak_bigcache_apply_cap(void);
  * previous setting (UINT32_MAX = global).  0, -EINVAL or -ERANGE (clamped). */
 HAK_HIDDEN int          hak_bigcache_set_class_cap(uint32_t c, uint64_t cap, uint32_t *old);
 HAK_HIDDEN void         hak_bigcache_publish_caps(void);
+extern _Atomic int64_t hak_cached_bytes HAK_HIDDEN;    /* bytes in the rings (the budget's measure) */
 /* Hand every cached block to Batch (reason idle/requested trim). */
 HAK_HIDDEN void         hak_bigcache_trim(void);
 HAK_HIDDEN void         hak_bigcache_init(void);
@@ -276,7 +277,6 @@ HAK_HIDDEN size_t hak_batch_coalesce(hak_block_t **v, size_t n, uintptr_t *start
 extern _Atomic uint64_t hak_ring_cap HAK_HIDDEN;
 extern _Atomic uint64_t hak_batch_threshold HAK_HIDDEN;
 extern _Atomic uint64_t hak_cache_max_bytes HAK_HIDDEN;
-extern _Atomic int64_t  hak_cached_bytes HAK_HIDDEN;   /* functional, for the budget */
 #define HAK_BATCH_THRESHOLD_MIN ((uint64_t)64 << 10)
 #define HAK_BATCH_THRESHOLD_MAX ((uint64_t)1 << 30)
 /* Clamp v into [lo, hi]; *clamped set to 1 when it moved. */
@@ -322,6 +322,8 @@ HAK_HIDDEN void hak_stats_shared_lock(void);
 HAK_HIDDEN void hak_stats_shared_unlock(void);
 HAK_HIDDEN void hak_stats_init(void);
 HAK_HIDDEN void hak_stats_child_fold(void);
+/* The segment moved from old to s (a forked child's copy): rebase this thread's slot. */
+HAK_HIDDEN void hak_stats_rebase(const hak_shm_t *old, hak_shm_t *s);
 HAK_HIDDEN void hak_stats_fold_lock(void);
 HAK_HIDDEN void hak_stats_fold_unlock(void);
 /* Sum the slots into counters/gauges (in-process reader). */
@@ -491,11 +493,14 @@ HAK_HIDDEN bool hak_active(void);
 HAK_HIDDEN void hak_evolve_start_slow(void);
 HAK_HIDDEN void hak_evolve_stop(void);
 HAK_HIDDEN void hak_evolve_child_reset(void);
-extern _Atomic bool hak_evolve_pending HAK_HIDDEN;   /* background thread wanted and not started yet */
+
 
 // ---------------------------------------------------------------------------
 // alloc.c / free.c / realloc.c
 // ---------------------------------------------------------------------------
+/* Called once, after the first large allocation, when set (init.c wires the
+ * background thread's start here: the core does not know who listens). */
+extern void (*_Atomic hak_first_large_hook)(void) HAK_HIDDEN;
 /* Requests of at least this many bytes are hakmem's: 0 before init (every call
  * takes the init path), large_min once ready, SIZE_MAX in mode=off. */
 extern size_t hak_large_threshold HAK_HIDDEN;

@@ -16,7 +16,6 @@
 
 _Atomic int hak_ready;     /* 0 none, 1 initialising, 2 ready */
 size_t hak_large_threshold;
-_Atomic bool hak_evolve_pending;
 
 const char *hak_mode_str(uint64_t mode) {
     static const char *const names[] = {"off", "fixed", "evolving"};
@@ -69,7 +68,7 @@ static void fork_child(void) {
     hak_shm_child_recreate();
     hak_stats_child_fold();
     hak_evolve_child_reset();
-    hak_evolve_pending = hak_background_wanted();
+    atomic_store(&hak_first_large_hook, hak_background_wanted() ? hak_evolve_start_slow : NULL);
     hak_stats_quiesce_end_child();
     hak_tcache_child_adopt();           /* the front caches of the threads that did not survive fork */
 }
@@ -98,7 +97,9 @@ void hak_init_slow(void) {
     pthread_atfork(fork_prepare, fork_parent, fork_child);
     /* after every other init store: a nonzero threshold lets callers skip hak_init() */
     __atomic_store_n(&hak_large_threshold, hak_opt.mode == HAK_MODE_OFF ? SIZE_MAX : hak_opt.large_min, __ATOMIC_RELEASE);
-    hak_evolve_pending = hak_background_wanted();
+    /* the background thread starts at the first large allocation, not here:
+     * a malloc made while ld.so or libc are still starting must not spawn one */
+    atomic_store(&hak_first_large_hook, hak_background_wanted() ? hak_evolve_start_slow : NULL);
     hak_tls.in_init = 0;
     atomic_store_explicit(&hak_ready, 2, memory_order_release);
 }

@@ -11,7 +11,6 @@
 _Atomic uint64_t hak_ring_cap = 4;
 _Atomic uint64_t hak_batch_threshold = (uint64_t)4 << 20;
 _Atomic uint64_t hak_cache_max_bytes = (uint64_t)1 << 30;
-_Atomic int64_t  hak_cached_bytes;
 
 static pthread_mutex_t knob_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t ctl_lock = PTHREAD_MUTEX_INITIALIZER;   /* one control applier */

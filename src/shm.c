@@ -182,7 +182,7 @@ void hak_shm_child_recreate(void) {
     }
     s->magic = 0;
     stamp(s);
-    if (hak_tls.slot != NULL) hak_tls.slot = (hak_shm_slot_t *)((char *)s + ((char *)hak_tls.slot - (char *)old));
+    hak_stats_rebase(old, s);
     hak_seg = s;
     if (old != &fallback_seg) hak_os_meta_free(old, SEG_LEN);
     atomic_store(&hak_shm_publish_pending, hak_opt.stats != 0 && s != &fallback_seg);

@@ -210,6 +210,10 @@ void hak_stats_sum(uint64_t *counter, int64_t *gauge) {
     }
 }
 
+void hak_stats_rebase(const hak_shm_t *old, hak_shm_t *s) {
+    if (hak_tls.slot != NULL) hak_tls.slot = &s->slots[hak_tls.slot - old->slots];
+}
+
 /* In the child after fork(): only the forking thread exists; fold every other
  * thread's slot into the retired slot so they can be reused. */
 void hak_stats_child_fold(void) {
