@@ -85,11 +85,19 @@ static int knob_set(int knob, uint64_t value) {
      * (into the rings), then the rings' caps and budget apply; a cap lowered
      * to another value binds the rings only (the front caches are bounded by
      * HAKMEM_TCACHE_MAX_BYTES), so it stops no thread. */
+    /* (inside an operation bracket: evictions and flushes count, and the
+     * caller - the tuner thread, the program - may not be in one) */
     if ((knob == HAKMEM_KNOB_RING_CAP || knob == HAKMEM_KNOB_CACHE_MAX_BYTES) && v < old) {
         if (knob == HAKMEM_KNOB_CACHE_MAX_BYTES || v == 0) hak_tcache_drain_all();
+        hak_op_begin();
         hak_bigcache_apply_cap();
+        hak_op_end();
     }
-    if (knob == HAKMEM_KNOB_BATCH_THRESHOLD && v < old) hak_batch_flush(false);
+    if (knob == HAKMEM_KNOB_BATCH_THRESHOLD && v < old) {
+        hak_op_begin();
+        hak_batch_flush(false);
+        hak_op_end();
+    }
     return clamped ? -ERANGE : 0;
 }
 
@@ -159,7 +167,9 @@ int hak_set_class_cap(unsigned cls, uint64_t cap) {
     if (!hak_init()) return -EINVAL;
     uint32_t old;
     if (cls < HAK_NCLASSES && cap == 0 && hak_bigcache_cap(cls) > 0) hak_tcache_drain_all();   /* no caching at all */
+    hak_op_begin();                     /* a lower cap evicts, and evictions count */
     int rc = hak_bigcache_set_class_cap(cls, cap, &old);
+    hak_op_end();
     if (rc == -EINVAL) return rc;
     if (hak_opt.verbose)
         hak_log("class %u cap: %s -> %llu%s", cls, old == UINT32_MAX ? "global" : "set",

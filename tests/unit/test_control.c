@@ -2,8 +2,12 @@
  *   - two requests posted before the library applies either are merged: both
  *     take effect (the second used to overwrite the first's flags and values);
  *   - a forked child that cannot copy the segment (ENOMEM) counts in memory of
- *     its own, never in the parent's shared segment. */
+ *     its own, never in the parent's shared segment;
+ * and a knob lowered by a thread that never made an allocator call (the
+ * tuner's thread, a control thread) evicts inside an operation bracket of
+ * its own (it used to count into a thread slot it did not have). */
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -64,10 +68,44 @@ static void test_child_without_memory_counts_privately(void **state) {
     assert_int_equal(cnt(HAK_C_large_allocs), before);  /* the child's counts did not land here */
 }
 
+static uint32_t lower_class;
+static void *lower_from_fresh_thread(void *arg) {
+    (void)arg;
+    /* this thread never called the allocator: no counter slot yet */
+    int rc = hak_set_class_cap(lower_class, 1);
+    int rc2 = hak_set_ring_cap(0);
+    return (void *)(intptr_t)(rc == 0 && rc2 == 0 ? 0 : 1);
+}
+
+static void test_lowering_from_a_fresh_thread(void **state) {
+    (void)state;
+    hak_trim();
+    lower_class = hak_size_class(768 << 10);
+    assert_int_equal(hak_set_class_cap(lower_class, 8), 0);
+    uint64_t saved = hak_tcache_max_bytes;
+    hak_tcache_max_bytes = 0;                           /* into the ring, where a cap binds */
+    void *v[4];
+    for (int i = 0; i < 4; i++) v[i] = hak_alloc(768 << 10);
+    for (int i = 0; i < 4; i++) hak_free(v[i]);
+    hak_tcache_max_bytes = saved;
+    assert_int_equal(hak_seg->classes[lower_class].cached_blocks, 4);
+    uint64_t low0 = cnt(HAK_C_evict_cap_lowered);
+    pthread_t t;
+    void *ret = (void *)1;
+    assert_int_equal(pthread_create(&t, NULL, lower_from_fresh_thread, NULL), 0);
+    assert_int_equal(pthread_join(t, &ret), 0);
+    assert_null(ret);
+    assert_int_equal(hak_seg->classes[lower_class].cached_blocks, 1);   /* its own cap 1 (ring cap 0 is global) */
+    assert_int_equal(cnt(HAK_C_evict_cap_lowered), low0 + 3);    /* counted, by the thread that did it */
+    assert_int_equal(hak_set_class_cap(lower_class, HAK_CLASS_CAP_GLOBAL), 0);
+    assert_int_equal(hak_set_ring_cap(4), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_posts_merge),
         cmocka_unit_test(test_child_without_memory_counts_privately),
+        cmocka_unit_test(test_lowering_from_a_fresh_thread),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
