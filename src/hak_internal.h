@@ -406,15 +406,22 @@ HAK_HIDDEN void hak_tcache_drain(void);
 HAK_HIDDEN void hak_tcache_drain_all(void);
 HAK_HIDDEN void hak_tcache_child_adopt(void);
 HAK_HIDDEN hak_block_t *hak_tcache_evict_oldest(hak_tcache_t *tc);
+/* A front cache's fields are read by a trimming thread while their owner is
+ * held at an operation boundary (tcache.c); relaxed atomics (plain moves on
+ * x86) say so to the compiler and to TSan, which cannot see the membarrier
+ * that orders the two. */
+#define HAK_TC_LD(x)    __atomic_load_n(&(x), __ATOMIC_RELAXED)
+#define HAK_TC_ST(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
 /* Pop a block of class c (inside an op bracket), or NULL. */
 static inline hak_block_t *hak_tcache_pop(uint32_t c) {
     hak_tcache_t *tc = &hak_tls.tc;
-    for (uint32_t i = tc->n; i-- > 0;) {
-        hak_block_t *b = tc->v[i];
+    uint32_t n = HAK_TC_LD(tc->n);
+    for (uint32_t i = n; i-- > 0;) {
+        hak_block_t *b = HAK_TC_LD(tc->v[i]);
         if (b->cls != c) continue;
-        for (uint32_t k = i + 1; k < tc->n; k++) tc->v[k - 1] = tc->v[k];
-        __atomic_store_n(&tc->n, tc->n - 1, __ATOMIC_RELAXED);   /* read by trims (tcache.c) */
-        tc->bytes -= b->size;
+        for (uint32_t k = i + 1; k < n; k++) HAK_TC_ST(tc->v[k - 1], HAK_TC_LD(tc->v[k]));
+        HAK_TC_ST(tc->n, n - 1);
+        HAK_TC_ST(tc->bytes, HAK_TC_LD(tc->bytes) - b->size);
         atomic_store_explicit(&b->state, HAK_BLOCK_LIVE, memory_order_relaxed);
         HAK_CNT(cache_hits);
         HAK_CNT(tcache_hits);
@@ -432,13 +439,15 @@ static inline hak_block_t *hak_tcache_put(hak_block_t *b) {
     hak_tcache_t *tc = &hak_tls.tc;
     if (unlikely(!hak_tls.tc_ok) || b->size > hak_tcache_max_bytes || hak_bigcache_cap(b->cls) == 0) return b;
     hak_block_t *out = NULL;
-    while (tc->n > 0 && (tc->n == HAK_TC_SLOTS || tc->bytes + b->size > hak_tcache_max_bytes)) {
+    while (HAK_TC_LD(tc->n) > 0 &&
+           (HAK_TC_LD(tc->n) == HAK_TC_SLOTS || HAK_TC_LD(tc->bytes) + b->size > hak_tcache_max_bytes)) {
         if (out != NULL) hak_bigcache_put(out);
         out = hak_tcache_evict_oldest(tc);
     }
-    tc->v[tc->n] = b;
-    __atomic_store_n(&tc->n, tc->n + 1, __ATOMIC_RELAXED);
-    tc->bytes += b->size;
+    uint32_t n = HAK_TC_LD(tc->n);
+    HAK_TC_ST(tc->v[n], b);
+    HAK_TC_ST(tc->n, n + 1);
+    HAK_TC_ST(tc->bytes, HAK_TC_LD(tc->bytes) + b->size);
     HAK_CNT(tcache_puts);
     HAK_GAUGE(bytes_cached, (int64_t)b->size);
     HAK_GAUGE(blocks_cached, 1);

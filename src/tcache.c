@@ -45,12 +45,12 @@ void hak_tcache_unregister(uint32_t slot_index) {
 
 /* Move every block of tc to its ring.  Inside an operation bracket. */
 static void drain(hak_tcache_t *tc) {
-    uint32_t n = tc->n;
-    __atomic_store_n(&tc->n, 0, __ATOMIC_RELAXED);
-    tc->bytes = 0;
+    uint32_t n = HAK_TC_LD(tc->n);
+    HAK_TC_ST(tc->n, 0);
+    HAK_TC_ST(tc->bytes, 0);
     for (uint32_t i = 0; i < n; i++) {
-        hak_block_t *b = tc->v[i];
-        tc->v[i] = NULL;
+        hak_block_t *b = HAK_TC_LD(tc->v[i]);
+        HAK_TC_ST(tc->v[i], NULL);
         HAK_GAUGE(bytes_cached, -(int64_t)b->size);
         HAK_GAUGE(blocks_cached, -1);
         HAK_GAUGE(blocks_tcached, -1);
@@ -60,11 +60,12 @@ static void drain(hak_tcache_t *tc) {
 }
 
 hak_block_t *hak_tcache_evict_oldest(hak_tcache_t *tc) {
-    hak_block_t *b = tc->v[0];
-    for (uint32_t i = 1; i < tc->n; i++) tc->v[i - 1] = tc->v[i];
-    __atomic_store_n(&tc->n, tc->n - 1, __ATOMIC_RELAXED);
-    tc->v[tc->n] = NULL;
-    tc->bytes -= b->size;
+    hak_block_t *b = HAK_TC_LD(tc->v[0]);
+    uint32_t n = HAK_TC_LD(tc->n);
+    for (uint32_t i = 1; i < n; i++) HAK_TC_ST(tc->v[i - 1], HAK_TC_LD(tc->v[i]));
+    HAK_TC_ST(tc->n, n - 1);
+    HAK_TC_ST(tc->v[n - 1], NULL);
+    HAK_TC_ST(tc->bytes, HAK_TC_LD(tc->bytes) - b->size);
     HAK_GAUGE(bytes_cached, -(int64_t)b->size);
     HAK_GAUGE(blocks_cached, -1);
     HAK_GAUGE(blocks_tcached, -1);
@@ -73,7 +74,7 @@ hak_block_t *hak_tcache_evict_oldest(hak_tcache_t *tc) {
 }
 
 void hak_tcache_drain(void) {
-    if (hak_tls.tc.n == 0) return;
+    if (HAK_TC_LD(hak_tls.tc.n) == 0) return;
     hak_op_begin();
     drain(&hak_tls.tc);
     hak_op_end();
@@ -117,7 +118,7 @@ void hak_tcache_child_adopt(void) {
         hak_tcache_t *tc = registry[i];
         if (tc == NULL || tc == &hak_tls.tc) continue;
         registry[i] = NULL;
-        if (tc->n > 0) drain(tc);
+        if (HAK_TC_LD(tc->n) > 0) drain(tc);
     }
     hak_op_end();
 }

@@ -100,7 +100,9 @@ bool hak_thp_block_fits(const hak_block_t *b) {
 /* Count b's touched pages into class c; sample_lock held. */
 static void sample_locked(hak_block_t *b, uint32_t c) {
     uintptr_t u = atomic_load_explicit(&b->user, memory_order_relaxed);
-    size_t pages = b->size / HAK_PAGE;
+    /* the class's size, not b->size: the block may be another thread's,
+     * which a realloc may be resizing (only its atomic fields are read) */
+    size_t pages = hak_class_size(c) / HAK_PAGE;
     if (pages > SAMPLE_MAX_PAGES) pages = SAMPLE_MAX_PAGES;
     long resident = hak_os_resident(u, pages * HAK_PAGE, vec);
     if (resident >= 0 && atomic_load_explicit(&state[c], memory_order_relaxed) == HAK_CTHP_UNDECIDED) {
@@ -136,8 +138,7 @@ void hak_thp_mapped(hak_block_t *b) {
     last_probe[c] = b;
     /* the probe mapped before this one, if the program still holds it (a
      * metadata record is never unmapped: a stale one is only a wrong guess) */
-    if (prev != NULL && prev != b && prev->cls == c &&
-        atomic_load_explicit(&prev->state, memory_order_relaxed) == HAK_BLOCK_LIVE &&
+    if (prev != NULL && prev != b && atomic_load_explicit(&prev->state, memory_order_relaxed) == HAK_BLOCK_LIVE &&
         atomic_load_explicit(&state[c], memory_order_relaxed) == HAK_CTHP_UNDECIDED)
         sample_locked(prev, c);
     hak_unlock(&sample_lock);
