@@ -78,12 +78,17 @@ static int map_fd(int fd, hak_shm_handle_t *h, uid_t want_uid, bool check_uid) {
     if (!S_ISREG(st.st_mode)) return -HAK_SHM_EMAGIC;
     if (check_uid && st.st_uid != want_uid) return -HAK_SHM_EACCES;
     if (st.st_mode & 077) return -HAK_SHM_EACCES;
-    if ((size_t)st.st_size < sizeof(hak_shm_t)) {
+    /* A segment being created is 0 bytes long between shm_open and
+     * fallocate: give one that is short and blank 50 ms to reach its size. */
+    for (int i = 0; (size_t)st.st_size < sizeof(hak_shm_t); i++) {
         /* distinguish "not ours at all" from "ours but short" */
         uint64_t magic = 0;
-        if (pread(fd, &magic, sizeof magic, 0) == (ssize_t)sizeof magic && magic != HAK_SHM_MAGIC)
-            return -HAK_SHM_EMAGIC;
-        return -HAK_SHM_ESHORT;
+        ssize_t got = pread(fd, &magic, sizeof magic, 0);
+        if (got == (ssize_t)sizeof magic && magic != 0 && magic != HAK_SHM_MAGIC) return -HAK_SHM_EMAGIC;
+        if (i >= 50 || (got == (ssize_t)sizeof magic && magic == HAK_SHM_MAGIC)) return -HAK_SHM_ESHORT;
+        struct timespec ts = {0, 1000000L};
+        nanosleep(&ts, NULL);
+        if (fstat(fd, &st) != 0) return -HAK_SHM_EIO;
     }
     int writable = (fcntl(fd, F_GETFL) & O_ACCMODE) == O_RDWR;
     void *p = mmap(NULL, (size_t)st.st_size, PROT_READ | (writable ? PROT_WRITE : 0), MAP_SHARED, fd, 0);
