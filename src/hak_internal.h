@@ -309,17 +309,20 @@ typedef struct hak_tcache {
 typedef struct hak_tls {
     hak_shm_slot_t *slot;
     uint32_t depth;
-    uint32_t shared;            /* using the shared overflow slot (locked) */
+    uint32_t shared;            /* no slot of its own: counts in its private slot, added into slot 1 per op */
     uint32_t in_init;
     uint32_t tc_ok;             /* this thread has a front cache (a slot of its own) */
     uint32_t quiescing;         /* this thread holds the others at the gate (tcache.c) */
-    uint32_t pad_;
+    uint32_t overflow_ops;      /* operations on the overflow slot (a free slot is looked for now and then) */
     hak_tcache_t tc;
 } hak_tls_t;
 extern __thread hak_tls_t hak_tls __attribute__((tls_model("initial-exec"))) HAK_HIDDEN;
 HAK_HIDDEN void hak_stats_claim_slot(void);
-HAK_HIDDEN void hak_stats_shared_lock(void);
-HAK_HIDDEN void hak_stats_shared_unlock(void);
+/* A thread without a slot of its own enters / leaves an operation on the
+ * overflow slot (no lock: an atomic count of writers inside; leaving adds the
+ * operation's counts into slot 1). */
+HAK_HIDDEN void hak_stats_shared_enter(void);
+HAK_HIDDEN void hak_stats_shared_exit(void);
 HAK_HIDDEN void hak_stats_init(void);
 HAK_HIDDEN void hak_stats_child_fold(void);
 /* The segment moved from old to s (a forked child's copy): rebase this thread's slot. */
@@ -350,7 +353,7 @@ static inline void hak_op_begin(void) {
     hak_tls_t *t = &hak_tls;
     if (unlikely(t->slot == NULL)) hak_stats_claim_slot();
     if (t->depth++ == 0) {
-        if (unlikely(t->shared)) hak_stats_shared_lock();
+        if (unlikely(t->shared)) hak_stats_shared_enter();
         uint64_t g = atomic_load_explicit((_Atomic uint64_t *)&t->slot->gen, memory_order_relaxed);
         atomic_store_explicit((_Atomic uint64_t *)&t->slot->gen, g + 1, memory_order_relaxed);
         if (likely(hak_membarrier_ok)) atomic_signal_fence(memory_order_seq_cst);
@@ -366,7 +369,7 @@ static inline void hak_op_end(void) {
     if (--t->depth == 0) {
         uint64_t g = atomic_load_explicit((_Atomic uint64_t *)&t->slot->gen, memory_order_relaxed);
         atomic_store_explicit((_Atomic uint64_t *)&t->slot->gen, g + 1, memory_order_release);
-        if (unlikely(t->shared)) hak_stats_shared_unlock();
+        if (unlikely(t->shared)) hak_stats_shared_exit();
     }
 }
 /* Counter updates: only inside a bracket, single writer per slot. */

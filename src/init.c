@@ -40,7 +40,6 @@ static void fork_prepare(void) {
     hak_stats_quiesce_begin();          /* no thread inside an operation from here */
     hak_knobs_lock();
     hak_stats_fold_lock();
-    hak_stats_shared_lock();
     hak_batch_lock();
     hak_bigcache_lock_all();
     hak_registry_lock();
@@ -52,7 +51,6 @@ static void fork_parent(void) {
     hak_registry_unlock();
     hak_bigcache_unlock_all();
     hak_batch_unlock();
-    hak_stats_shared_unlock();
     hak_stats_fold_unlock();
     hak_knobs_unlock();
     hak_shm_fork_parent();

@@ -178,10 +178,11 @@ static uint64_t mono_ns(void) {
 }
 
 /* Copy n u64 words guarded by *gen (seqlock).  0 or -EBUSY past the deadline. */
-static int read_seq(const uint64_t *gen, const void *src, void *dst, size_t n, uint64_t deadline) {
+static int read_seq_busy(const uint64_t *gen, uint64_t busy, const void *src, void *dst, size_t n,
+                         uint64_t deadline) {
     for (unsigned spin = 0;; spin++) {
         uint64_t g1 = ld_acq(gen);
-        if ((g1 & 1) == 0) {
+        if ((g1 & busy) == 0) {
             const uint64_t *s = src;
             uint64_t *d = dst;
             for (size_t i = 0; i < n; i++) d[i] = ld(&s[i]);
@@ -193,6 +194,10 @@ static int read_seq(const uint64_t *gen, const void *src, void *dst, size_t n, u
             sched_yield();
         }
     }
+}
+
+static int read_seq(const uint64_t *gen, const void *src, void *dst, size_t n, uint64_t deadline) {
+    return read_seq_busy(gen, 1, src, dst, n, deadline);
 }
 
 int hak_shm_snapshot(const hak_shm_t *shm, hak_snapshot_t *out) {
@@ -212,7 +217,7 @@ int hak_shm_snapshot(const hak_shm_t *shm, hak_snapshot_t *out) {
         for (int pass = 0; pass < 2; pass++) {
             for (uint32_t i = 0; i < HAK_SHM_SLOTS; i++) {
                 const hak_shm_slot_t *s = &shm->slots[i];
-                int rc = read_seq(&s->gen, s, &slot, sizeof slot / 8, deadline);
+                int rc = read_seq_busy(&s->gen, HAK_SHM_SLOT_BUSY(i), s, &slot, sizeof slot / 8, deadline);
                 if (rc != 0) return rc;
                 for (int k = 0; k < HAK_NCOUNTERS; k++)
                     if ((HAK_COUNTER_IS_EFFECT(k) != 0) == (pass == 0)) out->counter[k] += slot.counter[k];

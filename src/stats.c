@@ -5,9 +5,13 @@
  * counters are plain stores, no atomic read-modify-write shared by threads.
  * hak_op_begin/hak_op_end (hak_internal.h) make the slot's generation odd for
  * the length of one allocator operation, so a reader sees every slot at an
- * operation boundary.  Slot 0 accumulates exited threads; slot 1 is shared,
- * under a lock, by threads that found no free slot.  Folding a slot into slot 0
- * happens under hak_seg->fold_gen, which readers check around a snapshot.
+ * operation boundary.  Slot 0 accumulates exited threads.  A thread that found
+ * no free slot counts into a private slot of its own (thread-local) and adds
+ * it into slot 1 with atomic adds at the end of each operation; slot 1's gen
+ * counts the writers inside (hakmem/shm.h), so no thread ever waits for
+ * another, and the thread looks for a free slot again every 1024 operations.
+ * Folding a slot into slot 0 happens under hak_seg->fold_gen, which readers
+ * check around a snapshot.
  */
 #define _GNU_SOURCE
 #include <linux/futex.h>
@@ -23,16 +27,17 @@ __thread hak_tls_t hak_tls __attribute__((tls_model("initial-exec")));
 hak_shm_t *hak_seg;
 
 static pthread_mutex_t fold_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_mutex_t shared_lock = PTHREAD_MUTEX_INITIALIZER;
+/* The counts of a thread on the overflow slot, between two operations' ends
+ * (zero outside an operation).  Default TLS model: it is touched only then. */
+static __thread hak_shm_slot_t overflow_counts;
 static pthread_key_t slot_key;
 static bool slot_key_ok;
 
 #define SLOT_RETIRED 0u
-#define SLOT_SHARED  1u
+#define SLOT_SHARED  HAK_SHM_SLOT_SHARED
 #define SLOT_FIRST   2u
 
-void hak_stats_shared_lock(void) { pthread_mutex_lock(&shared_lock); }
-void hak_stats_shared_unlock(void) { pthread_mutex_unlock(&shared_lock); }
+static _Atomic uint64_t *shared_gen(void) { return (_Atomic uint64_t *)&hak_seg->slots[SLOT_SHARED].gen; }
 void hak_stats_fold_lock(void) { pthread_mutex_lock(&fold_lock); }
 void hak_stats_fold_unlock(void) { pthread_mutex_unlock(&fold_lock); }
 
@@ -97,17 +102,28 @@ bool hak_membarrier_ok;
 
 /* Called by hak_op_begin when fork is quiescing: step back out of the
  * operation (even generation, shared slot released), wait, step in again. */
+/* Step out of the current operation (the slot at a boundary, as far as
+ * readers and quiescers see) and back in.  On the overflow slot the counts
+ * made so far stay private meanwhile, so slot 1 is consistent without them. */
+static void step_out(hak_tls_t *t) {
+    _Atomic uint64_t *gen = (_Atomic uint64_t *)&t->slot->gen;
+    atomic_store_explicit(gen, atomic_load_explicit(gen, memory_order_relaxed) + 1, memory_order_release);
+    if (t->shared) atomic_fetch_sub_explicit(shared_gen(), 1, memory_order_release);
+}
+static void step_in(hak_tls_t *t) {
+    _Atomic uint64_t *gen = (_Atomic uint64_t *)&t->slot->gen;
+    if (t->shared) atomic_fetch_add_explicit(shared_gen(), 1, memory_order_seq_cst);
+    atomic_store_explicit(gen, atomic_load_explicit(gen, memory_order_relaxed) + 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_seq_cst);
+}
+
 void hak_op_wait_gate(void) {
     hak_tls_t *t = &hak_tls;
     if (t->quiescing) return;          /* its own gate */
-    _Atomic uint64_t *gen = (_Atomic uint64_t *)&t->slot->gen;
     while (atomic_load_explicit(&hak_fork_gate, memory_order_relaxed)) {
-        atomic_store_explicit(gen, atomic_load_explicit(gen, memory_order_relaxed) + 1, memory_order_release);
-        if (t->shared) hak_stats_shared_unlock();
+        step_out(t);
         while (atomic_load_explicit(&hak_fork_gate, memory_order_acquire)) sched_yield();
-        if (t->shared) hak_stats_shared_lock();
-        atomic_store_explicit(gen, atomic_load_explicit(gen, memory_order_relaxed) + 1, memory_order_relaxed);
-        atomic_thread_fence(memory_order_seq_cst);
+        step_in(t);
     }
 }
 
@@ -118,22 +134,23 @@ static pthread_mutex_t quiesce_lock = PTHREAD_MUTEX_INITIALIZER;
 
 void hak_stats_quiesce_begin(void) {
     hak_tls_t *t = &hak_tls;
+    bool inside = t->slot != NULL && t->depth != 0;
     while (pthread_mutex_trylock(&quiesce_lock) != 0) {
-        _Atomic uint64_t *gen = t->slot && t->depth ? (_Atomic uint64_t *)&t->slot->gen : NULL;
-        if (gen) atomic_store_explicit(gen, atomic_load_explicit(gen, memory_order_relaxed) + 1, memory_order_release);
+        if (inside) step_out(t);
         sched_yield();
-        if (gen) {
-            atomic_store_explicit(gen, atomic_load_explicit(gen, memory_order_relaxed) + 1, memory_order_relaxed);
-            atomic_thread_fence(memory_order_seq_cst);
-        }
+        if (inside) step_in(t);
     }
     atomic_store_explicit(&hak_fork_gate, 1, memory_order_relaxed);
     if (hak_membarrier_ok) syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
     else atomic_thread_fence(memory_order_seq_cst);
+    /* on the overflow slot, this thread itself may be one of the writers inside */
+    uint64_t own = inside && t->shared ? 1 : 0;
     for (uint32_t i = 0; i < HAK_SHM_SLOTS; i++) {
         hak_shm_slot_t *s = &hak_seg->slots[i];
         if (s == hak_tls.slot) continue;
-        while (atomic_load_explicit((_Atomic uint64_t *)&s->gen, memory_order_acquire) & 1) sched_yield();
+        uint64_t busy = HAK_SHM_SLOT_BUSY(i), mine = i == SLOT_SHARED ? own : 0;
+        while ((atomic_load_explicit((_Atomic uint64_t *)&s->gen, memory_order_acquire) & busy) > mine)
+            sched_yield();
     }
 }
 
@@ -154,11 +171,13 @@ void hak_stats_init(void) {
     hak_seg->slots[SLOT_SHARED].owner_tid = UINT64_MAX;
 }
 
-void hak_stats_claim_slot(void) {
-    hak_tls_t *t = &hak_tls;
+/* Take a free slot for this thread: true, or false when all are taken. */
+static bool claim_own(hak_tls_t *t) {
     uint64_t tid = (uint64_t)syscall(SYS_gettid);
     for (uint32_t i = SLOT_FIRST; i < HAK_SHM_SLOTS; i++) {
         uint64_t expect = 0;
+        if (atomic_load_explicit((_Atomic uint64_t *)&hak_seg->slots[i].owner_tid, memory_order_relaxed) != 0)
+            continue;
         if (atomic_compare_exchange_strong((_Atomic uint64_t *)&hak_seg->slots[i].owner_tid, &expect, tid)) {
             t->slot = &hak_seg->slots[i];
             t->shared = 0;
@@ -167,11 +186,46 @@ void hak_stats_claim_slot(void) {
                 hak_tcache_register(i);
                 t->tc_ok = 1;
             }
-            return;
+            return true;
         }
     }
-    t->slot = &hak_seg->slots[SLOT_SHARED];
+    return false;
+}
+
+void hak_stats_claim_slot(void) {
+    hak_tls_t *t = &hak_tls;
+    if (claim_own(t)) return;
+    t->slot = &overflow_counts;
     t->shared = 1;
+}
+
+void hak_stats_shared_enter(void) {
+    hak_tls_t *t = &hak_tls;
+    /* A slot may have come free since (a thread exited): look now and then. */
+    if (unlikely((++t->overflow_ops & 1023u) == 0) && claim_own(t)) return;
+    atomic_fetch_add_explicit(shared_gen(), 1, memory_order_seq_cst);
+    atomic_thread_fence(memory_order_release);     /* the counts below come after it */
+}
+
+void hak_stats_shared_exit(void) {
+    hak_shm_slot_t *p = hak_tls.slot, *s = &hak_seg->slots[SLOT_SHARED];
+    for (int i = 0; i < HAK_NCOUNTERS; i++)
+        if (p->counter[i]) {
+            atomic_fetch_add_explicit((_Atomic uint64_t *)&s->counter[i], p->counter[i], memory_order_relaxed);
+            p->counter[i] = 0;
+        }
+    for (int i = 0; i < HAK_NGAUGES; i++) {
+        if (p->gauge_in[i]) {
+            atomic_fetch_add_explicit((_Atomic uint64_t *)&s->gauge_in[i], p->gauge_in[i], memory_order_relaxed);
+            p->gauge_in[i] = 0;
+        }
+        if (p->gauge_out[i]) {
+            atomic_fetch_add_explicit((_Atomic uint64_t *)&s->gauge_out[i], p->gauge_out[i], memory_order_relaxed);
+            p->gauge_out[i] = 0;
+        }
+    }
+    /* one writer fewer inside, a new epoch: a reader that copied meanwhile retries */
+    atomic_fetch_add_explicit(shared_gen(), HAK_SHM_SHARED_EPOCH - 1, memory_order_release);
 }
 
 void hak_stats_signal_tuner(void) {
@@ -211,22 +265,23 @@ void hak_stats_sum(uint64_t *counter, int64_t *gauge) {
 }
 
 void hak_stats_rebase(const hak_shm_t *old, hak_shm_t *s) {
-    if (hak_tls.slot != NULL) hak_tls.slot = &s->slots[hak_tls.slot - old->slots];
+    if (hak_tls.slot != NULL && !hak_tls.shared) hak_tls.slot = &s->slots[hak_tls.slot - old->slots];
 }
 
 /* In the child after fork(): only the forking thread exists; fold every other
  * thread's slot into the retired slot so they can be reused. */
 void hak_stats_child_fold(void) {
     pthread_mutex_init(&fold_lock, NULL);
-    pthread_mutex_init(&shared_lock, NULL);
     for (uint32_t i = SLOT_FIRST; i < HAK_SHM_SLOTS; i++) {
         hak_shm_slot_t *s = &hak_seg->slots[i];
         if (s == hak_tls.slot || s->owner_tid == 0) continue;
         if (s->gen & 1) s->gen++;      /* its thread was mid-operation at fork */
         fold_slot_locked(s);
     }
-    for (uint32_t i = 0; i < SLOT_FIRST; i++)
-        if (hak_seg->slots[i].gen & 1) hak_seg->slots[i].gen++;
+    if (hak_seg->slots[SLOT_RETIRED].gen & 1) hak_seg->slots[SLOT_RETIRED].gen++;
+    /* the overflow slot's writers inside were threads that do not exist here */
+    uint64_t *g = &hak_seg->slots[SLOT_SHARED].gen;
+    if (*g & HAK_SHM_SHARED_BUSY) *g = (*g & ~HAK_SHM_SHARED_BUSY) + HAK_SHM_SHARED_EPOCH;
     if (hak_tls.slot != NULL && !hak_tls.shared)
         hak_tls.slot->owner_tid = (uint64_t)syscall(SYS_gettid);
 }

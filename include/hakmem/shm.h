@@ -20,6 +20,11 @@
  * operation boundary; totals are the sum of the slots.  Slots of exiting
  * threads are folded into the "retired" slot under shm->fold_gen (also a
  * seqlock), so a reader that saw fold_gen change retries the whole snapshot.
+ * Slot 1, the overflow slot, has many writers: a thread that found no free
+ * slot counts privately and adds its counts into slot 1 (atomic adds) at the
+ * end of each operation.  Slot 1's gen is (epoch << 16) | writers inside an
+ * operation; a reader copies it while the low 16 bits are 0 and the word is
+ * unchanged after the copy (HAK_SHM_SLOT_BUSY gives each slot's busy bits).
  * Per-class figures are written under the class lock, with their own gen.
  */
 #ifndef HAKMEM_SHM_H
@@ -29,12 +34,17 @@
 #include <stddef.h>
 
 #define HAK_SHM_MAGIC        0x4d454d4b4148ULL  /* "HAKMEM\0\0" little endian */
-#define HAK_SHM_VERSION      2u
+#define HAK_SHM_VERSION      3u
 #define HAK_SHM_NAME_FMT     "/hakmem.%d"       /* shm_open name; /dev/shm/hakmem.<pid> */
 #define HAK_SHM_DIR          "/dev/shm"
 #define HAK_SHM_PREFIX       "hakmem."
 #define HAK_SHM_CLASSES      64u   /* room for size classes (the library uses fewer) */
 #define HAK_SHM_SLOTS        128u  /* thread slots; slot 0 = retired threads, 1 = shared overflow */
+#define HAK_SHM_SLOT_SHARED  1u    /* the overflow slot: many writers, gen = epoch << 16 | writers inside */
+#define HAK_SHM_SHARED_BUSY  0xffffull
+#define HAK_SHM_SHARED_EPOCH 0x10000ull
+/* The bits of slot i's gen that say "a writer is inside an operation". */
+#define HAK_SHM_SLOT_BUSY(i) ((i) == HAK_SHM_SLOT_SHARED ? HAK_SHM_SHARED_BUSY : 1ull)
 #define HAK_SHM_DECISIONS    256u  /* decision log ring entries (power of two) */
 #define HAK_SHM_COMM_LEN     64u
 

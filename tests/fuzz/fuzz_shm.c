@@ -135,7 +135,7 @@ static void even_gens(hak_shm_t *s) {
     s->knobs.gen &= ~1ull;
     s->kernel.gen &= ~1ull;
     for (unsigned i = 0; i < HAK_SHM_CLASSES; i++) s->classes[i].gen &= ~1ull;
-    for (unsigned i = 0; i < HAK_SHM_SLOTS; i++) s->slots[i].gen &= ~1ull;
+    for (unsigned i = 0; i < HAK_SHM_SLOTS; i++) s->slots[i].gen &= ~HAK_SHM_SLOT_BUSY(i);
 }
 
 static int known_err(int rc) { return rc <= 0 && rc >= -HAK_SHM_ESRCH; }

@@ -373,7 +373,7 @@ static void test_reader_garbage_counters(void **state) {
             x ^= x << 13; x ^= x >> 7; x ^= x << 17;
             w[k] = x;
         }
-        s->slots[i].gen &= ~1ull;
+        s->slots[i].gen &= ~HAK_SHM_SLOT_BUSY(i);
         /* Gauge words stay below 2^48: the reader sums them in int64, and
          * bigger hostile values overflow it (undefined behaviour, reported
          * separately), which UBSan runs of this test would trip on. */

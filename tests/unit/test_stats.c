@@ -2,7 +2,8 @@
  * operation claims a slot of its own; at thread exit the slot is folded into
  * the retired slot (nothing lost, the slot free again); hak_stats_sum and
  * hak_stats_get add up every thread exactly; threads beyond the slots share
- * the overflow slot and are still counted exactly. */
+ * the overflow slot and are still counted exactly, and none of them waits for
+ * another (a thread held inside an operation does not stop the rest). */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <setjmp.h>
@@ -11,6 +12,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -45,7 +47,14 @@ static void *worker_main(void *arg) {
     w->tid = (uint64_t)syscall(SYS_gettid);
     w->slot = hak_tls.slot ? (long)(hak_tls.slot - hak_seg->slots) : -1;
     w->shared = (int)hak_tls.shared;
-    if (hak_tls.slot) {
+    if (w->shared) {
+        /* its counts went into the overflow slot; its own are private (and 0 between operations) */
+        w->slot = SLOT_SHARED;
+        for (int k = 0; k < HAK_NCOUNTERS; k++)
+            if (hak_tls.slot->counter[k] != 0) w->alloc_failed = 2;
+        w->slot_allocs = atomic_load_explicit((_Atomic uint64_t *)&hak_seg->slots[SLOT_SHARED].counter[HAK_C_large_allocs],
+                                              memory_order_relaxed);
+    } else if (hak_tls.slot) {
         w->owner = atomic_load((_Atomic uint64_t *)&hak_tls.slot->owner_tid);
         /* atomic: a thread on the shared slot reads what others write */
         w->slot_allocs = atomic_load_explicit((_Atomic uint64_t *)&hak_tls.slot->counter[HAK_C_large_allocs],
@@ -226,12 +235,96 @@ static void test_overflow_slot(void **state) {
     free(w);
 }
 
+/* Threads on the overflow slot: one of them stopped inside an operation;
+ * another one's large malloc/free pairs still finish, and a snapshot taken
+ * while the first is still inside says "busy" rather than show half of it.
+ * (With a lock around the overflow slot, the second thread waits for ever.) */
+typedef struct held {
+    pthread_barrier_t *in, *out;
+    int shared;
+} held_t;
+
+static void *held_main(void *arg) {
+    held_t *h = arg;
+    void *p = hak_alloc(128 << 10);   /* its first operation: the slot it counts in */
+    hak_free(p);
+    h->shared = (int)hak_tls.shared;
+    hak_op_begin();
+    pthread_barrier_wait(h->in);      /* inside an operation */
+    pthread_barrier_wait(h->out);
+    hak_op_end();
+    return NULL;
+}
+
+static _Atomic int pairs_done;
+static void *pairs_main(void *arg) {
+    int *shared = arg;
+    for (int i = 0; i < 20; i++) {
+        void *p = hak_alloc(256 << 10);
+        if (p == NULL) break;
+        hak_free(p);
+        atomic_fetch_add(&pairs_done, 1);
+    }
+    *shared = (int)hak_tls.shared;
+    return NULL;
+}
+
+static void test_overflow_no_wait(void **state) {
+    (void)state;
+    uint32_t n = free_slots();
+    /* take every free slot with threads that wait (they hold a slot each) */
+    worker_t *w = calloc(n, sizeof *w);
+    pthread_t *t = calloc(n, sizeof *t);
+    assert_non_null(w);
+    assert_non_null(t);
+    pthread_barrier_t done, go, in, out;
+    pthread_barrier_init(&done, NULL, n + 1);
+    pthread_barrier_init(&go, NULL, n + 1);
+    pthread_barrier_init(&in, NULL, 2);
+    pthread_barrier_init(&out, NULL, 2);
+    for (uint32_t i = 0; i < n; i++) {
+        w[i].ops = 1;
+        w[i].done = &done;
+        w[i].go = &go;
+        assert_int_equal(pthread_create(&t[i], NULL, worker_main, &w[i]), 0);
+    }
+    pthread_barrier_wait(&done);            /* every slot taken now */
+    assert_int_equal(free_slots(), 0);
+    held_t h = {&in, &out, 0};
+    pthread_t ht, pt;
+    assert_int_equal(pthread_create(&ht, NULL, held_main, &h), 0);
+    pthread_barrier_wait(&in);              /* h is inside an operation on the overflow slot */
+    int busy = hak_shm_snapshot(hak_seg, &(hak_snapshot_t){0});
+    int pshared = 0;
+    atomic_store(&pairs_done, 0);
+    assert_int_equal(pthread_create(&pt, NULL, pairs_main, &pshared), 0);
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += 10;
+    int joined = pthread_timedjoin_np(pt, NULL, &dl);
+    int done_pairs = atomic_load(&pairs_done);
+    pthread_barrier_wait(&out);             /* let h leave its operation */
+    if (joined != 0) pthread_join(pt, NULL);
+    pthread_join(ht, NULL);
+    pthread_barrier_wait(&go);
+    for (uint32_t i = 0; i < n; i++) pthread_join(t[i], NULL);
+    assert_int_equal(h.shared, 1);
+    assert_int_equal(pshared, 1);
+    assert_int_equal(joined, 0);            /* not held up by h */
+    assert_int_equal(done_pairs, 20);
+    assert_int_equal(busy, -HAK_SHM_EBUSY); /* h's operation is not half-visible */
+    assert_int_equal(hak_shm_snapshot(hak_seg, &(hak_snapshot_t){0}), 0);
+    free(w);
+    free(t);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_claim),
         cmocka_unit_test(test_fold_at_exit),
         cmocka_unit_test(test_sum_across_threads),
         cmocka_unit_test(test_overflow_slot),
+        cmocka_unit_test(test_overflow_no_wait),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
