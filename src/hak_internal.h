@@ -1,6 +1,14 @@
 /*
- * hak_internal.h - internal types and cross-file prototypes of libhakmem,
- * grouped by the file that defines them.  Nothing here is exported.
+ * hak_internal.h - the cross-file prototypes of libhakmem, grouped by the
+ * file that defines them.  Nothing here is exported.  The mechanisms live in
+ * headers by concern, included below:
+ *   hak_base.h     visibility, branch hints, page sizes, align/clamp helpers
+ *   hak_lock.h     the rings' spinlock
+ *   hak_types.h    block metadata, the front cache, the thread's state
+ *   hak_radix.h    the registry's radix table and its lock-free lookups
+ *   hak_bracket.h  the operation bracket and the counters inside it
+ *   hak_libc.h     glibc's own allocator (small sizes), sanitizer builds
+ *   hak_probe.h    USDT probes
  *
  * The pipeline of a large block, file by file:
  *   alloc.c    malloc(n >= large_min) -> sizeclass.c -> bigcache.c pop: hit? reuse
@@ -24,53 +32,16 @@
 #include "hakmem.h"
 #include "hakmem/shm.h"
 
-#define HAK_HIDDEN __attribute__((visibility("hidden")))
-#define likely(x)   __builtin_expect(!!(x), 1)
-#define unlikely(x) __builtin_expect(!!(x), 0)
+#include "hak_base.h"
+#include "hak_bracket.h"
+#include "hak_libc.h"
+#include "hak_lock.h"
+#include "hak_probe.h"
+#include "hak_radix.h"
+#include "hak_types.h"
 
-#define HAK_PAGE           4096u
-#define HAK_HUGE_PAGE      (2u << 20)
-#define HAK_LARGE_MIN_MIN  (64u << 10)     /* registry needs blocks >= 64 KiB */
-#define HAK_CLASS_NONE     UINT32_MAX
-#define HAK_RING_CAP_MAX   512u            /* upper bound of BIGCACHE_RING_CAP */
 
-static inline size_t hak_align_up(size_t n, size_t a) { return (n + a - 1) & ~(a - 1); }
 
-/* A small spinlock for the per-class rings: their critical sections are a
- * few loads and stores, shorter than a futex mutex's own bookkeeping.  It
- * spins briefly, then yields, so a preempted holder on a 2-core machine costs
- * a time slice at worst, never a livelock. */
-typedef struct hak_lock { _Atomic int v; } hak_lock_t;
-void hak_lock_slow(hak_lock_t *l) HAK_HIDDEN;
-static inline void hak_lock(hak_lock_t *l) {
-    if (likely(!atomic_exchange_explicit(&l->v, 1, memory_order_acquire))) return;
-    hak_lock_slow(l);
-}
-static inline void hak_unlock(hak_lock_t *l) { atomic_store_explicit(&l->v, 0, memory_order_release); }
-static inline void hak_lock_init(hak_lock_t *l) { atomic_store_explicit(&l->v, 0, memory_order_relaxed); }
-
-// ---------------------------------------------------------------------------
-// Block metadata, out of band (never in front of the user's bytes)
-// ---------------------------------------------------------------------------
-enum hak_block_state {
-    HAK_BLOCK_UNUSED = 0,   /* metadata record on the free list */
-    HAK_BLOCK_LIVE = 1,     /* held by the program */
-    HAK_BLOCK_CACHED = 2,   /* warm in a BigCache ring */
-    HAK_BLOCK_PENDING = 3,  /* waiting in Batch for munmap */
-};
-
-typedef struct hak_block {
-    _Atomic uintptr_t user;     /* user pointer: the registry key */
-    uintptr_t map_base;         /* the mapping that holds the block */
-    size_t    map_size;         /* its length (may include alignment slack) */
-    size_t    size;             /* usable bytes from user */
-    uint32_t  cls;              /* size class, or HAK_CLASS_NONE (never cached) */
-    _Atomic uint32_t state;     /* enum hak_block_state */
-    struct hak_block *next;     /* free list link of metadata records */
-    uint32_t  flags;            /* HAK_BF_* */
-} hak_block_t;
-#define HAK_BF_HUGE  0x1u       /* mapped (or grown) with MADV_HUGEPAGE */
-#define HAK_BF_PROBE 0x2u       /* THP probe: 4 KiB pages, sampled at free (thp.c) */
 
 // ---------------------------------------------------------------------------
 // options.c: the HAKMEM_* table, read once at init
@@ -193,32 +164,6 @@ HAK_HIDDEN int          hak_registry_insert(hak_block_t *b);
 /* Test hook: make the next n registry inserts fail with -ENOMEM. */
 HAK_HIDDEN extern _Atomic int hak_registry_fail_next;
 HAK_HIDDEN void         hak_registry_remove(hak_block_t *b);
-/* Radix table: root[u >> 32] -> leaf; leaf[(u >> 16) & 0xffff] -> block whose
- * user pointer lies in that 64 KiB chunk (see registry.c). */
-#define HAK_CHUNK_SHIFT 16u
-#define HAK_LEAF_BITS   16u
-#define HAK_ROOT_BITS   15u
-typedef _Atomic(hak_block_t *) hak_leaf_t[(size_t)1 << HAK_LEAF_BITS];
-extern _Atomic(hak_leaf_t *) hak_registry_root[(size_t)1 << HAK_ROOT_BITS] HAK_HIDDEN;
-/* The block registered in p's 64 KiB chunk, or NULL.  Lock-free: two loads. */
-/* (The root index is masked, not range-checked: a pointer above 2^47 lands in
- * some lower region's leaf, where no block's user pointer can equal it, so the
- * exact compare of every caller rejects it; that saves the free path a branch.) */
-static inline hak_block_t *hak_registry_chunk(const void *p) {
-    uintptr_t u = (uintptr_t)p;
-    hak_leaf_t *leaf = atomic_load_explicit(
-        &hak_registry_root[(u >> (HAK_CHUNK_SHIFT + HAK_LEAF_BITS)) & (((size_t)1 << HAK_ROOT_BITS) - 1)],
-        memory_order_acquire);
-    if (likely(leaf == NULL)) return NULL;
-    return atomic_load_explicit(&(*leaf)[(u >> HAK_CHUNK_SHIFT) & (((size_t)1 << HAK_LEAF_BITS) - 1)],
-                                memory_order_acquire);
-}
-/* Lock-free exact lookup: the block whose user pointer is p, or NULL. */
-static inline hak_block_t *hak_registry_lookup(const void *p) {
-    hak_block_t *b = hak_registry_chunk(p);
-    if (b != NULL && atomic_load_explicit(&b->user, memory_order_relaxed) == (uintptr_t)p) return b;
-    return NULL;
-}
 /* A block whose registry chunk holds p but whose user pointer is not p
  * (an interior pointer near a block start), or NULL.  For diagnostics. */
 HAK_HIDDEN hak_block_t *hak_registry_near(const void *p);
@@ -279,12 +224,6 @@ extern _Atomic uint64_t hak_batch_threshold HAK_HIDDEN;
 extern _Atomic uint64_t hak_cache_max_bytes HAK_HIDDEN;
 #define HAK_BATCH_THRESHOLD_MIN ((uint64_t)64 << 10)
 #define HAK_BATCH_THRESHOLD_MAX ((uint64_t)1 << 30)
-/* Clamp v into [lo, hi]; *clamped set to 1 when it moved. */
-static inline uint64_t hak_clamp(uint64_t v, uint64_t lo, uint64_t hi, int *clamped) {
-    if (v < lo) { if (clamped) *clamped = 1; return lo; }
-    if (v > hi) { if (clamped) *clamped = 1; return hi; }
-    return v;
-}
 HAK_HIDDEN void hak_knobs_init(void);
 /* Apply a pending control-block request, if any: inline compare when none. */
 extern _Atomic uint64_t hak_ctl_applied_seq HAK_HIDDEN;
@@ -297,32 +236,6 @@ HAK_HIDDEN void hak_knobs_child_reset(void);
 // ---------------------------------------------------------------------------
 // stats.c: per-thread counter slots in the segment
 // ---------------------------------------------------------------------------
-extern hak_shm_t *hak_seg HAK_HIDDEN;          /* shm segment or private fallback */
-/* The per-thread front cache (tcache.c): v[0] oldest, v[n-1] newest. */
-#define HAK_TC_SLOTS 8u
-typedef struct hak_tcache {
-    uint32_t n;
-    uint32_t pad_;
-    uint64_t bytes;
-    hak_block_t *v[HAK_TC_SLOTS];
-} hak_tcache_t;
-typedef struct hak_tls {
-    hak_shm_slot_t *slot;
-    uint32_t depth;
-    uint32_t shared;            /* no slot of its own: counts in its private slot, added into slot 1 per op */
-    uint32_t in_init;
-    uint32_t tc_ok;             /* this thread has a front cache (a slot of its own) */
-    uint32_t quiescing;         /* this thread holds the others at the gate (tcache.c) */
-    uint32_t overflow_ops;      /* operations on the overflow slot (a free slot is looked for now and then) */
-    hak_tcache_t tc;
-} hak_tls_t;
-extern __thread hak_tls_t hak_tls __attribute__((tls_model("initial-exec"))) HAK_HIDDEN;
-HAK_HIDDEN void hak_stats_claim_slot(void);
-/* A thread without a slot of its own enters / leaves an operation on the
- * overflow slot (no lock: an atomic count of writers inside; leaving adds the
- * operation's counts into slot 1). */
-HAK_HIDDEN void hak_stats_shared_enter(void);
-HAK_HIDDEN void hak_stats_shared_exit(void);
 HAK_HIDDEN void hak_stats_init(void);
 HAK_HIDDEN void hak_stats_child_fold(void);
 /* The segment moved from old to s (a forked child's copy): rebase this thread's slot. */
@@ -340,51 +253,6 @@ HAK_HIDDEN void hak_stats_quiesce_begin(void);
 HAK_HIDDEN void hak_stats_quiesce_end(void);
 HAK_HIDDEN void hak_stats_quiesce_end_child(void);
 
-/* Operation bracket: the slot's generation is odd inside. Nested brackets are free. */
-/* fork() quiesces the allocator (stats.c): while hak_fork_gate is set, no
- * operation may begin.  An operation makes its slot odd, then looks at the
- * gate; fork sets the gate, then looks at every slot.  The barrier between
- * the two is paid by fork (membarrier) when the kernel offers it, so the
- * operation itself needs only a compiler barrier. */
-extern _Atomic int hak_fork_gate HAK_HIDDEN;
-extern bool hak_membarrier_ok HAK_HIDDEN;
-HAK_HIDDEN void hak_op_wait_gate(void);
-static inline void hak_op_begin(void) {
-    hak_tls_t *t = &hak_tls;
-    if (unlikely(t->slot == NULL)) hak_stats_claim_slot();
-    if (t->depth++ == 0) {
-        if (unlikely(t->shared)) hak_stats_shared_enter();
-        uint64_t g = atomic_load_explicit((_Atomic uint64_t *)&t->slot->gen, memory_order_relaxed);
-        atomic_store_explicit((_Atomic uint64_t *)&t->slot->gen, g + 1, memory_order_relaxed);
-        if (likely(hak_membarrier_ok)) atomic_signal_fence(memory_order_seq_cst);
-        else atomic_thread_fence(memory_order_seq_cst);
-        /* acquire (a plain load on x86): what a quiescer did before it
-         * lowered the gate happens before this operation */
-        if (unlikely(atomic_load_explicit(&hak_fork_gate, memory_order_acquire))) hak_op_wait_gate();
-        atomic_thread_fence(memory_order_release);
-    }
-}
-static inline void hak_op_end(void) {
-    hak_tls_t *t = &hak_tls;
-    if (--t->depth == 0) {
-        uint64_t g = atomic_load_explicit((_Atomic uint64_t *)&t->slot->gen, memory_order_relaxed);
-        atomic_store_explicit((_Atomic uint64_t *)&t->slot->gen, g + 1, memory_order_release);
-        if (unlikely(t->shared)) hak_stats_shared_exit();
-    }
-}
-/* Counter updates: only inside a bracket, single writer per slot. */
-static inline void hak_cnt_add(int id, uint64_t n) {
-    _Atomic uint64_t *c = (_Atomic uint64_t *)&hak_tls.slot->counter[id];
-    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n, memory_order_relaxed);
-}
-static inline void hak_gauge_add(int id, int64_t d) {
-    _Atomic uint64_t *c = (_Atomic uint64_t *)(d >= 0 ? &hak_tls.slot->gauge_in[id] : &hak_tls.slot->gauge_out[id]);
-    uint64_t m = d >= 0 ? (uint64_t)d : (uint64_t)-d;
-    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + m, memory_order_relaxed);
-}
-#define HAK_CNT(name)        hak_cnt_add(HAK_C_##name, 1)
-#define HAK_CNT_ADD(name, n) hak_cnt_add(HAK_C_##name, (n))
-#define HAK_GAUGE(name, d)   hak_gauge_add(HAK_G_##name, (d))
 
 static inline void hak_control_poll(void) {
     uint64_t seq = atomic_load_explicit((_Atomic uint64_t *)&hak_seg->control.seq, memory_order_relaxed);
@@ -531,58 +399,5 @@ HAK_HIDDEN void *hak_large_realloc(hak_block_t *b, size_t n);
 HAK_HIDDEN int   hak_block_grow(hak_block_t *b, uint32_t c);
 /* Report an invalid pointer passed to fn and abort. */
 HAK_HIDDEN void  hak_invalid_pointer(const char *fn, const void *p, hak_block_t *near) __attribute__((noreturn));
-
-// ---------------------------------------------------------------------------
-// libc.c: glibc's own allocator, for small blocks and mode=off
-// ---------------------------------------------------------------------------
-/* noplt (GCC): called through the GOT (one indirect jump), not a PLT stub. */
-#if defined(__GNUC__) && !defined(__clang__)
-#define HAK_NOPLT __attribute__((noplt))
-#else
-#define HAK_NOPLT
-#endif
-extern void *__libc_malloc(size_t) HAK_NOPLT;
-extern void  __libc_free(void *) HAK_NOPLT;
-extern void *__libc_calloc(size_t, size_t) HAK_NOPLT;
-extern void *__libc_realloc(void *, size_t) HAK_NOPLT;
-extern void *__libc_memalign(size_t, size_t) HAK_NOPLT;
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define HAK_SANITIZER_BUILD 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define HAK_SANITIZER_BUILD 1
-#endif
-#endif
-#ifdef HAK_SANITIZER_BUILD
-/* Sanitizer builds (make SAN=...) link the core without the overrides, and
- * the sanitizer intercepts some __libc_* entry points (__libc_memalign) but
- * not others: the small path uses the sanitizer's malloc family throughout so
- * that a block is always freed by the allocator that made it. */
-#define hak_libc_malloc   malloc
-#define hak_libc_free     free
-#define hak_libc_calloc   calloc
-#define hak_libc_realloc  realloc
-#define hak_libc_memalign memalign
-#else
-#define hak_libc_malloc   __libc_malloc
-#define hak_libc_free     __libc_free
-#define hak_libc_calloc   __libc_calloc
-#define hak_libc_realloc  __libc_realloc
-#define hak_libc_memalign __libc_memalign
-#endif
-HAK_HIDDEN size_t hak_libc_usable_size(void *p);
-HAK_HIDDEN void   hak_libc_resolve(void);
-
-// ---------------------------------------------------------------------------
-// USDT probes (sys/sdt.h); an unattached probe is one nop
-// ---------------------------------------------------------------------------
-#if defined(HAK_HAVE_SDT) && __has_include(<sys/sdt.h>)
-#include <sys/sdt.h>
-#define HAK_PROBE2(n, a, b)       DTRACE_PROBE2(hakmem, n, a, b)
-#define HAK_PROBE3(n, a, b, c)    DTRACE_PROBE3(hakmem, n, a, b, c)
-#else
-#define HAK_PROBE2(n, a, b)       do { (void)(a); (void)(b); } while (0)
-#define HAK_PROBE3(n, a, b, c)    do { (void)(a); (void)(b); (void)(c); } while (0)
-#endif
 
 #endif /* HAK_INTERNAL_H */

@@ -1,0 +1,30 @@
+/*
+ * hak_base.h - what every file of the library uses: symbol visibility, branch hints,
+ * page sizes and the few size constants and helpers that are not any module's.
+ */
+#ifndef HAK_BASE_H
+#define HAK_BASE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define HAK_HIDDEN __attribute__((visibility("hidden")))
+#define likely(x)   __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+#define HAK_PAGE           4096u
+#define HAK_HUGE_PAGE      (2u << 20)
+#define HAK_LARGE_MIN_MIN  (64u << 10)     /* registry needs blocks >= 64 KiB */
+#define HAK_CLASS_NONE     UINT32_MAX
+#define HAK_RING_CAP_MAX   512u            /* upper bound of BIGCACHE_RING_CAP */
+
+static inline size_t hak_align_up(size_t n, size_t a) { return (n + a - 1) & ~(a - 1); }
+
+/* Clamp v into [lo, hi]; *clamped set to 1 when it moved. */
+static inline uint64_t hak_clamp(uint64_t v, uint64_t lo, uint64_t hi, int *clamped) {
+    if (v < lo) { if (clamped) *clamped = 1; return lo; }
+    if (v > hi) { if (clamped) *clamped = 1; return hi; }
+    return v;
+}
+
+#endif
