@@ -366,10 +366,10 @@ static inline bool hak_init(void) {
 HAK_HIDDEN bool hak_active(void);
 
 // ---------------------------------------------------------------------------
-// evolve.c: the tuner layer's in-process host (the background thread)
+// tuner/inproc.c: the tuner layer's in-process host (the background thread)
 // ---------------------------------------------------------------------------
 /* The core never calls the tuner: a signal it needs travels through the
- * segment (hak_stats_signal_tuner bumps tune_signal, evolve.c watches it). */
+ * segment (hak_stats_signal_tuner bumps tune_signal, inproc.c watches it). */
 HAK_HIDDEN void hak_evolve_start_slow(void);
 HAK_HIDDEN void hak_evolve_stop(void);
 HAK_HIDDEN void hak_evolve_child_reset(void);

@@ -4,7 +4,7 @@
  *
  * Pure: no I/O, no malloc, no globals, no clock reads.  Everything the policy
  * remembers lives in a fixed-size tuner_state_t owned by the caller (the
- * in-process thread in src/evolve.c or the daemon hakmem-tuner --drive); time
+ * in-process thread in tuner/inproc.c or the daemon hakmem-tuner --drive); time
  * comes only from hak_snapshot_t.taken_ns (CLOCK_MONOTONIC ns).  Deterministic:
  * the same snapshot sequence always gives the same decisions, which is what
  * tests/unit/test_policy.c relies on.

@@ -1,7 +1,7 @@
 # tuner/tuner.mk - the tuner: policy + SQLite history in the library, and the
 # daemon build/hakmem-tuner (included by the top Makefile before its rules).
-#   $(O)/obj/tuner_<x>.o        library objects (LIB_CFLAGS), via TUNER_LIB_OBJS (src/evolve.c, the
-#                               tuner's in-process host, is the library's only user of them)
+#   $(O)/obj/tuner_<x>.o        library objects (LIB_CFLAGS), via TUNER_LIB_OBJS (inproc.c, the
+#                               tuner's in-process host, is the library's only user of the others)
 #   $(O)/obj/tuner-tool/<x>.o   the same sources for the daemon (BASE_CFLAGS)
 #   $(O)/gen/tuner_schema.h     tuner/schema.sql as a C table of migrations
 
@@ -14,12 +14,12 @@ POLICY_MODULES  := policy policy_cap policy_batch policy_thp policy_trim policy_
 TUNER_MODULES   := $(POLICY_MODULES) db shmlog
 TUNER_HEADERS   := tuner/policy.h tuner/policy_internal.h tuner/db.h tuner/shmlog.h include/hakmem/shm.h
 TUNER_GEN       := $(O)/gen/tuner_schema.h
-TUNER_LIB_OBJS  += $(addprefix $(O)/obj/tuner_,$(addsuffix .o,$(TUNER_MODULES)))
+TUNER_LIB_OBJS  += $(addprefix $(O)/obj/tuner_,$(addsuffix .o,$(TUNER_MODULES) inproc))
 TUNER_TOOL_OBJS := $(addprefix $(O)/obj/tuner-tool/,$(addsuffix .o,$(TUNER_MODULES) main))
 TOOLS           += $(O)/hakmem-tuner
 
-# src/evolve.c embeds tuner_state_t: rebuild it when a tuner header changes.
-$(O)/obj/evolve.o: $(TUNER_HEADERS)
+# inproc.c embeds tuner_state_t and the core's internals (-MMD finds them too).
+$(O)/obj/tuner_inproc.o: $(HEADERS)
 
 $(TUNER_GEN): tuner/schema.sql tuner/schema2c.awk
 	@mkdir -p $(dir $@)

@@ -10,7 +10,7 @@
 #   2. the truth comes from the compiler, not from the Makefile: each command
 #      is re-run with -MM instead of -MMD/-o; for every header of the project,
 #      touching it must make `make -n` rebuild every target whose command
-#      includes it (the regression: tuner/policy.h did not rebuild evolve.o);
+#      includes it (the regression: tuner/policy.h did not rebuild the in-process tuner's object);
 #   3. nothing is out of date right after the build, nor after the header's
 #      time is restored;
 #   4. one real rebuild: touching tuner/policy.h (or the first header with

@@ -1,5 +1,5 @@
 /*
- * test_evolve.c - the tuner's in-process host (src/evolve.c): it wakes when
+ * test_evolve.c - the tuner's in-process host (tuner/inproc.c): it wakes when
  * the core bumps hak_seg->tune_signal, not only every HAKMEM_TUNE_INTERVAL_MS.
  *
  * The process runs in evolving mode with a 60 s tuner period and a global

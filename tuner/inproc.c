@@ -1,13 +1,13 @@
 /*
- * evolve.c - the tuner layer's in-process host: the allocator's background
+ * inproc.c - the tuner layer's in-process host: the allocator's background
  * thread.  It applies control requests (hakmem-stat --set/--trim,
  * hakmem-tuner --drive) even while the program sleeps, and in
  * HAKMEM_MODE=evolving runs the in-process tuner.
  *
  * Layering (DESIGN.md item 16): this file belongs to the tuner layer, not to
- * the allocator core.  It is the only file in src/ that includes tuner
- * headers (../tuner/), and it reaches the core only the way hakmem-tuner
- * does from outside: it reads telemetry (the segment, hak_shm_snapshot) and
+ * the allocator core, so it lives in tuner/ though it is linked into the
+ * library; no file of src/ includes a tuner header.  It reaches the core
+ * only the way hakmem-tuner does from outside: it reads telemetry (the segment, hak_shm_snapshot) and
  * acts through control (hak_knob_set, hak_set_class_cap, hak_set_class_thp,
  * hak_trim, the control block).  The core never calls into it except to
  * start and stop the thread; a signal the tuner needs from the core (a run of
@@ -48,9 +48,9 @@
 #include <unistd.h>
 
 #include "hak_internal.h"
-#include "../tuner/db.h"
-#include "../tuner/policy.h"
-#include "../tuner/shmlog.h"
+#include "db.h"
+#include "policy.h"
+#include "shmlog.h"
 
 #define HAK_EVOLVE_DB_BUSY_MS   500u    /* in-process history: wait for another writer's lock, per write */
 #define HAK_EVOLVE_FINISH_MS    2000u   /* once stopping: keep trying to close the run this long */
