@@ -97,8 +97,8 @@ void *hak_large_alloc(size_t n, size_t align, bool zero) {
         fresh = true;
     }
     HAK_CNT(large_allocs);
-    HAK_GAUGE(bytes_live, (int64_t)b->size);
-    HAK_GAUGE(blocks_live, 1);
+    HAK_GAUGE_UP(bytes_live, b->size);
+    HAK_GAUGE_UP(blocks_live, 1);
     void *p = (void *)atomic_load_explicit(&b->user, memory_order_relaxed);
     if (zero && fresh) HAK_CNT(calloc_zero_skipped);   /* the kernel zeroed it */
     hak_op_end();

@@ -89,8 +89,8 @@ void hak_batch_add(hak_block_t *b, int reason) {
     hak_cnt_add(reason_counter[reason], 1);
     HAK_CNT(batch_adds);
     HAK_CNT_ADD(batch_add_bytes, b->size);
-    HAK_GAUGE(bytes_pending, (int64_t)b->size);
-    HAK_GAUGE(blocks_pending, 1);
+    HAK_GAUGE_UP(bytes_pending, b->size);
+    HAK_GAUGE_UP(blocks_pending, 1);
 
     pthread_mutex_lock(&batch_lock);
     while (npending == BATCH_MAX) {
@@ -184,9 +184,9 @@ void hak_batch_flush(bool force) {
     HAK_CNT_ADD(batch_bytes_flushed, bytes - kept_bytes);
     HAK_CNT_ADD(batch_ranges_flushed, nr);
     HAK_CNT_ADD(batch_flush_ns, ns);
-    HAK_GAUGE(bytes_pending, -(int64_t)(bytes - kept_bytes));
-    HAK_GAUGE(blocks_pending, -(int64_t)(n - kept_n));
-    HAK_GAUGE(bytes_mapped, -(int64_t)mapped);
+    HAK_GAUGE_DOWN(bytes_pending, bytes - kept_bytes);
+    HAK_GAUGE_DOWN(blocks_pending, n - kept_n);
+    HAK_GAUGE_DOWN(bytes_mapped, mapped);
     if (hak_opt.verbose >= 2)
         hak_log("flush: %zu blocks, %llu bytes, %zu ranges, %llu ns", n, (unsigned long long)bytes, nr,
                 (unsigned long long)ns);
@@ -218,7 +218,7 @@ hak_block_t *hak_batch_rescue(uint32_t lo, uint32_t hi) {
     atomic_store_explicit(&b->state, HAK_BLOCK_LIVE, memory_order_relaxed);
     HAK_CNT(warm_rescued);
     HAK_CNT_ADD(warm_rescued_bytes, b->size);
-    HAK_GAUGE(bytes_pending, -(int64_t)b->size);
-    HAK_GAUGE(blocks_pending, -1);
+    HAK_GAUGE_DOWN(bytes_pending, b->size);
+    HAK_GAUGE_DOWN(blocks_pending, 1);
     return b;
 }

@@ -111,8 +111,8 @@ static void evict_all(hak_block_t **victims, uint32_t n, int reason) {
     for (uint32_t i = 0; i < n; i++) {
         size_t sz = victims[i]->size;
         atomic_fetch_sub_explicit(&hak_cached_bytes, (int64_t)sz, memory_order_relaxed);
-        HAK_GAUGE(bytes_cached, -(int64_t)sz);
-        HAK_GAUGE(blocks_cached, -1);
+        HAK_GAUGE_DOWN(bytes_cached, sz);
+        HAK_GAUGE_DOWN(blocks_cached, 1);
         hak_batch_add(victims[i], reason);
     }
 }
@@ -121,8 +121,8 @@ static void evict_all(hak_block_t **victims, uint32_t n, int reason) {
 static inline void block_out(hak_block_t *b) {
     atomic_store_explicit(&b->state, HAK_BLOCK_LIVE, memory_order_relaxed);
     atomic_fetch_sub_explicit(&hak_cached_bytes, (int64_t)b->size, memory_order_relaxed);
-    HAK_GAUGE(bytes_cached, -(int64_t)b->size);
-    HAK_GAUGE(blocks_cached, -1);
+    HAK_GAUGE_DOWN(bytes_cached, b->size);
+    HAK_GAUGE_DOWN(blocks_cached, 1);
 }
 
 hak_block_t *hak_bigcache_pop(uint32_t c) {
@@ -236,8 +236,8 @@ void hak_bigcache_put(hak_block_t *b) {
          * out): readers rely on every "out" having its "in" already. */
         atomic_fetch_add_explicit(&hak_cached_bytes, (int64_t)b->size, memory_order_relaxed);
         HAK_CNT(cache_puts);
-        HAK_GAUGE(bytes_cached, (int64_t)b->size);
-        HAK_GAUGE(blocks_cached, 1);
+        HAK_GAUGE_UP(bytes_cached, b->size);
+        HAK_GAUGE_UP(blocks_cached, 1);
     }
     /* why the freed block itself is not kept, if it is not */
     int self = cap == 0 ? HAK_EVICT_RING_FULL : r->count >= cap ? HAK_EVICT_CAP_LOWERED : HAK_EVICT_BUDGET;

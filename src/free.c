@@ -32,8 +32,8 @@ void hak_large_free(hak_block_t *b) {
     hak_shm_publish_check();
     hak_op_begin();
     HAK_CNT(large_frees);
-    HAK_GAUGE(bytes_live, -(int64_t)b->size);
-    HAK_GAUGE(blocks_live, -1);
+    HAK_GAUGE_DOWN(bytes_live, b->size);
+    HAK_GAUGE_DOWN(blocks_live, 1);
     hak_control_poll();
     hak_thp_on_free(b);
     if (likely(b->cls != HAK_CLASS_NONE) && (likely(!(b->flags & HAK_BF_HUGE)) || hak_thp_block_fits(b)))

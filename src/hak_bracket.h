@@ -15,6 +15,9 @@
 
 extern hak_shm_t *hak_seg HAK_HIDDEN;          /* shm segment or private fallback */
 HAK_HIDDEN void hak_stats_claim_slot(void);
+/* An operation begins on a thread without a slot of its own: claim one, or
+ * enter the overflow slot. */
+HAK_HIDDEN void hak_stats_enter_slow(void);
 /* A thread without a slot of its own enters / leaves an operation on the
  * overflow slot (no lock: an atomic count of writers inside; leaving adds the
  * operation's counts into slot 1). */
@@ -32,9 +35,8 @@ extern bool hak_membarrier_ok HAK_HIDDEN;
 HAK_HIDDEN void hak_op_wait_gate(void);
 static inline void hak_op_begin(void) {
     hak_tls_t *t = &hak_tls;
-    if (unlikely(t->slot == NULL)) hak_stats_claim_slot();
     if (t->depth++ == 0) {
-        if (unlikely(t->shared)) hak_stats_shared_enter();
+        if (unlikely(!t->own)) hak_stats_enter_slow();
         uint64_t g = atomic_load_explicit((_Atomic uint64_t *)&t->slot->gen, memory_order_relaxed);
         atomic_store_explicit((_Atomic uint64_t *)&t->slot->gen, g + 1, memory_order_relaxed);
         if (likely(hak_membarrier_ok)) atomic_signal_fence(memory_order_seq_cst);
@@ -50,7 +52,7 @@ static inline void hak_op_end(void) {
     if (--t->depth == 0) {
         uint64_t g = atomic_load_explicit((_Atomic uint64_t *)&t->slot->gen, memory_order_relaxed);
         atomic_store_explicit((_Atomic uint64_t *)&t->slot->gen, g + 1, memory_order_release);
-        if (unlikely(t->shared)) hak_stats_shared_exit();
+        if (unlikely(!t->own)) hak_stats_shared_exit();
     }
 }
 /* Counter updates: only inside a bracket, single writer per slot. */
@@ -63,8 +65,19 @@ static inline void hak_gauge_add(int id, int64_t d) {
     uint64_t m = d >= 0 ? (uint64_t)d : (uint64_t)-d;
     atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + m, memory_order_relaxed);
 }
+/* A gauge moved by a known sign: no branch on it. */
+static inline void hak_gauge_up(int id, uint64_t m) {
+    _Atomic uint64_t *c = (_Atomic uint64_t *)&hak_tls.slot->gauge_in[id];
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + m, memory_order_relaxed);
+}
+static inline void hak_gauge_down(int id, uint64_t m) {
+    _Atomic uint64_t *c = (_Atomic uint64_t *)&hak_tls.slot->gauge_out[id];
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + m, memory_order_relaxed);
+}
 #define HAK_CNT(name)        hak_cnt_add(HAK_C_##name, 1)
 #define HAK_CNT_ADD(name, n) hak_cnt_add(HAK_C_##name, (n))
 #define HAK_GAUGE(name, d)   hak_gauge_add(HAK_G_##name, (d))
+#define HAK_GAUGE_UP(name, m)   hak_gauge_up(HAK_G_##name, (m))
+#define HAK_GAUGE_DOWN(name, m) hak_gauge_down(HAK_G_##name, (m))
 
 #endif

@@ -296,9 +296,9 @@ static inline hak_block_t *hak_tcache_pop(uint32_t c) {
         atomic_store_explicit(&b->state, HAK_BLOCK_LIVE, memory_order_relaxed);
         HAK_CNT(cache_hits);
         HAK_CNT(tcache_hits);
-        HAK_GAUGE(bytes_cached, -(int64_t)b->size);
-        HAK_GAUGE(blocks_cached, -1);
-        HAK_GAUGE(blocks_tcached, -1);
+        HAK_GAUGE_DOWN(bytes_cached, b->size);
+        HAK_GAUGE_DOWN(blocks_cached, 1);
+        HAK_GAUGE_DOWN(blocks_tcached, 1);
         return b;
     }
     return NULL;
@@ -320,9 +320,9 @@ static inline hak_block_t *hak_tcache_put(hak_block_t *b) {
     HAK_TC_ST(tc->n, n + 1);
     HAK_TC_ST(tc->bytes, HAK_TC_LD(tc->bytes) + b->size);
     HAK_CNT(tcache_puts);
-    HAK_GAUGE(bytes_cached, (int64_t)b->size);
-    HAK_GAUGE(blocks_cached, 1);
-    HAK_GAUGE(blocks_tcached, 1);
+    HAK_GAUGE_UP(bytes_cached, b->size);
+    HAK_GAUGE_UP(blocks_cached, 1);
+    HAK_GAUGE_UP(blocks_tcached, 1);
     return out;
 }
 

@@ -48,6 +48,8 @@ typedef struct hak_tls {
     uint32_t tc_ok;             /* this thread has a front cache (a slot of its own) */
     uint32_t quiescing;         /* this thread holds the others at the gate (tcache.c) */
     uint32_t overflow_ops;      /* operations on the overflow slot (a free slot is looked for now and then) */
+    uint32_t own;               /* 1: slot is this thread's own (the common case: one test per operation) */
+    uint32_t pad_;
     hak_tcache_t tc;
 } hak_tls_t;
 extern __thread hak_tls_t hak_tls __attribute__((tls_model("initial-exec"))) HAK_HIDDEN;

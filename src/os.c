@@ -105,7 +105,7 @@ void *hak_os_map_block(size_t size, size_t align, int thp_choice, uintptr_t *map
     *map_base = base;
     *map_size = len;
     HAK_CNT_ADD(bytes_mapped_total, len);
-    HAK_GAUGE(bytes_mapped, (int64_t)len);
+    HAK_GAUGE_UP(bytes_mapped, len);
     hak_stats_note_mapped();
     return (void *)user;
 }

@@ -13,8 +13,8 @@ uint32_t hak_size_class(size_t n) {
     if (n <= ((size_t)64 << 10)) return 0;
     if (n > HAK_CLASS_MAX_SIZE) return HAK_CLASS_NONE;
     unsigned e = 63u - (unsigned)__builtin_clzll((unsigned long long)(n - 1)); /* 2^e < n <= 2^(e+1) */
-    size_t step = (size_t)1 << (e - 2);
-    size_t k = (n - ((size_t)1 << e) + step - 1) / step;                        /* 1..4 */
+    unsigned sh = e - 2;                                                        /* step = 2^(e-2) */
+    size_t k = (n - ((size_t)1 << e) + ((size_t)1 << sh) - 1) >> sh;           /* 1..4 */
     return (uint32_t)((e - 16) * 4 + k);
 }
 

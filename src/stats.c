@@ -95,6 +95,7 @@ static void slot_release(void *arg) {
     pthread_mutex_unlock(&fold_lock);
     /* A later free in another TLS destructor claims a slot again. */
     hak_tls.slot = NULL;
+    hak_tls.own = 0;
 }
 
 _Atomic int hak_fork_gate;
@@ -181,6 +182,7 @@ static bool claim_own(hak_tls_t *t) {
         if (atomic_compare_exchange_strong((_Atomic uint64_t *)&hak_seg->slots[i].owner_tid, &expect, tid)) {
             t->slot = &hak_seg->slots[i];
             t->shared = 0;
+            t->own = 1;
             if (slot_key_ok) pthread_setspecific(slot_key, t->slot);
             if (slot_key_ok && hak_tcache_max_bytes > 0) {      /* the destructor drains it */
                 hak_tcache_register(i);
@@ -197,6 +199,13 @@ void hak_stats_claim_slot(void) {
     if (claim_own(t)) return;
     t->slot = &overflow_counts;
     t->shared = 1;
+    t->own = 0;
+}
+
+void hak_stats_enter_slow(void) {
+    hak_tls_t *t = &hak_tls;
+    if (t->slot == NULL) hak_stats_claim_slot();
+    if (t->shared) hak_stats_shared_enter();
 }
 
 void hak_stats_shared_enter(void) {

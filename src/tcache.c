@@ -51,9 +51,9 @@ static void drain(hak_tcache_t *tc) {
     for (uint32_t i = 0; i < n; i++) {
         hak_block_t *b = HAK_TC_LD(tc->v[i]);
         HAK_TC_ST(tc->v[i], NULL);
-        HAK_GAUGE(bytes_cached, -(int64_t)b->size);
-        HAK_GAUGE(blocks_cached, -1);
-        HAK_GAUGE(blocks_tcached, -1);
+        HAK_GAUGE_DOWN(bytes_cached, b->size);
+        HAK_GAUGE_DOWN(blocks_cached, 1);
+        HAK_GAUGE_DOWN(blocks_tcached, 1);
         atomic_store_explicit(&b->state, HAK_BLOCK_LIVE, memory_order_relaxed);
         hak_bigcache_put(b);
     }
@@ -66,9 +66,9 @@ hak_block_t *hak_tcache_evict_oldest(hak_tcache_t *tc) {
     HAK_TC_ST(tc->n, n - 1);
     HAK_TC_ST(tc->v[n - 1], NULL);
     HAK_TC_ST(tc->bytes, HAK_TC_LD(tc->bytes) - b->size);
-    HAK_GAUGE(bytes_cached, -(int64_t)b->size);
-    HAK_GAUGE(blocks_cached, -1);
-    HAK_GAUGE(blocks_tcached, -1);
+    HAK_GAUGE_DOWN(bytes_cached, b->size);
+    HAK_GAUGE_DOWN(blocks_cached, 1);
+    HAK_GAUGE_DOWN(blocks_tcached, 1);
     atomic_store_explicit(&b->state, HAK_BLOCK_LIVE, memory_order_relaxed);
     return b;
 }
