@@ -101,7 +101,7 @@ static void usage(FILE *f) {
                 bench_scenarios[i].rounds);
     fprintf(f,
         "\nExit status: 0 ok, 1 a worker failed (named on stderr and in the table), 2 usage error.\n"
-        "Example (the seed's command): bench_allocators_hakmem --allocator hakmem-evolving --scenario vm "
+        "Example (one scenario, one allocator): bench_allocators_hakmem --allocator hakmem-evolving --scenario vm "
         "--iterations 100\n");
 }
 

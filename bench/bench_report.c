@@ -151,7 +151,7 @@ static int find_alloc(const bench_run_t *r, const char *name) {
     return -1;
 }
 
-/* hakmem's ns/op targets (issue 6, and small-threads): against the best peer,
+/* hakmem's ns/op targets: against the best peer,
  * or against system for the pass-through scenarios; 0 = no ns/op target. */
 static double target_of(const char *scen, int *vs_system) {
     static const struct { const char *s; double t; } t[] = {

@@ -54,7 +54,7 @@ const bench_scenario_t bench_scenarios[BENCH_MAX_SCENARIOS] = {
     [SC_VM] = {"vm", "one 2 MiB block allocated, touched, freed, again and again (hot reuse: a VM image or tensor buffer)",
                "1 block", 50000, "first round: the first block; then rounds of 100 blocks", 1, 100},
     [SC_COLD_CHURN] = {"cold-churn",
-                       "100 x 2 MiB allocated and touched, then all freed (the seed's cold case: a batch job's buffers)",
+                       "100 x 2 MiB allocated and touched, then all freed (a batch job's buffers, cold each time)",
                        "100 blocks", 10, "round = 1 iteration (100 blocks allocated, then freed)", 1, 1},
     [SC_MIXED] = {"mixed", "32 live slots of 64 KiB-8 MiB (log-uniform), a random slot replaced each step (IO/JSON buffers)",
                   "1 replacement", 4000, "first round: the 32 initial blocks; then rounds of 32 replacements", 0, 32},
