@@ -60,6 +60,7 @@ static hak_block_t *map_fresh(uint32_t c, size_t n, size_t align) {
     b->size = size;
     b->cls = c;
     b->flags = flags;
+    b->split = 0;
     atomic_store_explicit(&b->state, HAK_BLOCK_LIVE, memory_order_relaxed);
     if (hak_registry_insert(b) != 0) {
         hak_batch_add(b, HAK_EVICT_UNCACHEABLE);   /* only Batch may release it */

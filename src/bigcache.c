@@ -181,6 +181,28 @@ static hak_block_t *take_newest(uint32_t c) {
     return b;
 }
 
+hak_block_t *hak_bigcache_take_for_grow(uint32_t c, size_t len, size_t head) {
+    if (cached_hint(c) == 0) return NULL;
+    hak_ring_t *r = &rings[c];
+    hak_shm_class_t *s = &hak_seg->classes[c];
+    hak_block_t *b = NULL;
+    hak_lock(&r->lock);
+    if (r->count > 0) {
+        hak_block_t *n = r->v[(r->tail + r->count - 1) % HAK_RING_CAP_MAX];
+        if (n->map_size >= len && n->split <= head &&
+            atomic_load_explicit(&n->user, memory_order_relaxed) == n->map_base) {
+            cls_begin(s);
+            r->count--;
+            b = n;
+            cls_inc(&s->hits, 1);       /* demand of this class, met by its ring */
+            cls_end(s, r);
+        }
+    }
+    hak_unlock(&r->lock);
+    if (b != NULL) block_out(b);
+    return b;
+}
+
 hak_block_t *hak_bigcache_pop_near(uint32_t c) {
     for (uint32_t k = 1; k <= HAK_NEAR_CLASSES && c + k < HAK_NCLASSES; k++) {
         hak_block_t *b = take_newest(c + k);

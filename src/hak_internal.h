@@ -117,11 +117,16 @@ HAK_HIDDEN void *hak_os_map_block(size_t size, size_t align, int thp_choice, uin
 /* Pages of [base, base+len) resident now (mincore into vec, len/4096 bytes), or -errno. */
 HAK_HIDDEN long  hak_os_resident(uintptr_t base, size_t len, unsigned char *vec);
 /* Move a mapping back to `to` (MREMAP_FIXED) after a failed realloc. 0 or -errno. */
-HAK_HIDDEN int   hak_os_remap_back(uintptr_t base, size_t len, size_t old_len, uintptr_t to);
+HAK_HIDDEN int   hak_os_remap_back(uintptr_t base, size_t len, size_t old_len, uintptr_t to, size_t split);
+/* Move the mapping [base, base+len) onto [to, to+len), the head of another
+ * mapping, whose pages there are dropped (mremap MREMAP_FIXED; not a munmap:
+ * the rest of that mapping lives on, now a second VMA of one block).  0 or -errno. */
+HAK_HIDDEN int   hak_os_move_onto(uintptr_t base, size_t len, uintptr_t to);
 /* Release [base, base+len).  Only batch.c calls this for blocks. 0 or -errno. */
 HAK_HIDDEN int   hak_os_unmap(uintptr_t base, size_t len);
 /* Grow/move a mapping (MREMAP_MAYMOVE). New base or NULL (errno). */
-HAK_HIDDEN void *hak_os_remap(uintptr_t base, size_t old_len, size_t new_len);
+/* split != 0: the mapping is two VMAs (see hak_block_t.split); both move together. */
+HAK_HIDDEN void *hak_os_remap(uintptr_t base, size_t old_len, size_t new_len, size_t split);
 /* MADV_HUGEPAGE on a whole mapping that grew past 2 MiB (THP mode madvise). */
 HAK_HIDDEN void  hak_os_advise_huge(uintptr_t base, size_t len);
 /* Anonymous zeroed memory for metadata (never released). NULL on failure. */
@@ -184,6 +189,10 @@ HAK_HIDDEN void         hak_bigcache_put(hak_block_t *b);
 #define HAK_NEAR_CLASSES 4u
 #define HAK_RESHAPE_MIN  ((size_t)512 << 10)   /* grow smaller blocks only for classes >= this */
 HAK_HIDDEN hak_block_t *hak_bigcache_pop_near(uint32_t c);
+/* For a realloc growing into class c with head bytes of its own: the newest
+ * cached block of c if its mapping holds len bytes and its second VMA, if
+ * any, starts within the head that the grower's pages replace. LIVE, or NULL. */
+HAK_HIDDEN hak_block_t *hak_bigcache_take_for_grow(uint32_t c, size_t len, size_t head);
 HAK_HIDDEN hak_block_t *hak_bigcache_pop_smaller(uint32_t c);
 /* Apply every ring's cap and the byte budget now (evictions to Batch). */
 HAK_HIDDEN void         hak_bigcache_apply_cap(void);

@@ -28,6 +28,9 @@ typedef struct hak_block {
     _Atomic uint32_t state;     /* enum hak_block_state */
     struct hak_block *next;     /* free list link of metadata records */
     uint32_t  flags;            /* HAK_BF_* */
+    size_t    split;            /* 0, or where the mapping's second VMA starts: a block that a
+                                   realloc grew into a cached block's pages (its own pages first,
+                                   then that block's warm tail); mremap moves the two together */
 } hak_block_t;
 #define HAK_BF_HUGE  0x1u       /* mapped (or grown) with MADV_HUGEPAGE */
 #define HAK_BF_PROBE 0x2u       /* THP probe: 4 KiB pages, sampled at free (thp.c) */

@@ -136,11 +136,53 @@ static void *remap_to_aligned(uintptr_t base, size_t old_len, size_t new_len) {
     return p;
 }
 
-void *hak_os_remap(uintptr_t base, size_t old_len, size_t new_len) {
+/* A mapping made of two VMAs (split bytes, then the rest: a block grown into
+ * a cached block's pages, hak_os_move_onto) grows like one: its second piece
+ * in place, else both pieces move (no resize of the first) into a fresh
+ * reservation of new_len bytes.  The split stays at the same offset. */
+static void *remap_split(uintptr_t base, size_t old_len, size_t new_len, size_t split) {
+    HAK_CNT(mremap_calls);
+    if (mremap((void *)(base + split), old_len - split, new_len - split, 0) != MAP_FAILED) return (void *)base;
+    HAK_CNT(mmap_calls);
+    void *res = mmap(NULL, new_len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (res == MAP_FAILED) return MAP_FAILED;
+    uintptr_t r = (uintptr_t)res;
+    HAK_CNT(mremap_calls);
+    if (mremap((void *)base, split, split, MREMAP_MAYMOVE | MREMAP_FIXED, res) == MAP_FAILED) {
+        hak_os_meta_free(res, new_len);            /* never held a block */
+        return MAP_FAILED;
+    }
+    HAK_CNT(mremap_calls);
+    if (mremap((void *)(base + split), old_len - split, new_len - split, MREMAP_MAYMOVE | MREMAP_FIXED,
+               (void *)(r + split)) == MAP_FAILED) {
+        int e = errno;
+        HAK_CNT(mremap_calls);
+        if (mremap(res, split, split, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)base) == MAP_FAILED)
+            hak_fatal("mremap: cannot move %zu bytes back to %p (errno %d)", split, (void *)base, errno);
+        hak_os_meta_free((void *)(r + split), new_len - split);
+        errno = e;
+        return MAP_FAILED;
+    }
+    return res;
+}
+
+void *hak_os_remap(uintptr_t base, size_t old_len, size_t new_len, size_t split) {
     if (inject_failure()) {
         HAK_CNT(mmap_failures);
         errno = ENOMEM;
         return NULL;
+    }
+    if (split != 0) {
+        void *q = remap_split(base, old_len, new_len, split);
+        if (q == MAP_FAILED) {
+            HAK_CNT(mmap_failures);
+            errno = ENOMEM;
+            return NULL;
+        }
+        HAK_CNT_ADD(bytes_mapped_total, new_len - old_len);
+        HAK_GAUGE_UP(bytes_mapped, new_len - old_len);
+        hak_stats_note_mapped();
+        return q;
     }
     /* Grow in place when the address space after the block is free. */
     HAK_CNT(mremap_calls);
@@ -162,11 +204,28 @@ void *hak_os_remap(uintptr_t base, size_t old_len, size_t new_len) {
     return p;
 }
 
-int hak_os_remap_back(uintptr_t base, size_t len, size_t old_len, uintptr_t to) {
+int hak_os_remap_back(uintptr_t base, size_t len, size_t old_len, uintptr_t to, size_t split) {
+    if (split != 0) {               /* the first piece back as it is, then the second shrunk */
+        HAK_CNT(mremap_calls);
+        if (mremap((void *)base, split, split, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)to) == MAP_FAILED) return -errno;
+        base += split;
+        to += split;
+        len -= split;
+        old_len -= split;
+    }
     HAK_CNT(mremap_calls);
     void *p = mremap((void *)base, len, old_len, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)to);
     if (p == MAP_FAILED) return -errno;
     HAK_GAUGE(bytes_mapped, (int64_t)old_len - (int64_t)len);
+    return 0;
+}
+
+int hak_os_move_onto(uintptr_t base, size_t len, uintptr_t to) {
+    if (inject_failure()) return -ENOMEM;
+    HAK_CNT(mremap_calls);
+    if (mremap((void *)base, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)to) == MAP_FAILED) return -errno;
+    /* the pages that were at [to, to+len) are gone with the move */
+    HAK_GAUGE_DOWN(bytes_mapped, len);
     return 0;
 }
 

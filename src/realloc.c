@@ -1,6 +1,8 @@
 /*
  * realloc.c - realloc across the whole size range.
  *   large -> large: in place when the block (or its mapping's slack) fits,
+ *                   else into a cached block of the new class (its pages move
+ *                   onto that block's head; its warm tail is the growth),
  *                   else mremap: the kernel moves page tables, never a memcpy;
  *   small <-> large: a copy across the large_min boundary (glibc owns one side).
  */
@@ -9,11 +11,36 @@
 
 #include "hak_internal.h"
 
+/* Grow b (its mapping one VMA, user == map_base) into x, a cached block of
+ * the class it grows to: b's pages move onto the head of x's mapping (x's
+ * pages there are dropped, and x's own split point, if any, with them), x's
+ * tail stays, warm, as the growth.  b takes over x's mapping, as two VMAs
+ * (b->split); x's record is deleted.  0, or -errno with both unchanged. */
+static int grow_into(hak_block_t *b, hak_block_t *x) {
+    uintptr_t to = x->map_base;
+    size_t blen = b->map_size;
+    int rc = hak_os_move_onto(b->map_base, blen, to);
+    if (rc != 0) return rc;
+    hak_registry_remove(x);
+    hak_registry_remove(b);
+    b->map_base = to;
+    b->map_size = x->map_size;
+    b->split = blen;
+    /* huge pages as x had them; no THP sample of a mix of two blocks' pages */
+    b->flags = (b->flags & ~(HAK_BF_HUGE | HAK_BF_PROBE)) | (x->flags & HAK_BF_HUGE);
+    atomic_store_explicit(&b->user, to, memory_order_relaxed);
+    /* x was registered at this address: its radix leaf exists, so this cannot fail */
+    if (hak_registry_insert(b) != 0) hak_fatal("realloc: block %p lost its registry entry", (void *)to);
+    hak_block_delete(x);
+    return 0;
+}
+
 /* Make b hold class c's size (or n page-rounded bytes when c is NONE):
- * in place when its mapping's slack covers it, else mremap (the kernel grows
- * the mapping or moves its page tables; never a copy).  On success b's
- * mapping, user pointer, registry entry, size and class are updated;
- * *inplace tells which way it went.  0, or -ENOMEM with b unchanged. */
+ * in place when its mapping's slack covers it, else into a cached block of
+ * class c (grow_into), else mremap (the kernel grows the mapping or moves its
+ * page tables; never a copy).  On success b's mapping, user pointer, registry
+ * entry, size and class are updated; *inplace tells which way it went.  0, or
+ * -ENOMEM with b unchanged. */
 static int grow(hak_block_t *b, uint32_t c, size_t n, bool *inplace) {
     size_t size = c != HAK_CLASS_NONE ? hak_class_size(c) : hak_align_up(n, HAK_PAGE);
     uintptr_t u = atomic_load_explicit(&b->user, memory_order_relaxed);
@@ -23,8 +50,19 @@ static int grow(hak_block_t *b, uint32_t c, size_t n, bool *inplace) {
      * land 2 MiB-aligned (os.c) and its huge pages move whole. */
     if (hak_os_thp_effective() != 0 && size >= HAK_HUGE_PAGE && off == 0) len = hak_align_up(size, HAK_HUGE_PAGE);
     *inplace = len <= b->map_size;
-    if (!*inplace) {
-        void *nb = hak_os_remap(b->map_base, b->map_size, len);
+    hak_block_t *x = NULL;
+    if (!*inplace && c != HAK_CLASS_NONE && off == 0 && b->split == 0 &&
+        likely(hak_opt.warm_reuse) && (x = hak_bigcache_take_for_grow(c, len, b->map_size)) != NULL) {
+        if (grow_into(b, x) == 0) {
+            HAK_CNT(warm_realloc);
+            len = b->map_size;
+        } else {
+            hak_bigcache_put(x);        /* back where it was */
+            x = NULL;
+        }
+    }
+    if (!*inplace && x == NULL) {
+        void *nb = hak_os_remap(b->map_base, b->map_size, len, b->split);
         if (nb == NULL) return -ENOMEM;
         if ((uintptr_t)nb != b->map_base) {
             uintptr_t old_base = b->map_base;
@@ -35,7 +73,7 @@ static int grow(hak_block_t *b, uint32_t c, size_t n, bool *inplace) {
                 /* The new address has no radix leaf and none can be mapped:
                  * move the pages back rather than lose the block (a later
                  * free would hand a hakmem mapping to glibc). */
-                if (hak_os_remap_back((uintptr_t)nb, len, b->map_size, old_base) != 0)
+                if (hak_os_remap_back((uintptr_t)nb, len, b->map_size, old_base, b->split) != 0)
                     hak_fatal("realloc: cannot move block %p back after a registry failure", (void *)u);
                 b->map_base = old_base;
                 atomic_store_explicit(&b->user, u, memory_order_relaxed);

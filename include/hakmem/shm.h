@@ -77,6 +77,7 @@
     X(bytes_mapped_total,    "bytes ever mapped for large blocks") \
     X(realloc_inplace,       "large reallocs satisfied in place") \
     X(realloc_mremap,        "large reallocs satisfied by mremap (no copy)") \
+    X(warm_realloc,          "of those, grown into a cached block's pages (its tail comes warm, nothing fresh)") \
     X(realloc_copy,          "reallocs that copied (crossing large_min, or shrink to a cached class)") \
     X(calloc_zero_skipped,   "large callocs that skipped memset on a fresh mapping") \
     X(invalid_frees,         "invalid or double frees of hakmem blocks detected") \

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <cmocka.h>
 
 #include "hak_internal.h"
@@ -169,6 +170,126 @@ static void test_reshape_smaller(void **state) {
     hak_free(s);
 }
 
+/* Resident 4 KiB pages of [p, p+len). */
+static size_t resident_pages(const void *p, size_t len) {
+    size_t n = len / 4096, r = 0;
+    unsigned char *vec = malloc(n);
+    assert_non_null(vec);
+    assert_int_equal(mincore((void *)p, len, vec), 0);
+    for (size_t i = 0; i < n; i++) r += vec[i] & 1;
+    free(vec);
+    return r;
+}
+
+/* realloc growing into a class whose ring holds a block: the block's pages
+ * move onto that cached block's head and its warm tail is the growth: the
+ * contents come along, nothing is copied or mapped fresh, the cached block
+ * leaves its ring, no munmap.  The result (two VMAs) grows again in place or
+ * moved, keeps its contents, and is released by one munmap. */
+static void test_realloc_into_cached(void **state) {
+    (void)state;
+    const size_t big = (size_t)32 << 20, small = (size_t)3 << 20;
+    unsigned char *x = hak_alloc(big);
+    assert_non_null(x);
+    memset(x, 0x5a, big);                                  /* all of it resident */
+    hak_free(x);                                           /* cached in the 32 MiB ring */
+    unsigned char *p = hak_alloc(small);
+    assert_non_null(p);
+    for (size_t i = 0; i < small; i += 4096) p[i] = (unsigned char)(i >> 12);
+    uint64_t mm0 = cnt(HAK_C_mmap_calls), w0 = cnt(HAK_C_warm_realloc), mr0 = cnt(HAK_C_realloc_mremap);
+    uint64_t un0 = cnt(HAK_C_munmap_calls), cached0 = (uint64_t)gauge(HAK_G_blocks_cached);
+    int64_t mapped0 = gauge(HAK_G_bytes_mapped);
+    size_t p_map = hak_usable_size(p);
+    unsigned char *q = hak_realloc(p, big - 4096);
+    assert_non_null(q);
+    assert_ptr_equal(q, x);                                /* the cached block's place */
+    assert_int_equal(cnt(HAK_C_warm_realloc), w0 + 1);
+    assert_int_equal(cnt(HAK_C_realloc_mremap), mr0 + 1);
+    assert_int_equal(cnt(HAK_C_mmap_calls), mm0);
+    assert_int_equal(cnt(HAK_C_munmap_calls), un0);
+    assert_int_equal((uint64_t)gauge(HAK_G_blocks_cached), cached0 - 1);
+    assert_true(gauge(HAK_G_bytes_mapped) < mapped0);     /* one mapping fewer */
+    assert_int_equal(hak_usable_size(q), big);
+    for (size_t i = 0; i < small; i += 4096) assert_int_equal(q[i], (unsigned char)(i >> 12));
+    /* the growth is the cached block's warm tail: resident before any touch */
+    size_t tail = big - hak_align_up(p_map, (size_t)2 << 20);
+    assert_true(resident_pages(q + (big - tail), tail) == tail / 4096);
+    assert_int_equal(q[big - 1], 0x5a);
+    /* two VMAs now.  A guard page right after the block: growing must move
+     * both pieces.  First with the registry failing at the new address: the
+     * pieces move back, realloc fails, the block is intact. */
+    void *guard = mmap(q + big, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    assert_ptr_equal(guard, q + big);
+    atomic_store(&hak_registry_fail_next, 1);
+    assert_null(hak_realloc(q, (size_t)60 << 20));
+    atomic_store(&hak_registry_fail_next, 0);
+    assert_int_equal(hak_usable_size(q), big);
+    for (size_t i = 0; i < small; i += 4096) assert_int_equal(q[i], (unsigned char)(i >> 12));
+    assert_int_equal(q[big - 1], 0x5a);
+    unsigned char *r = hak_realloc(q, (size_t)60 << 20);
+    assert_ptr_not_equal(r, q);                            /* moved: the guard is in the way */
+    munmap(guard, 4096);
+    assert_non_null(r);
+    assert_true(hak_usable_size(r) >= ((size_t)60 << 20));
+    for (size_t i = 0; i < small; i += 4096) assert_int_equal(r[i], (unsigned char)(i >> 12));
+    assert_int_equal(r[big - 1], 0x5a);
+    memset(r + big, 7, ((size_t)60 << 20) - big);
+    /* released by Batch as one range */
+    assert_int_equal(hak_set_ring_cap(0), 0);
+    uint64_t f0 = cnt(HAK_C_batch_blocks_flushed);
+    hak_free(r);
+    hak_flush();
+    assert_int_equal(cnt(HAK_C_batch_blocks_flushed), f0 + 1);
+    assert_int_equal(cnt(HAK_C_munmap_failures), 0);
+    assert_int_equal(hak_set_ring_cap(4), 0);
+}
+
+/* The realloc-grow pattern (a buffer doubled from 64 KiB to 32 MiB, freed,
+ * again): from the second round on, the last doubling grows into the block
+ * the round before freed, which was itself grown that way (two VMAs), so
+ * the cache holds one 32 MiB block, not a ring full, and nothing is unmapped. */
+static void test_realloc_grow_rounds(void **state) {
+    (void)state;
+    const size_t top = (size_t)32 << 20;
+    uint64_t w0 = cnt(HAK_C_warm_realloc), un0 = cnt(HAK_C_munmap_calls), ev0 = cnt(HAK_C_batch_adds);
+    int64_t cached0 = gauge(HAK_G_blocks_cached);
+    for (int round = 0; round < 5; round++) {
+        size_t n = (size_t)64 << 10;
+        unsigned char *p = hak_alloc(n);
+        assert_non_null(p);
+        p[0] = (unsigned char)round;
+        while (n < top) {
+            p = hak_realloc(p, 2 * n);
+            assert_non_null(p);
+            assert_int_equal(p[0], (unsigned char)round);
+            for (size_t i = n; i < 2 * n; i += 4096) p[i] = (unsigned char)round;
+            n *= 2;
+        }
+        for (size_t i = 0; i < top; i += (size_t)1 << 20) assert_int_equal(p[i], (unsigned char)round);
+        hak_free(p);
+    }
+    assert_int_equal(cnt(HAK_C_warm_realloc), w0 + 4);
+    assert_int_equal(gauge(HAK_G_blocks_cached), cached0 + 1);
+    assert_int_equal(cnt(HAK_C_batch_adds), ev0);
+    assert_int_equal(cnt(HAK_C_munmap_calls), un0);
+}
+
+/* With warm reuse off (HAKMEM_WARM_REUSE=0), realloc never takes a cached block. */
+static void test_realloc_into_cached_off(void **state) {
+    (void)state;
+    unsigned char *x = hak_alloc((size_t)32 << 20);
+    hak_free(x);
+    uint64_t w0 = cnt(HAK_C_warm_realloc);
+    hak_opt.warm_reuse = 0;
+    unsigned char *p = hak_alloc((size_t)3 << 20);
+    unsigned char *q = hak_realloc(p, (size_t)30 << 20);
+    hak_opt.warm_reuse = 1;
+    assert_non_null(q);
+    assert_ptr_not_equal(q, x);
+    assert_int_equal(cnt(HAK_C_warm_realloc), w0);
+    hak_free(q);
+}
+
 /* A block lent to a smaller class's miss is not a ghost demand of its own
  * ring: the next miss there is the lending's, not a bigger ring's. */
 static void test_lent_not_ghost(void **state) {
@@ -257,6 +378,9 @@ int main(void) {
         cmocka_unit_test_setup(test_ghosts, setup),
         cmocka_unit_test_setup(test_near_class_reuse, setup),
         cmocka_unit_test_setup(test_reshape_smaller, setup),
+        cmocka_unit_test_setup(test_realloc_into_cached, setup),
+        cmocka_unit_test_setup(test_realloc_into_cached_off, setup),
+        cmocka_unit_test_setup(test_realloc_grow_rounds, setup),
         cmocka_unit_test_setup(test_class_cap, setup),
         cmocka_unit_test_setup(test_lent_not_ghost, setup),
         cmocka_unit_test_setup(test_budget_lowered_now, setup),
