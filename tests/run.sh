@@ -7,6 +7,8 @@
 # .ci/run) any skip fails the run: on CI every package and privilege the
 # project needs is there, so a skip means a test did not run.  Running no test
 # at all (an empty build dir, a FILTER that matches nothing) fails as well.
+# Integration scripts start from one preamble, tests/lib.sh (build paths,
+# a private temp dir, skip/fail/bad/ok, cleanup of what they start).
 # Usage: tests/run.sh [BUILD_DIR] [FILTER]   (FILTER: substring of test names)
 set -u
 O=${1:-build}

@@ -1,12 +1,11 @@
 #!/usr/bin/env bash
 # The replaced malloc family through its public symbols: preloaded, and linked
 # statically from libhakmem.a; plus HAKMEM_MODE=off really passes through.
-set -euo pipefail
-B=${HAKMEM_BUILD:?run through tests/run.sh}
-LD_PRELOAD=$HAKMEM_LIB "$B/tests/progs/api_preload"
+. "$(dirname "$0")/../lib.sh"
+LD_PRELOAD=$LIB "$PROGS/api_preload"
 
 # Linked: libhakmem.a before libc, no preload.
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+tmp=$T
 cc -O1 -Iinclude -o "$tmp/api_linked" tests/progs/api_preload.c "$B/libhakmem.a" -pthread -ldl -rdynamic
 "$tmp/api_linked"
 
@@ -25,11 +24,11 @@ int main(void) {
 }
 C
 cc -O1 -o "$tmp/off" "$tmp/off.c" -ldl
-HAKMEM_MODE=off LD_PRELOAD=$HAKMEM_LIB "$tmp/off"
+HAKMEM_MODE=off LD_PRELOAD=$LIB "$tmp/off"
 # and the same program in fixed mode does use hakmem (the check can fail)
-if LD_PRELOAD=$HAKMEM_LIB "$tmp/off" >/dev/null; then echo "fixed mode did not serve a 4 MiB block"; exit 1; fi
+if LD_PRELOAD=$LIB "$tmp/off" >/dev/null; then echo "fixed mode did not serve a 4 MiB block"; exit 1; fi
 
 # A bad knob value warns and keeps working
-out=$(HAKMEM_RING_CAP=lots LD_PRELOAD=$HAKMEM_LIB "$tmp/off" 2>&1 >/dev/null || true)
+out=$(HAKMEM_RING_CAP=lots LD_PRELOAD=$LIB "$tmp/off" 2>&1 >/dev/null || true)
 grep -q "HAKMEM_RING_CAP=lots is not a valid value" <<<"$out"
 echo "api_preload: ok"

@@ -7,13 +7,9 @@
 # checksums, the seed's command line works, and the exit codes hold (2 usage,
 # 1 failed worker, 0 with a skipped allocator).
 # Exit 0 pass, 77 skip (reason on the last line), anything else fail.
-set -u
-B=${HAKMEM_BUILD:-build}
+LIB_SH_NO_ERREXIT=1
+. "$(dirname "$0")/../lib.sh"
 BIN=$B/bench_allocators_hakmem
-LIB=${HAKMEM_LIB:-$B/libhakmem.so}
-
-fail() { echo "FAIL: $*"; exit 1; }
-skip() { echo "skip: $*"; exit 77; }
 
 [ -x "$BIN" ] || fail "$BIN is not built (make)"
 [ -f "$LIB" ] || skip "$LIB is not built"
@@ -21,8 +17,6 @@ command -v python3 >/dev/null || skip "python3 is needed to check the JSON"
 if ldd "$LIB" 2>/dev/null | grep -q 'lib[at]san'; then
   skip "libhakmem.so is built with a sanitizer: it cannot be preloaded into the benchmark"
 fi
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
 
 # ---- usage errors exit 2 ----
 "$BIN" --help > "$T/help" || fail "--help exited $?"

@@ -4,11 +4,10 @@
 # library itself defines is a direct call, never a jump through the PLT
 # (Makefile: -fno-semantic-interposition, -Wl,-Bsymbolic-functions).
 # Checked on the disassembly of the built library.
-set -euo pipefail
-LIB=${HAKMEM_LIB:?run through tests/run.sh}
-command -v objdump >/dev/null || { echo "direct_calls: objdump (package binutils) is missing"; exit 77; }
-dis=$(mktemp)
-trap 'rm -f "$dis"' EXIT
+. "$(dirname "$0")/../lib.sh"
+need_file "$LIB"
+need_cmd objdump binutils
+dis=$T/dis
 objdump -d --no-show-raw-insn "$LIB" >"$dis"
 fails=0
 # Functions the library defines and exports (the malloc family, the hak_* API).

@@ -15,20 +15,16 @@
 #      /dev/shm/hakmem.<pid>, a symlink there (its target untouched), /dev/shm
 #      not writable (non-root user, private mount namespace), /dev/shm full;
 #      and a stale segment of our own uid is replaced (telemetry on).
-set -euo pipefail
-B=${HAKMEM_BUILD:?run through tests/run.sh}
-LIB=${HAKMEM_LIB:?run through tests/run.sh}
-cd "$(dirname "$0")/../.."
-P=$B/tests/progs/fault_preload
-[ -x "$P" ] || { echo "faults: $P missing (make test-build)"; exit 1; }
-tmp=$(mktemp -d)
+. "$(dirname "$0")/../lib.sh"
+P=$PROGS/fault_preload
+need_exe "$P"
+tmp=$T
 pids=() shmfiles=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   for f in "${shmfiles[@]}"; do rm -f "$f"; done
-  rm -rf "$tmp"
 }
-trap cleanup EXIT
+at_exit cleanup
 fail=0 skipped=()
 ok() { printf 'ok    %s\n' "$*"; }
 bad() { printf 'FAIL  %s\n' "$*"; fail=1; }

@@ -5,12 +5,9 @@
 # the regression inputs of crashes found so far), then fuzzes each target for
 # FUZZ_SHORT_SECONDS (default 20).  Fails on any crash; the crashing input is
 # left in $HAKMEM_BUILD/fuzz/crashes/<target>/.
-set -euo pipefail
-B=${HAKMEM_BUILD:?run through tests/run.sh}
-cd "$(dirname "$0")/../.."
+. "$(dirname "$0")/../lib.sh"
 SECS=${FUZZ_SHORT_SECONDS:-20}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+tmp=$T
 
 printf '#include <stdint.h>\n#include <stddef.h>\nint LLVMFuzzerTestOneInput(const uint8_t *d, size_t n) { (void)d; (void)n; return 0; }\n' >"$tmp/t.c"
 if ! command -v clang >/dev/null || ! clang -fsanitize=fuzzer,address,undefined "$tmp/t.c" -o "$tmp/t" 2>"$tmp/err" ||

@@ -11,12 +11,9 @@
 # Sanitizer builds go to $HAKMEM_BUILD/san-asan and $HAKMEM_BUILD/san-tsan.
 # Exit 0 all clean, 1 any report or failure, 77 when a tool is missing (the
 # available stages still run).  Bounded: about 2-3 minutes on 2 cores.
-set -euo pipefail
-B=${HAKMEM_BUILD:?run through tests/run.sh}
-cd "$(dirname "$0")/../.."
+. "$(dirname "$0")/../lib.sh"
 STRESS_SECONDS=${STRESS_SECONDS:-8}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+tmp=$T
 # Instrumented runs are 5-50x slower: tests with timing thresholds may scale them.
 export HAKMEM_TEST_SLOW=1
 fail=0 missing=()

@@ -10,14 +10,11 @@
 #            history file is created (when SQLite is there);
 #   setuid:  AT_SECURE=1, the defaults hold, no history file appears.
 # Needs root (to make the setuid copy and to switch users): otherwise it skips.
-set -euo pipefail
-B=${HAKMEM_BUILD:?run through tests/run.sh}
-PROBE=$B/tests/progs/env_probe
-[ -x "$PROBE" ] || { echo "setuid_env: $PROBE missing (make test-build)"; exit 1; }
-[ "$(id -u)" -eq 0 ] || { echo "setuid_env: needs root (to create a setuid-root program and run it as another user)"; exit 77; }
-command -v setpriv >/dev/null || { echo "setuid_env: setpriv (package util-linux) is missing"; exit 77; }
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
+. "$(dirname "$0")/../lib.sh"
+PROBE=$PROGS/env_probe
+need_exe "$PROBE"
+[ "$(id -u)" -eq 0 ] || skip "needs root (to create a setuid-root program and run it as another user)"
+need_cmd setpriv util-linux
 chmod 0755 "$T"
 mkdir "$T/w" && chown 65534:65534 "$T/w"
 cp "$PROBE" "$T/plain" && chmod 0755 "$T/plain"

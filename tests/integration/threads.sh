@@ -3,10 +3,9 @@
 # segment a program stays single-threaded, so unshare(CLONE_NEWUSER) works as
 # it does under glibc; HAKMEM_BACKGROUND_THREAD=1 asks for the thread (and then
 # unshare fails, which shows the probe can fail); evolving mode runs one.
-set -euo pipefail
-B=${HAKMEM_BUILD:?run through tests/run.sh}
-P=$B/tests/progs/unshare_probe
-fail() { echo "threads: FAIL: $*"; exit 1; }
+. "$(dirname "$0")/../lib.sh"
+P=$PROGS/unshare_probe
+need_exe "$P"
 
 # The reference: under glibc alone unshare(CLONE_NEWUSER) must work here.
 if ! "$P" >/dev/null 2>&1; then
@@ -15,14 +14,14 @@ if ! "$P" >/dev/null 2>&1; then
 fi
 
 for mode in fixed off; do
-  out=$(HAKMEM_MODE=$mode HAKMEM_STATS=1 LD_PRELOAD=$HAKMEM_LIB "$P" 2>&1) || fail "mode $mode: $out"
+  out=$(HAKMEM_MODE=$mode HAKMEM_STATS=1 LD_PRELOAD=$LIB "$P" 2>&1) || fail "mode $mode: $out"
 done
 # with the segment private, too
-out=$(HAKMEM_STATS=0 LD_PRELOAD=$HAKMEM_LIB "$P" 2>&1) || fail "stats=0: $out"
+out=$(HAKMEM_STATS=0 LD_PRELOAD=$LIB "$P" 2>&1) || fail "stats=0: $out"
 
 # Asked for: a thread exists, so the same probe fails (exit 1: two threads).
-rc=0; HAKMEM_MODE=fixed HAKMEM_BACKGROUND_THREAD=1 LD_PRELOAD=$HAKMEM_LIB "$P" >/dev/null 2>&1 || rc=$?
+rc=0; HAKMEM_MODE=fixed HAKMEM_BACKGROUND_THREAD=1 LD_PRELOAD=$LIB "$P" >/dev/null 2>&1 || rc=$?
 [ "$rc" = 1 ] || fail "HAKMEM_BACKGROUND_THREAD=1: probe exit $rc, want 1 (a second thread)"
-rc=0; HAKMEM_MODE=evolving LD_PRELOAD=$HAKMEM_LIB "$P" >/dev/null 2>&1 || rc=$?
+rc=0; HAKMEM_MODE=evolving LD_PRELOAD=$LIB "$P" >/dev/null 2>&1 || rc=$?
 [ "$rc" = 1 ] || fail "evolving: probe exit $rc, want 1 (the tuner thread)"
 echo "threads: ok"

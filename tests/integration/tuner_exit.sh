@@ -10,13 +10,9 @@
 # The run must still end with end_ns set, and the program must exit 0 without
 # hanging (the library waits for its thread, bounded).
 # Exit 0 pass, 77 skip (reason on the last line), anything else fail.
-set -u
-B=${HAKMEM_BUILD:-$(cd "$(dirname "$0")/../.." && pwd)/build}
-LIB=${HAKMEM_LIB:-$B/libhakmem.so}
-PROG=$B/tests/progs/history_exit
-
-skip() { echo "SKIP: $*"; exit 77; }
-fail() { echo "FAIL: $*"; exit 1; }
+LIB_SH_NO_ERREXIT=1
+. "$(dirname "$0")/../lib.sh"
+PROG=$PROGS/history_exit
 
 [ -f "$LIB" ] || skip "libhakmem.so not built ($LIB)"
 [ -x "$PROG" ] || skip "tests/progs/history_exit not built ($PROG)"
@@ -26,13 +22,12 @@ python3 -c 'import sqlite3' 2>/dev/null || skip "python3 has no sqlite3 module"
 [ -e /usr/lib/x86_64-linux-gnu/libsqlite3.so.0 ] || ldconfig -p | grep -q 'libsqlite3\.so\.0' \
   || skip "libsqlite3.so.0 missing (apt-get install libsqlite3-0)"
 
-TMP=$(mktemp -d /tmp/hakmem-tuner-exit.XXXXXX)
+TMP=$T
 PP=
 cleanup() {
   [ -n "$PP" ] && kill "$PP" 2>/dev/null
-  rm -rf "$TMP"
 }
-trap cleanup EXIT
+at_exit cleanup
 DB=$TMP/history.db
 q() { sqlite3 -batch -noheader "$DB" "$1" 2>/dev/null; }
 
