@@ -143,8 +143,10 @@ static void *remap_to_aligned(uintptr_t base, size_t old_len, size_t new_len) {
 static void *remap_split(uintptr_t base, size_t old_len, size_t new_len, size_t split) {
     HAK_CNT(mremap_calls);
     if (mremap((void *)(base + split), old_len - split, new_len - split, 0) != MAP_FAILED) return (void *)base;
+    /* the place for both pieces (replaced by them; read-write like them, so
+     * tools that track mappings, valgrind, see the grown part as usable) */
     HAK_CNT(mmap_calls);
-    void *res = mmap(NULL, new_len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    void *res = mmap(NULL, new_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (res == MAP_FAILED) return MAP_FAILED;
     uintptr_t r = (uintptr_t)res;
     HAK_CNT(mremap_calls);
