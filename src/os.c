@@ -218,7 +218,9 @@ int hak_os_remap_back(uintptr_t base, size_t len, size_t old_len, uintptr_t to, 
     HAK_CNT(mremap_calls);
     void *p = mremap((void *)base, len, old_len, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)to);
     if (p == MAP_FAILED) return -errno;
-    HAK_GAUGE(bytes_mapped, (int64_t)old_len - (int64_t)len);
+    /* the growth undone: what hak_os_remap added to bytes_mapped_total goes */
+    HAK_CNT_ADD(mremap_dropped_bytes, len - old_len);
+    HAK_GAUGE_DOWN(bytes_mapped, len - old_len);
     return 0;
 }
 
@@ -227,6 +229,7 @@ int hak_os_move_onto(uintptr_t base, size_t len, uintptr_t to) {
     HAK_CNT(mremap_calls);
     if (mremap((void *)base, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)to) == MAP_FAILED) return -errno;
     /* the pages that were at [to, to+len) are gone with the move */
+    HAK_CNT_ADD(mremap_dropped_bytes, len);
     HAK_GAUGE_DOWN(bytes_mapped, len);
     return 0;
 }

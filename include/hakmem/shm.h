@@ -75,6 +75,7 @@
     X(mremap_calls,          "mremap calls (large realloc)") \
     X(mmap_failures,         "mmap/mremap calls that failed (allocation returned ENOMEM)") \
     X(bytes_mapped_total,    "bytes ever mapped for large blocks") \
+    X(mremap_dropped_bytes,  "bytes of address space mremap dropped: a cached block's head that a realloc grew into") \
     X(realloc_inplace,       "large reallocs satisfied in place") \
     X(realloc_mremap,        "large reallocs satisfied by mremap (no copy)") \
     X(warm_realloc,          "of those, grown into a cached block's pages (its tail comes warm, nothing fresh)") \
@@ -132,7 +133,7 @@ enum hak_knob_id { HAK_KNOB_RING_CAP = 1, HAK_KNOB_BATCH_THRESHOLD = 2, HAK_KNOB
     ((id) == HAK_C_batch_flushes || (id) == HAK_C_batch_blocks_flushed || (id) == HAK_C_batch_bytes_flushed || \
      (id) == HAK_C_batch_ranges_flushed || (id) == HAK_C_batch_flush_ns || (id) == HAK_C_munmap_calls || \
      (id) == HAK_C_munmap_failures || (id) == HAK_C_munmap_bytes || (id) == HAK_C_warm_rescued || \
-     (id) == HAK_C_warm_rescued_bytes)
+     (id) == HAK_C_warm_rescued_bytes || (id) == HAK_C_mremap_dropped_bytes)
 
 /* One thread slot: single writer (owner thread), seqlock by gen. */
 typedef struct hak_shm_slot {
