@@ -5,7 +5,7 @@ Edit this script, run it from the top directory (python3 dashboards/hakmem-grafa
 commit both.  tests/integration/prometheus.sh checks the JSON and its queries."""
 import json
 DS = {"type": "prometheus", "uid": "${datasource}"}
-SEL = 'comm=~"$comm",pid=~"$pid"'
+SEL = 'exe=~"$exe",comm=~"$comm",pid=~"$pid"'
 LEG = "{{comm}} ({{pid}})"
 panels = []
 nid = [0]
@@ -81,8 +81,8 @@ row("Batch", 22)
 ts("Flushes per second", "Batch flushes and the munmap calls they made (one per coalesced range).",
    [(sr("hakmem_batch_flushes_total"), "flushes {{comm}} ({{pid}})"), (sr("hakmem_munmap_calls_total"), "munmap calls {{comm}} ({{pid}})")],
    "ops", 0, 23, mn=0)
-ts("Bytes released per second", "Block bytes released by Batch flushes (hakmem_batch_bytes_flushed_total).",
-   [sr("hakmem_batch_bytes_flushed_total")], "Bps", 12, 23, mn=0)
+ts("Bytes released per second", "Block bytes released by Batch flushes (hakmem_batch_flushed_bytes_total).",
+   [sr("hakmem_batch_flushed_bytes_total")], "Bps", 12, 23, mn=0)
 ts("Flush time", "Mean time per flush, and the share of one core spent flushing (hakmem_batch_flush_seconds_total).",
    [("%s / %s" % (sr("hakmem_batch_flush_seconds_total"), sr("hakmem_batch_flushes_total")), "per flush {{comm}} ({{pid}})")],
    "s", 0, 31, mn=0)
@@ -102,14 +102,19 @@ ts("Tuner decisions", "Decisions per interval (increase of hakmem_decisions_tota
 ts("Blocks cached per size class", "Blocks in each class's ring (hakmem_class_cached_blocks) against its cap (hakmem_class_cap).",
    [("hakmem_class_cached_blocks{%s}" % SEL, "cached {{comm}} ({{pid}}) {{size}} B"),
     ("hakmem_class_cap{%s}" % SEL, "cap {{comm}} ({{pid}}) {{size}} B")], "none", 12, 48, mn=0)
+ts("Ghost demand per size class", "Capacity evictions not yet matched by a miss (hakmem_class_ghosts): blocks a bigger ring of the class would serve now; the tuner raises the class cap on them.",
+   [("hakmem_class_ghosts{%s}" % SEL, "ghosts {{comm}} ({{pid}}) {{size}} B")], "none", 0, 56, mn=0)
+ts("Huge pages per size class", "THP choice of each class of 2 MiB and more (hakmem_class_thp_state == 1: undecided while sampling, then huge or small) and the share of the sampled pages the program touched.",
+   [("hakmem_class_thp_state{%s,state=~\"huge|small|undecided\"} == 1" % SEL, "{{state}} {{comm}} ({{pid}}) {{size}} B")],
+   "none", 12, 56, mn=0, draw="steps")
 
-row("Kernel (eBPF, when hakmem-probe --publish runs)", 56)
+row("Kernel (eBPF, when hakmem-probe --publish runs)", 64)
 ts("munmap latency", "Mean kernel time per munmap call of hakmem's flushes, measured by the eBPF probe (hakmem_kernel_munmap_seconds_total / hakmem_kernel_munmap_calls_total). Empty unless hakmem-probe --publish runs for the process.",
    [("%s / %s" % (sr("hakmem_kernel_munmap_seconds_total"), sr("hakmem_kernel_munmap_calls_total")), "munmap {{comm}} ({{pid}})")],
-   "s", 0, 57, mn=0)
+   "s", 0, 65, mn=0)
 ts("munmaps outside flush windows", "munmap calls of the process outside Batch flush windows (hakmem_kernel_munmap_outside_flush_total): 0 for hakmem blocks; anything else comes from other code in the process.",
    [("sum by (comm, pid) (increase(hakmem_kernel_munmap_outside_flush_total{%s}[$__rate_interval]))" % SEL, "outside {{comm}} ({{pid}})"),
-    (sr("hakmem_kernel_munmap_calls_total"), "munmap calls/s {{comm}} ({{pid}})")], "none", 12, 57, mn=0)
+    (sr("hakmem_kernel_munmap_calls_total"), "munmap calls/s {{comm}} ({{pid}})")], "none", 12, 65, mn=0)
 
 dash = {
   "__inputs": [],
@@ -133,14 +138,19 @@ dash = {
   "templating": {"list": [
     {"name": "datasource", "label": "Prometheus", "type": "datasource", "query": "prometheus", "current": {},
      "hide": 0, "includeAll": False, "multi": False, "options": [], "refresh": 1, "regex": "", "skipUrlSync": False},
+    {"name": "exe", "label": "program", "type": "query", "datasource": DS,
+     "definition": "label_values(hakmem_info, exe)",
+     "query": {"query": "label_values(hakmem_info, exe)", "refId": "PrometheusVariableQueryEditor-VariableQuery"},
+     "current": {}, "hide": 0, "includeAll": True, "allValue": ".*", "multi": True, "options": [], "refresh": 2,
+     "regex": "", "skipUrlSync": False, "sort": 1},
     {"name": "comm", "label": "command", "type": "query", "datasource": DS,
-     "definition": "label_values(hakmem_info, comm)",
-     "query": {"query": "label_values(hakmem_info, comm)", "refId": "PrometheusVariableQueryEditor-VariableQuery"},
+     "definition": "label_values(hakmem_info{exe=~\"$exe\"}, comm)",
+     "query": {"query": "label_values(hakmem_info{exe=~\"$exe\"}, comm)", "refId": "PrometheusVariableQueryEditor-VariableQuery"},
      "current": {}, "hide": 0, "includeAll": True, "allValue": ".*", "multi": True, "options": [], "refresh": 2,
      "regex": "", "skipUrlSync": False, "sort": 1},
     {"name": "pid", "label": "pid", "type": "query", "datasource": DS,
-     "definition": "label_values(hakmem_info{comm=~\"$comm\"}, pid)",
-     "query": {"query": "label_values(hakmem_info{comm=~\"$comm\"}, pid)", "refId": "PrometheusVariableQueryEditor-VariableQuery"},
+     "definition": "label_values(hakmem_info{exe=~\"$exe\",comm=~\"$comm\"}, pid)",
+     "query": {"query": "label_values(hakmem_info{exe=~\"$exe\",comm=~\"$comm\"}, pid)", "refId": "PrometheusVariableQueryEditor-VariableQuery"},
      "current": {}, "hide": 0, "includeAll": True, "allValue": ".*", "multi": True, "options": [], "refresh": 2,
      "regex": "", "skipUrlSync": False, "sort": 3}]},
   "time": {"from": "now-15m", "to": "now"},

@@ -8,11 +8,18 @@
  * come from the HAK_COUNTERS / HAK_GAUGES X-macros of include/hakmem/shm.h:
  * a counter added there appears here without touching this file.
  *
- * Naming: counter x -> hakmem_x_total (x_ns -> hakmem_x_seconds_total),
- * gauge bytes_y / blocks_y -> hakmem_y_bytes / hakmem_y_blocks, knobs
- * hakmem_knob_*, eBPF kernel figures hakmem_kernel_* (only when a probe
- * publishes them), size classes hakmem_class_* with labels class and size.
- * Every sample carries pid and comm labels.
+ * Naming (Prometheus conventions, `promtool check metrics` clean): base
+ * units (seconds, bytes), _total on counters only and once: counter x ->
+ * hakmem_x_total, x_ns -> hakmem_x_seconds_total, a "bytes" word moves last
+ * (batch_bytes_flushed -> hakmem_batch_flushed_bytes_total, bytes_mapped_total
+ * -> hakmem_mapped_bytes_total); gauge bytes_y / blocks_y -> hakmem_y_bytes /
+ * hakmem_y_blocks; knobs hakmem_knob_*; eBPF kernel figures hakmem_kernel_*
+ * (only when a probe publishes them); size classes hakmem_class_* with labels
+ * class and size (THP: hakmem_class_thp_state{state=...}, one series per
+ * state, 1 for the state in force); hakmem_build_info{version} 1.
+ * Every per-process sample carries pid, comm and exe (basename of
+ * /proc/PID/exe): comm and exe survive a restart, so a fleet's Prometheus can
+ * aggregate by program.
  */
 #ifndef HAKMEM_TOOLS_METRICS_H
 #define HAKMEM_TOOLS_METRICS_H
@@ -49,9 +56,12 @@ int hak_metric_class_used(const hak_shm_class_t *c);
 /* "ring_full" for HAK_EVICT_RING_FULL (the evict_* counter name without "evict_"). */
 const char *hak_metric_evict_reason(int r);
 
+/* The Prometheus name of counter k (enum hak_counter_id) into buf; NULL for an unknown k. */
+const char *hak_metric_counter_prom(char *buf, size_t n, int k);
+
 /* The Prometheus text exposition (format 0.0.4) of n snapshots, plus
- * hakmem_stat_processes (n) and hakmem_stat_errors (errors: segments that
- * could not be read).  Writes to f; check ferror(f). */
+ * hakmem_build_info, hakmem_stat_processes (n) and hakmem_stat_errors
+ * (errors: segments that could not be read).  Reads /proc/PID/exe of each.  Writes to f; check ferror(f). */
 void hak_metrics_write_prometheus(FILE *f, const hak_snapshot_t *const *snaps, size_t n, int errors);
 
 #endif /* HAKMEM_TOOLS_METRICS_H */

@@ -10,6 +10,10 @@
 #      GET /metrics is the Prometheus text format, equals the names of
 #      `hakmem-stat --prometheus` (one writer, tools/metrics.c), has the
 #      workload's counters; 404 / 405 for other paths / methods.
+#      `promtool check metrics` is clean (no lint message) on both outputs;
+#      names follow the conventions (base units, _total on counters only and
+#      once, HELP in the exported unit, hakmem_build_info, comm/exe labels,
+#      per-class ghosts and THP state).
 #   3. dashboards/hakmem-grafana.json is valid Grafana dashboard JSON (schema
 #      version, unique panel ids, grid inside 24 columns without overlaps,
 #      datasource refs, targets with refId and expr, template variables) and
@@ -126,7 +130,7 @@ grep -q "serving http://127.0.0.1:$PORT/metrics" "$TMP/tuner.out" || { cat "$TMP
 URL=http://127.0.0.1:$PORT/metrics
 get "$URL" >"$TMP/metrics.txt"
 [ "$(cat "$TMP/code")" = 200 ] || fail "GET /metrics: HTTP $(cat "$TMP/code")"
-grep -q "^hakmem_cache_hits_total{pid=\"$WPID\",comm=\"phased\"} [1-9]" "$TMP/metrics.txt" ||
+grep -q "^hakmem_cache_hits_total{pid=\"$WPID\",comm=\"phased\",exe=\"phased\"} [1-9]" "$TMP/metrics.txt" ||
   fail "/metrics has no non-zero hakmem_cache_hits_total for pid $WPID"
 ok "GET /metrics: $(grep -c '^hakmem' "$TMP/metrics.txt") samples, the workload's hits non-zero"
 get "$URL" HEAD >/dev/null; [ "$(cat "$TMP/code")" = 200 ] || fail "HEAD /metrics: HTTP $(cat "$TMP/code")"
@@ -135,10 +139,54 @@ get "$URL" POST >/dev/null; [ "$(cat "$TMP/code")" = 405 ] || fail "POST: HTTP $
 ok "HEAD 200, unknown path 404, POST 405"
 # same names as hakmem-stat --prometheus (one writer)
 "$STAT" --prometheus "$WPID" >"$TMP/stat.txt" || fail "hakmem-stat --prometheus"
-names() { sed -n 's/^\(hakmem_[a-z0-9_]*\).*/\1/p' "$1" | grep -v '^hakmem_stat_' | sort -u; }
+names() { sed -n 's/^\(hakmem_[a-z0-9_]*\).*/\1/p' "$1" | grep -v '^hakmem_stat_\|^hakmem_build_info$' | sort -u; }
 diff <(names "$TMP/stat.txt") <(grep "pid=\"$WPID\"" "$TMP/metrics.txt" | sed -n 's/^\(hakmem_[a-z0-9_]*\).*/\1/p' | sort -u) ||
   fail "metric names differ between hakmem-stat --prometheus and /metrics"
 ok "the same $(names "$TMP/stat.txt" | wc -l) metric names as hakmem-stat --prometheus"
+
+echo "== Prometheus conventions (promtool check metrics, names, units)"
+PROMTOOL=${PROMTOOL:-$(command -v promtool || echo /usr/bin/promtool)}
+[ -x "$PROMTOOL" ] || fail "promtool missing (the prometheus package: make deps)"
+for f in metrics stat; do
+  "$PROMTOOL" check metrics <"$TMP/$f.txt" >"$TMP/lint.$f" 2>&1 ||
+    { cat "$TMP/lint.$f"; fail "promtool check metrics: $f output has lint problems"; }
+  [ ! -s "$TMP/lint.$f" ] || { cat "$TMP/lint.$f"; fail "promtool check metrics printed warnings for $f"; }
+done
+ok "promtool check metrics: clean on /metrics and on hakmem-stat --prometheus"
+python3 - "$TMP/metrics.txt" "$WPID" <<'EOF' || fail "metric conventions"
+import re, sys
+text, wpid = open(sys.argv[1]).read(), sys.argv[2]
+def fail(msg):
+    print("FAIL: " + msg); sys.exit(1)
+types = dict(re.findall(r"^# TYPE (\S+) (\S+)$", text, re.M))
+helps = dict(re.findall(r"^# HELP (\S+) (.*)$", text, re.M))
+for n, t in types.items():
+    if "_total_total" in n: fail("doubled suffix: " + n)
+    if n.endswith("_total") != (t == "counter"): fail("%s typed %s: _total goes on counters only" % (n, t))
+    if re.search(r"_(ns|nanoseconds|ms|milliseconds|us|microseconds|kib|mib)(_|$)", n): fail("not a base unit: " + n)
+    if n.endswith("_seconds_total") or n.endswith("_seconds"):
+        if re.search(r"nanosecond|millisecond", helps.get(n, "")): fail("HELP of %s names another unit: %r" % (n, helps[n]))
+for n in ("hakmem_batch_flush_seconds_total", "hakmem_mmap_bytes_total", "hakmem_batch_flushed_bytes_total",
+          "hakmem_control_requests_total", "hakmem_control_requests_applied_total"):
+    if types.get(n) != "counter": fail("%s missing or not a counter (%r)" % (n, types.get(n)))
+for n in ("hakmem_build_info", "hakmem_class_ghosts", "hakmem_class_thp_state", "hakmem_class_cap"):
+    if types.get(n) != "gauge": fail("%s missing or not a gauge" % n)
+if "hakmem_control_seq" in types: fail("hakmem_control_seq still exported (it is hakmem_control_requests_total)")
+m = re.search(r'^hakmem_build_info\{version="(\d+\.\d+\.\d+)"[^}]*\} 1$', text, re.M)
+if not m: fail("no hakmem_build_info{version=...} 1")
+# every per-process sample names its program: pid, comm and exe
+for line in text.splitlines():
+    if line.startswith("hakmem_") and 'pid="%s"' % wpid in line and not re.match(
+            r'^\w+\{pid="%s",comm="phased",exe="phased"' % wpid, line):
+        fail("sample without comm/exe labels: " + line)
+# the THP state set: exactly one state is 1 per class
+states = {}
+for cls, st, v in re.findall(r'^hakmem_class_thp_state\{pid="%s",[^}]*class="(\d+)"[^}]*state="(\w+)"\} (\d)$' % wpid, text, re.M):
+    states.setdefault(cls, []).append(int(v))
+if not states or any(sum(v) != 1 or len(v) != 4 for v in states.values()):
+    fail("hakmem_class_thp_state: one of 4 states must be 1 per class: %r" % states)
+print("ok: build %s; %d families; %d classes with a THP state" % (m.group(1), len(types), len(states)))
+EOF
 
 echo "== dashboards/hakmem-grafana.json"
 python3 - "$DASH" "$TMP/metrics.txt" "$TMP/queries.txt" <<'EOF' || fail "Grafana dashboard"
@@ -212,7 +260,7 @@ with open(queries_path, "w") as f:
         if e.startswith("label_values("):
             m = re.fullmatch(r"label_values\((.*),\s*(\w+)\)", e)
             e = m.group(1)
-        e = e.replace("$__rate_interval", "15s").replace("$comm", ".*").replace("$pid", ".*")
+        e = e.replace("$__rate_interval", "15s").replace("$comm", ".*").replace("$pid", ".*").replace("$exe", ".*")
         f.write(json.dumps({"title": title, "expr": e}) + "\n")
 EOF
 ok "Grafana dashboard JSON"
