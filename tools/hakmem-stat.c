@@ -44,6 +44,7 @@
 #include "hakmem/shm.h"
 #include "hak_internal.h"
 #include "metrics.h"
+#include "units.h"
 
 #define PROG "hakmem-stat"
 
@@ -170,18 +171,8 @@ static uint64_t clock_ns(clockid_t id) {
 
 static bool process_gone(int pid) { return kill(pid, 0) == -1 && errno == ESRCH; }
 
-/* "1.5 MiB" */
-static const char *fmt_bytes(char *buf, size_t n, double v) {
-    static const char *const unit[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
-    int u = 0;
-    while (fabs(v) >= 1024.0 && u < 5) {
-        v /= 1024.0;
-        u++;
-    }
-    if (u == 0) snprintf(buf, n, "%.0f B", v);
-    else snprintf(buf, n, "%.1f %s", v, unit[u]);
-    return buf;
-}
+/* "1.25 MiB": the formatter hakmem-report uses too (tools/units.h) */
+static const char *fmt_bytes(char *buf, size_t n, double v) { return hak_fmt_bytes(buf, n, v); }
 
 static const char *fmt_age(char *buf, size_t n, double s) {
     if (s < 120) snprintf(buf, n, "%.1f s", s);
@@ -368,8 +359,7 @@ static void print_value(FILE *f, const char *name, uint64_t v, int unit, const c
         fprintf(f, "  %-22s %20" PRIu64 "  %-10s %s\n", name, v, "ms", help);
         break;
     case HAK_MU_NS:
-        snprintf(b, sizeof b, "%.3f s", (double)v / 1e9);
-        fprintf(f, "  %-22s %20" PRIu64 "  %-10s %s\n", name, v, b, help);
+        fprintf(f, "  %-22s %20" PRIu64 "  %-10s %s\n", name, v, hak_fmt_duration(b, sizeof b, (double)v / 1e9), help);
         break;
     default:
         fprintf(f, "  %-22s %20" PRIu64 "  %-10s %s\n", name, v, "", help);
@@ -1060,10 +1050,16 @@ static void watch_render_one(const hak_snapshot_t *s, const hak_snapshot_t *prev
     printf("  %-22s %16s %14s\n", "counter", "total", "per second");
     for (int k = 0; k < HAK_NCOUNTERS; k++) {
         if (s->counter[k] == 0) continue;
-        if (prev)
-            printf("  %-22s %16" PRIu64 " %14.1f\n", hak_counter_names[k], s->counter[k],
-                   rate(s->counter[k], prev->counter[k], dt));
-        else
+        if (prev) {
+            /* bytes per second and time per second in units; events as a number */
+            double r = rate(s->counter[k], prev->counter[k], dt);
+            int u = unit_of(hak_counter_names[k]);
+            char rb[48];
+            if (u == HAK_MU_BYTES) hak_fmt_rate(rb, sizeof rb, r);
+            else if (u == HAK_MU_NS) snprintf(rb, sizeof rb, "%s/s", hak_fmt_duration(b2, sizeof b2, r / 1e9));
+            else snprintf(rb, sizeof rb, "%.1f", r);
+            printf("  %-22s %16" PRIu64 " %14s\n", hak_counter_names[k], s->counter[k], rb);
+        } else
             printf("  %-22s %16" PRIu64 " %14s\n", hak_counter_names[k], s->counter[k], "-");
     }
     printf("\n  %-22s %16s\n", "gauge", "now");

@@ -120,8 +120,14 @@ typedef struct rp_reco {
     int have_flush;             /* flushes were recorded: threshold from measured flush cost */
     double flush_fixed_ns;      /* per-flush cost a bigger batch saves */
     double release_rate;        /* predicted bytes/s handed to Batch */
-    double flush_core_share;    /* predicted flush cost at the threshold, fraction of one core */
-    char threshold_basis[160];
+    double flush_core_share;    /* predicted saveable flush cost at the threshold, fraction of one core (mean
+                                   over the active time) */
+    double peak_release_rate;   /* bytes/s in the busiest interval (the one that sets the threshold) */
+    double peak_core_share;     /* predicted saveable flush cost at the threshold in that interval */
+    double recorded_core_share; /* flush time recorded / active time (all of it, at the thresholds in force) */
+    double flush_ns_recorded;   /* flush time recorded, ns */
+    double active_s;            /* seconds of the intervals with large-block activity */
+    char threshold_basis[256];
     char command[8448];         /* one-line command */
     int nwhatif;
     rp_whatif_t whatif[32];

@@ -460,7 +460,10 @@ static void write_run(FILE *f, const rp_report_t *rep, const rp_run_t *r) {
     if (!o->have_cap) fputs("No per-class traffic recorded: nothing to predict a ring cap from. ", f);
     if (o->budget_limited) fputs("Lowered to fit the cache budget. ", f);
     esc(f, o->threshold_basis);
-    if (o->have_flush) fprintf(f, "; predicted flush cost %.3f%% of one core", o->flush_core_share * 100.0);
+    if (o->have_flush)
+        fprintf(f, ". Flushing took %.3f%% of one core as recorded; at this threshold the part a bigger batch saves is "
+                   "predicted at %.3f%% on average and %.3f%% in the busiest interval (the tuner's target: 0.5%%)",
+                o->recorded_core_share * 100.0, o->flush_core_share * 100.0, o->peak_core_share * 100.0);
     fputs(". In fixed mode the rings stay filled while the program is idle (only evolving mode trims).</p>\n"
           "<p>Run it:</p>\n<pre class=\"command\"><code>", f);
     esc(f, o->command);

@@ -25,15 +25,17 @@
  *   hit_slack (0.2 points) of the best predicted over caps 0..512, lowered
  *   until the rings fit the run's cache budget.  Memory cost: each class holds
  *   at most min(C, the blocks it was seen to keep in play) blocks.
- *   Batch threshold.  The flush cost a bigger batch saves (the intercept of
- *   time per flush against MiB per flush over the intervals, when the batch
- *   sizes varied; else user time + one munmap when the eBPF kernel figures
- *   exist; else the mean time per flush), and the bytes handed to Batch per
- *   active second at the recommended cap (the recorded ones, without the idle
- *   trims and cap reductions a tuner made, minus the blocks the extra hits
- *   keep): the smallest power of two keeping flush cost under
- *   0.5% of one core (the policy's target), within [64 KiB, min(1 GiB,
- *   budget / 16)].
+ *   Batch threshold.  The tuner's own rule (tuner/policy_batch.c), replayed
+ *   over the recorded intervals with large-block activity: its estimator of
+ *   the per-flush cost a bigger batch saves (the intercept of time per flush
+ *   against MiB per flush once batch sizes varied, else user time + one munmap
+ *   from the eBPF kernel figures, else the mean time per flush; EWMA), and its
+ *   need, rate x that cost / 0.5% of one core, rounded up to a power of two
+ *   within [64 KiB, min(1 GiB, budget / 16)].  A static threshold takes the
+ *   highest need of the run (the busiest interval: where the tuner raises),
+ *   counting the bytes the program's own evictions hand to Batch (not a
+ *   tuner's idle trims and cap reductions).  So the report recommends what the
+ *   tuner did: 4M -> 64M in the demo is HAKMEM_BATCH_THRESHOLD=64M here.
  */
 #define _GNU_SOURCE
 #include <inttypes.h>
@@ -43,12 +45,11 @@
 #include <string.h>
 
 #include "policy.h"
+#include "policy_internal.h"   /* tuner_policy_batch: the recommendation replays the tuner's rule */
 #include "report.h"
+#include "../tools/units.h"
 
 #define CAP_MAX 512u
-#define BATCH_MIN ((uint64_t)64 << 10)
-#define BATCH_MAX ((uint64_t)1 << 30)
-#define FLUSH_TARGET 0.005
 
 /* One class in one interval with traffic. */
 typedef struct rp_cint {
@@ -66,8 +67,6 @@ struct rp_pred {
     size_t n;
     rp_cint_t ci[];
 };
-
-static uint64_t sub0(uint64_t a, uint64_t b) { return a > b ? a - b : 0; }
 
 static const rp_sample_t *base_sample(const rp_run_t *r, rp_sample_t *zero) {
     if (r->nsamples == 0) return NULL;
@@ -376,86 +375,138 @@ static uint64_t pow2_ceil(double v) {
     return x;
 }
 
+static int cmp_class_size(const void *a, const void *b) {
+    const rp_class_reco_t *x = a, *y = b;
+    return x->size < y->size ? -1 : x->size > y->size ? 1 : (x->cls > y->cls) - (x->cls < y->cls);
+}
+
 static int cmp_u64(const void *a, const void *b) {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
     return x < y ? -1 : x > y;
 }
 
-static void recommend_threshold(rp_run_t *r, const rp_sample_t *base, double extra_hit_bytes) {
+/* A recorded sample as the snapshot the tuner would have read (the fields the
+ * batch rule uses): counters, gauges, the knobs in force, the kernel figures. */
+static void sample_snapshot(const rp_run_t *r, const rp_sample_t *s, uint64_t budget, hak_snapshot_t *o) {
+    memset(o, 0, sizeof *o);
+    o->pid = (uint32_t)r->pid;
+    o->start_ns = r->start_ns;
+    memcpy(o->counter, s->c, sizeof o->counter);
+    memcpy(o->gauge, s->g, sizeof o->gauge);
+    o->knobs.ring_cap = s->ring_cap;
+    o->knobs.batch_threshold = s->batch_threshold;
+    o->knobs.cache_max_bytes = s->cache_max_bytes ? s->cache_max_bytes : budget;
+    o->knobs.tune_interval_ms = r->tune_interval_ms;
+    o->knobs.idle_ms = r->idle_ms;
+    o->kernel.updated_ns = s->k_updated_ns;
+    o->kernel.munmap_calls = s->k_munmap_calls;
+    o->kernel.munmap_bytes = s->k_munmap_bytes;
+    o->kernel.munmap_ns_total = s->k_munmap_ns_total;
+    o->taken_ns = s->time_ns;
+}
+
+/* The batch threshold: the tuner's own rule (policy_batch.c) replayed over the
+ * recorded samples.  Its estimator of the per-flush cost a bigger batch saves
+ * (regression intercept / kernel figures / mean, EWMA) runs on each interval
+ * with large-block activity, exactly as in tuner_step, and the same need
+ * follows: rate x f_fix / flush_target, to a power of two in [batch_min,
+ * min(batch_max, budget / 16)].  A static threshold cannot follow the phases,
+ * so it is the highest need of the run: the threshold the tuner raises to
+ * (at once) in the busiest interval.  Two differences, both of a static
+ * configuration: the bytes of idle trims and cap reductions (a tuner's) are
+ * not counted, and the grades that correct flush_alpha are not replayed (they
+ * judged the thresholds then in force, not these). */
+static void recommend_threshold(rp_run_t *r, const rp_sample_t *base) {
     rp_reco_t *o = &r->reco;
-    const double MiB = 1048576.0;
-    uint64_t F = 0, T = 0, Y = 0, kc = 0, kns = 0, adds = 0, tuner_adds = 0;
-    double sx = 0, sy = 0, sxx = 0, sxy = 0;
-    int np = 0;
-    const rp_sample_t *p = base;
-    for (int i = base && base == &r->samples[0] ? 1 : 0; base && i < r->nsamples; i++) {
-        const rp_sample_t *s = &r->samples[i];
-        uint64_t f = sub0(s->c[HAK_C_batch_flushes], p->c[HAK_C_batch_flushes]);
-        uint64_t tn = sub0(s->c[HAK_C_batch_flush_ns], p->c[HAK_C_batch_flush_ns]);
-        uint64_t yf = sub0(s->c[HAK_C_batch_bytes_flushed], p->c[HAK_C_batch_bytes_flushed]);
-        Y += sub0(s->c[HAK_C_batch_add_bytes], p->c[HAK_C_batch_add_bytes]);
-        adds += sub0(s->c[HAK_C_batch_adds], p->c[HAK_C_batch_adds]);
-        tuner_adds += sub0(s->c[HAK_C_evict_idle_trim], p->c[HAK_C_evict_idle_trim]) +
-                      sub0(s->c[HAK_C_evict_cap_lowered], p->c[HAK_C_evict_cap_lowered]);
-        if (f > 0 && tn > 0 && yf > 0) {
-            double x = (double)yf / (double)f / MiB, y = (double)tn / (double)f;
-            sx += x, sy += y, sxx += x * x, sxy += x * y, np++;
+    tuner_cfg_t cfg;
+    tuner_cfg_default(&cfg, NULL);
+    cfg.cache_max_bytes = o->budget;
+    if (r->tune_interval_ms) cfg.interval_ms = r->tune_interval_ms;
+    if (r->idle_ms) cfg.idle_ms = r->idle_ms;
+    tuner_state_t *st = calloc(1, sizeof *st);
+    hak_snapshot_t *ps = calloc(2, sizeof *ps);
+    uint64_t hold_max = o->budget / 16 < cfg.batch_max ? o->budget / 16 : cfg.batch_max;
+    if (hold_max < cfg.batch_min) hold_max = cfg.batch_min;
+    uint64_t F = 0, T = 0, Yall = 0;
+    double need_max = 0.0, rate_max = 0.0, f_at_max = 0.0, active_ns = 0.0;
+    int nint = 0, nneed = 0;
+    if (st && ps && base) {
+        tuner_init(st, &cfg);
+        st->pid = (uint32_t)r->pid;
+        hak_snapshot_t *prev = &ps[0], *cur = &ps[1];
+        sample_snapshot(r, base, o->budget, prev);
+        tuner_decision_t out[4];
+        for (int i = base == &r->samples[0] ? 1 : 0; i < r->nsamples; i++) {
+            sample_snapshot(r, &r->samples[i], o->budget, cur);
+            const uint64_t *pc = prev->counter, *cc = cur->counter;
+            uint64_t f = sub0(cc[HAK_C_batch_flushes], pc[HAK_C_batch_flushes]);
+            uint64_t tn = sub0(cc[HAK_C_batch_flush_ns], pc[HAK_C_batch_flush_ns]);
+            F += f, T += tn;
+            int active = cur->taken_ns > prev->taken_ns &&
+                         cc[HAK_C_large_allocs] + cc[HAK_C_large_frees] != pc[HAK_C_large_allocs] + pc[HAK_C_large_frees];
+            if (active) {
+                double dt = (double)(cur->taken_ns - prev->taken_ns);
+                active_ns += dt;
+                nint++;
+                tuner_policy_batch(st, prev, cur, out, 0, 4);   /* the estimator's state; its decisions are the tuner's */
+                /* bytes handed to Batch that a static configuration hands too */
+                uint64_t add = sub0(sub0(cc[HAK_C_batch_add_bytes], pc[HAK_C_batch_add_bytes]),
+                                    sub0(cc[HAK_C_warm_rescued_bytes], pc[HAK_C_warm_rescued_bytes]));
+                uint64_t adds = sub0(cc[HAK_C_batch_adds], pc[HAK_C_batch_adds]);
+                uint64_t tuner = sub0(cc[HAK_C_evict_idle_trim], pc[HAK_C_evict_idle_trim]) +
+                                 sub0(cc[HAK_C_evict_cap_lowered], pc[HAK_C_evict_cap_lowered]);
+                double y = adds ? (double)add * (double)sub0(adds, tuner) / (double)adds : (double)add;
+                Yall += (uint64_t)y;
+                double f_fix = st->flush_alpha * st->flush_fixed_ns;
+                if (y > 0 && F > 0 && st->flush_ns_per_mib > 0.0) {
+                    double rate = y / dt;   /* bytes per ns, as in the policy */
+                    double need = rate * f_fix / cfg.flush_target;
+                    nneed++;
+                    if (need > need_max || nneed == 1) need_max = need, rate_max = rate * 1e9, f_at_max = f_fix;
+                }
+            }
+            hak_snapshot_t *t = prev;
+            prev = cur, cur = t;
         }
-        F += f, T += tn;
-        if (s->k_updated_ns && p->k_updated_ns) {
-            kc += sub0(s->k_munmap_calls, p->k_munmap_calls);
-            kns += sub0(s->k_munmap_ns_total, p->k_munmap_ns_total);
-        }
-        p = s;
     }
-    uint64_t budget = o->budget;
-    uint64_t hold_max = budget / 16 < BATCH_MAX ? budget / 16 : BATCH_MAX;
-    if (hold_max < BATCH_MIN) hold_max = BATCH_MIN;
-    if (F == 0 || T == 0) {
+    o->flush_ns_recorded = (double)T;
+    o->active_s = active_ns / 1e9;
+    if (F == 0 || T == 0 || st == NULL || ps == NULL || nneed == 0) {
         o->have_flush = 0;
         o->batch_threshold = r->sum.end_threshold ? r->sum.end_threshold : ((uint64_t)4 << 20);
         snprintf(o->threshold_basis, sizeof o->threshold_basis,
-                 "no flush recorded: the threshold had no measured cost; keeping the one in force");
+                 F == 0 || T == 0 ? "no flush recorded: the threshold had no measured cost; keeping the one in force"
+                                  : "no interval with both flushes and bytes to release; keeping the one in force");
+        free(st), free(ps);
         return;
     }
     o->have_flush = 1;
-    double mx = sx / np, my = sy / np, vx = np ? sxx / np - mx * mx : 0;
-    double f;
-    if (np >= 2 && vx > 0.0625 * mx * mx) {
-        double slope = (sxy / np - mx * my) / vx;
-        double a = slope > 0.0 ? my - slope * mx : my;
-        f = a < 0.0 ? 0.0 : a > my ? my : a;
-        if (f < 1000.0)
-            snprintf(o->threshold_basis, sizeof o->threshold_basis,
-                     "per-flush cost %.1f us: flush time grew with the bytes released (fit over %d intervals), "
-                     "so bigger batches save nothing measurable",
-                     f / 1e3, np);
-        else
-            snprintf(o->threshold_basis, sizeof o->threshold_basis,
-                     "per-flush cost %.0f us: intercept of time per flush against MiB per flush over %d intervals",
-                     f / 1e3, np);
-    } else if (kc > 0 && kns <= T) {
-        f = (double)(T - kns) / (double)F + (double)kns / (double)kc;
-        snprintf(o->threshold_basis, sizeof o->threshold_basis,
-                 "per-flush cost %.0f us: user time per flush + one munmap (eBPF kernel figures)", f / 1e3);
-    } else {
-        f = (double)T / (double)F;
-        snprintf(o->threshold_basis, sizeof o->threshold_basis,
-                 "per-flush cost %.0f us: mean time per flush (%" PRIu64 " flushes)", f / 1e3, F);
-    }
-    o->flush_fixed_ns = f;
-    /* bytes a static configuration hands to Batch: not the trims and cap
-     * reductions of a tuner, less the blocks the extra hits keep */
-    double y = adds ? (double)Y * (double)sub0(adds, tuner_adds) / (double)adds : (double)Y;
-    y -= extra_hit_bytes;
-    if (y < 0) y = 0;
-    o->release_rate = r->sum.active_s > 0 ? y / r->sum.active_s : 0.0;
-    double need = o->release_rate * f / 1e9 / FLUSH_TARGET;
-    uint64_t th = pow2_ceil(need);
-    if (th < BATCH_MIN) th = BATCH_MIN;
+    char fb[32], rb[32];
+    uint64_t th = need_max >= (double)((uint64_t)1 << 62) ? (uint64_t)1 << 62 : pow2_ceil(need_max);
+    if (th < cfg.batch_min) th = cfg.batch_min;
     if (th > hold_max) th = hold_max;
     o->batch_threshold = th;
-    o->flush_core_share = o->release_rate / (double)th * f / 1e9;
+    o->flush_fixed_ns = st->flush_alpha * st->flush_fixed_ns;
+    o->release_rate = o->active_s > 0 ? (double)Yall / o->active_s : 0.0;
+    o->peak_release_rate = rate_max;
+    /* predicted: the saveable part of the flush cost at th, on average and in the busiest interval */
+    o->flush_core_share = o->release_rate / (double)th * o->flush_fixed_ns / 1e9;
+    o->peak_core_share = rate_max / (double)th * f_at_max / 1e9;
+    o->recorded_core_share = active_ns > 0 ? (double)T / active_ns : 0.0;
+    snprintf(o->threshold_basis, sizeof o->threshold_basis,
+             "the tuner's batch rule (policy_batch.c) over %d active intervals: per-flush cost %s (%s), "
+             "busiest interval %s to release",
+             nint, hak_fmt_duration(fb, sizeof fb, o->flush_fixed_ns / 1e9),
+             st->reg_w >= 1.9 ? "intercept of time per flush against MiB per flush"
+             : r->sum.kernel   ? "user time + one munmap, or time per flush"
+                               : "time per flush",
+             hak_fmt_rate(rb, sizeof rb, rate_max));
+    if (need_max > (double)hold_max) {
+        size_t l = strlen(o->threshold_basis);
+        snprintf(o->threshold_basis + l, sizeof o->threshold_basis - l, "; capped at %s (budget / 16: pending bytes are memory nobody uses)",
+                 rp_size_arg(rb, sizeof rb, hold_max));
+    }
+    free(st), free(ps);
 }
 
 void rp_model_run(rp_run_t *r, const rp_opts_t *opt) {
@@ -476,7 +527,6 @@ void rp_model_run(rp_run_t *r, const rp_opts_t *opt) {
     o->hit_rate = NAN, o->best_hit_rate = NAN;
     build_pred(r, base);
     struct rp_pred *p = r->pred;
-    double extra_bytes = 0.0;
     if (p && p->g_acc > 0 && p->n > 0) {
         o->have_cap = 1;
         o->have_hist = p->has_hist;
@@ -493,8 +543,6 @@ void rp_model_run(rp_run_t *r, const rp_opts_t *opt) {
         o->best_hit_rate = best;
         o->hit_rate = hr[C];
         o->cache_bytes = cache_bytes_at(p, C);
-        for (int k = 0; k < p->ncls; k++)
-            extra_bytes += (class_hits_at(p, (uint32_t)k, C) - (double)p->hits[k]) * (double)p->size[k];
         /* what-if table */
         uint64_t caps[32];
         int nc = 0;
@@ -520,10 +568,12 @@ void rp_model_run(rp_run_t *r, const rp_opts_t *opt) {
             c->depth = p->W[k];
             c->hit_rate_at_reco = p->acc[k] ? class_hits_at(p, (uint32_t)k, C) / (double)p->acc[k] : NAN;
         }
+        /* the per-class tables read by size */
+        qsort(o->cls, (size_t)o->nclass, sizeof o->cls[0], cmp_class_size);
     } else {
         o->ring_cap = r->sum.end_cap;
     }
-    recommend_threshold(r, base, extra_bytes);
+    recommend_threshold(r, base);
     o->memory_bytes = o->cache_bytes + (double)o->batch_threshold;
     char th[32];
     const char *lib = opt && opt->lib ? opt->lib : "libhakmem.so";

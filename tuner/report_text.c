@@ -12,19 +12,13 @@
 #include <time.h>
 
 #include "report.h"
+#include "../tools/units.h"
 
 const char *const rp_evict_names[HAK_EVICT_NREASONS] = {"ring_full", "cap_lowered", "budget", "idle_trim",
                                                           "uncacheable"};
 
-const char *rp_bytes(char *buf, size_t n, double b) {
-    static const char *const u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-    int i = 0;
-    double v = b < 0 ? -b : b;
-    while (v >= 1024.0 && i < 4) v /= 1024.0, i++;
-    if (i == 0) snprintf(buf, n, "%.0f B", b);
-    else snprintf(buf, n, "%.2f %s", b < 0 ? -v : v, u[i]);
-    return buf;
-}
+/* The formatter hakmem-stat uses too (tools/units.h): "1.25 MiB", "2 MiB". */
+const char *rp_bytes(char *buf, size_t n, double b) { return hak_fmt_bytes(buf, n, b); }
 
 const char *rp_time(char *buf, size_t n, uint64_t ns) {
     time_t t = (time_t)(ns / 1000000000ull);
@@ -318,11 +312,18 @@ static void write_reco(FILE *f, const rp_run_t *r, int md) {
     kv(f, md, "memory cost", "up to %s warm in the rings + up to %s pending = %s (fixed mode keeps it while idle)",
        rp_bytes(a, sizeof a, o->cache_bytes), rp_bytes(b, sizeof b, (double)o->batch_threshold),
        rp_bytes(c, sizeof c, o->memory_bytes));
-    if (o->have_flush)
-        kv(f, md, "batch threshold", "%s; %s/s to release -> flush cost %.3f%% of one core", o->threshold_basis,
-           rp_bytes(d, sizeof d, o->release_rate), o->flush_core_share * 100.0);
-    else kv(f, md, "batch threshold", "%s", o->threshold_basis);
-    (void)e;
+    if (o->have_flush) {
+        kv(f, md, "batch threshold", "%s", o->threshold_basis);
+        kv(f, md, "flush cost", "recorded %s flushing in %s of activity = %.3f%% of one core (at the thresholds in force); "
+                                "at %s the part a bigger batch saves is predicted at %.3f%% on average (%s to release), "
+                                "%.3f%% in the busiest interval (%s); the tuner's target is 0.5%%",
+           hak_fmt_duration(a, sizeof a, o->flush_ns_recorded / 1e9), hak_fmt_duration(b, sizeof b, o->active_s),
+           o->recorded_core_share * 100.0, rp_size_arg(c, sizeof c, o->batch_threshold), o->flush_core_share * 100.0,
+           hak_fmt_rate(d, sizeof d, o->release_rate), o->peak_core_share * 100.0,
+           hak_fmt_rate(e, sizeof e, o->peak_release_rate));
+    } else {
+        kv(f, md, "batch threshold", "%s", o->threshold_basis);
+    }
     if (md) fprintf(f, "\nRun it:\n\n```sh\n%s\n```\n\n", o->command);
     else fprintf(f, "  run it:\n    %s\n", o->command);
     if (o->nwhatif) {
