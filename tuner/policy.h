@@ -221,6 +221,12 @@ typedef struct tuner_grade {
  * Graded decisions are forgotten; the rest wait for the next call. */
 int tuner_grade_pending(tuner_state_t *st, const hak_snapshot_t *cur, tuner_grade_t *out, int max);
 
+/* The grade of a BATCH_THRESHOLD prediction (flush ns per MiB): CONFIRMED when
+ * observed <= predicted x 1.25 + 100 ns/MiB, else REFUTED; INCONCLUSIVE for a
+ * NAN or negative figure.  The tuner grades with it and hakmem-report re-judges
+ * recorded grades with it. */
+int tuner_grade_flush(double predicted, double observed);
+
 /* "ghost_demand", "decay", ..., "thp_touch"; "unknown" for an unknown code. */
 const char *tuner_reason_name(uint32_t reason);
 /* "ring_cap", "batch_threshold", "class_cap", "trim", "class_thp", "unknown". */

@@ -10,7 +10,9 @@
  *   CLASS_CAP        the class's own ring hit rate (>= 16 accesses of the
  *                    class), same tolerance
  *   BATCH_THRESHOLD  flush ns per MiB released (>= 1 MiB flushed);
- *                    confirmed if observed <= 1.25 x predicted + 2 us
+ *                    confirmed if observed <= 1.25 x predicted + 0.1 us/MiB
+ *                    (tuner_grade_flush: 25% relative tolerance and a floor
+ *                    for timer noise; 2.5 x the prediction is refuted)
  *   TRIM             bytes cached + pending: <= 10% of what was held (or,
  *                    if activity resumed, a trim ran)
  *   CLASS_THP        the class's touched fraction once more blocks were
@@ -29,6 +31,13 @@
 #define GRADE_MIN_ACCESSES 16u        /* accesses needed to grade a cap decision */
 #define GRADE_EXPIRE      8u          /* grade windows before "inconclusive" */
 #define HIT_TOLERANCE     0.05        /* confirmed if observed >= predicted - this */
+#define FLUSH_TOLERANCE   0.25        /* confirmed if observed <= predicted x (1 + this) + FLUSH_NOISE_NS */
+#define FLUSH_NOISE_NS    100.0       /* ns per MiB: clock and scheduling noise of the flush timing */
+
+int tuner_grade_flush(double predicted, double observed) {
+    if (!(predicted >= 0.0) || !(observed >= 0.0)) return TUNER_GRADE_INCONCLUSIVE;
+    return observed <= predicted * (1.0 + FLUSH_TOLERANCE) + FLUSH_NOISE_NS ? TUNER_GRADE_CONFIRMED : TUNER_GRADE_REFUTED;
+}
 
 void tuner_note_decision(tuner_state_t *st, const tuner_decision_t *d, uint64_t seq, const hak_snapshot_t *at) {
     tuner_pending_t *slot = NULL;
@@ -126,7 +135,7 @@ static int grade_one(const tuner_pending_t *p, const hak_snapshot_t *cur, uint64
             return 1;
         }
         g->observed = (double)sub0(cur->counter[HAK_C_batch_flush_ns], p->flush_ns) / ((double)bytes / 1048576.0);
-        g->grade = g->observed <= p->predicted * 1.25 + 2000.0 ? TUNER_GRADE_CONFIRMED : TUNER_GRADE_REFUTED;
+        g->grade = tuner_grade_flush(p->predicted, g->observed);
         return 1;
     }
     case HAK_KNOB_TRIM: {

@@ -184,6 +184,13 @@ sql:    $sqlhr"
 check_run "$R1" zero
 check_run "$R2" first
 
+echo "== the recommendation agrees with the tuner (run $R1, evolving)"
+# the tuner's raises of the batch threshold (flush_cost) are what a static configuration needs too
+RAISE=$(q "SELECT COALESCE(MAX(new_value), 0) FROM decisions WHERE run_id = $R1 AND knob = 'batch_threshold' AND reason = 'flush_cost'")
+RTHR=$(json "$TMP/run$R1.json" "d['runs'][0]['recommendation']['batch_threshold']")
+[ "$RTHR" -ge "$RAISE" ] || fail "run $R1: the tuner raised the batch threshold to $RAISE, the report recommends $RTHR"
+ok "run $R1: the tuner raised the threshold to $RAISE (0 = no raise), the report recommends $RTHR"
+
 J2=$TMP/run$R2.json
 echo "== prediction: at the cap in force it reproduces the recorded hit rate (run $R2, cap 4)"
 same "run $R2 predicted hit rate at cap 4" "$(json "$J2" "[w['hit_rate'] for w in d['runs'][0]['recommendation']['what_if'] if w['ring_cap'] == 4][0]")" \
@@ -265,6 +272,14 @@ expect 0 "" --db "$E" --run 103
 grep -q "only one sample" "$TMP/out" || fail "text: no one-sample note"
 expect 0 "" --db "$E" --run 104 --format json -o "$TMP/e104.json"
 same "one sample (in-process): hit rate" "$(json "$TMP/e104.json" "$S['hit_rate']")" 0.7 0.000000001
+# 105: costly flushes in a burst: the tuner's rule asks for 64M (budget / 16), not the 64K minimum,
+# and a batch grade of 3.5 us/MiB observed against 1.4 predicted (2.5x) is refuted
+expect 0 "" --db "$E" --run 105 --format json -o "$TMP/e105.json"
+same "costly flushes: recommended threshold" "$(json "$TMP/e105.json" "d['runs'][0]['recommendation']['batch_threshold']")" 67108864
+same "2.5x the predicted flush cost: grade" "$(json "$TMP/e105.json" "d['runs'][0]['decisions'][0]['grade_name']")" refuted
+same "2.5x the predicted flush cost: refuted count" "$(json "$TMP/e105.json" "d['runs'][0]['decision_grades']['refuted']")" 1
+expect 0 "" --db "$E" --run 105
+grep -Eq "flush cost +recorded 25 ms flushing" "$TMP/out" || { cat "$TMP/out"; fail "text: the recorded flush time is not shown"; }
 expect 0 "" --db "$E" --run 103 --format html -o "$TMP/e103.html"
 expect 0 "" --db "$E" --run 101 --run 102 --format md
 grep -q "no samples recorded" "$TMP/out" || fail "md: empty run not noted"

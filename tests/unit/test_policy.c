@@ -1068,6 +1068,42 @@ static void test_thp_logged(void **state) {
     assert_true(confirmed >= 2);
 }
 
+/* Batch grades have a stated tolerance (25% + 0.1 us/MiB): an observed flush
+ * cost 2.5 x the predicted one is refuted, through the pending path too. */
+static void test_grade_flush_tolerance(void **state) {
+    (void)state;
+    assert_int_equal(tuner_grade_flush(1400.0, 3500.0), TUNER_GRADE_REFUTED);   /* 1.4 vs 3.5 us/MiB */
+    assert_int_equal(tuner_grade_flush(1400.0, 2.5 * 1400.0), TUNER_GRADE_REFUTED);
+    assert_int_equal(tuner_grade_flush(100.0, 2.5 * 100.0), TUNER_GRADE_REFUTED);
+    assert_int_equal(tuner_grade_flush(1400.0, 1400.0 * 1.25 + 100.0), TUNER_GRADE_CONFIRMED);
+    assert_int_equal(tuner_grade_flush(1400.0, 900.0), TUNER_GRADE_CONFIRMED);   /* cheaper than predicted */
+    assert_int_equal(tuner_grade_flush(0.0, 50.0), TUNER_GRADE_CONFIRMED);      /* within the noise floor */
+    assert_int_equal(tuner_grade_flush(NAN, 50.0), TUNER_GRADE_INCONCLUSIVE);
+
+    static tuner_state_t st;
+    static hak_snapshot_t at, cur;
+    tuner_cfg_t cfg;
+    tuner_cfg_default(&cfg, NULL);
+    tuner_init(&st, &cfg);
+    st.pid = at.pid = cur.pid = 77;
+    at.taken_ns = 1000000000ull;
+    at.counter[HAK_C_batch_bytes_flushed] = 64 * MiB;
+    at.counter[HAK_C_batch_flush_ns] = 100000;
+    tuner_decision_t d = {.knob = HAK_KNOB_BATCH_THRESHOLD, .size_class = UINT32_MAX, .old_value = 4 * MiB,
+                          .new_value = 64 * MiB, .reason = TUNER_R_FLUSH_COST, .driver_class = UINT32_MAX,
+                          .predicted = 1400.0, .before = 5000.0};
+    tuner_note_decision(&st, &d, 1, &at);
+    cur = at;
+    cur.taken_ns += 10ull * 1000000000ull;                        /* past the grade window */
+    cur.counter[HAK_C_batch_bytes_flushed] += 100 * MiB;
+    cur.counter[HAK_C_batch_flush_ns] += 100 * 3500;              /* 3.5 us per MiB */
+    tuner_grade_t g[4];
+    assert_int_equal(tuner_grade_pending(&st, &cur, g, 4), 1);
+    assert_true(fabs(g[0].observed - 3500.0) < 1e-6);
+    assert_int_equal(g[0].grade, TUNER_GRADE_REFUTED);
+    assert_true(st.flush_alpha < 1.0);                            /* the refuted raise corrects the policy */
+}
+
 /* (f) The decision fields: per-class knobs name their class, the others are
  * global (UINT32_MAX); every knob and reason has a name; check_decision
  * (run on every decision of every test) holds the rest. */
@@ -1129,6 +1165,7 @@ int main(void) {
         cmocka_unit_test(test_budget_across_classes),
         cmocka_unit_test(test_thp_logged),
         cmocka_unit_test(test_decision_fields),
+        cmocka_unit_test(test_grade_flush_tolerance),
     };
     return cmocka_run_group_tests_name("policy", tests, NULL, NULL);
 }
