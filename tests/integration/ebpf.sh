@@ -251,6 +251,9 @@ check(sum(int(r[8]) for r in rows) == lib["munmap_bytes"], "kernel bytes column 
 check(val("munmap_inside") == lib["munmap_calls"], "@munmap_inside %s == library munmap_calls" % val("munmap_inside"))
 check(val("flushes") == lib["batch_flushes"], "@flushes %s == library batch_flushes" % val("flushes"))
 check(any(l.startswith("@munmap_inside_ns:") for l in out), "latency histogram printed")
+check(val("munmap_calls_kernel") == val("munmap_calls_lib") and val("windows_counted") > 0,
+      "@munmap_calls_kernel %s == @munmap_calls_lib %s over %s counted windows" %
+      (val("munmap_calls_kernel"), val("munmap_calls_lib"), val("windows_counted")))
 sys.exit(1 if bad else 0)
 PY
   fi
