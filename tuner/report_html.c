@@ -77,11 +77,11 @@ static void td_text(FILE *f, const char *s) {
 enum unit { U_COUNT, U_PCT, U_BYTES, U_RATE };
 
 #define PW 880.0
-#define PH 160.0
+#define PH 172.0
 #define ML 78.0
 #define MR 18.0
 #define MT 22.0
-#define MB 26.0
+#define MB 38.0   /* tick labels, then the axis title below them (they must not overlap) */
 
 typedef struct series {
     const char *name, *label;
@@ -106,9 +106,13 @@ static void tick_label(char *b, size_t n, double v, int unit) {
     }
 }
 
+/* Vertical dashed lines (tuner decisions, the recommended cap): each shows
+ * its tag ("#3") on the plot, so a printout explains it with the caption;
+ * label is the hover text. */
 typedef struct marks {
     const double *t;
     const char *const *label;
+    const char *const *tag;
     int n;
 } marks_t;
 
@@ -122,12 +126,20 @@ static void svg_plot(FILE *f, const char *id, const char *plot, int64_t run, con
                 if (ss[s].y[i] > ymax) ymax = ss[s].y[i];
                 points++;
             }
+    double ystep = 0;   /* > 0: ticks every ystep from 0 (whole numbers for a count) */
     if (unit == U_PCT) ymax = 1.0;
     else if (unit == U_BYTES) {
         double u = 1;
         while (ymax / u >= 1024 && u < 1099511627776.0) u *= 1024;
         ymax = nice(ymax / u * 1.02) * u;
         if (ymax <= 0) ymax = 1;
+    } else if (unit == U_COUNT) {
+        /* a whole-number knob (ring cap): integer ticks, 2 to 5 of them */
+        double top = ymax < 1 ? 1 : ymax * 1.02;
+        ystep = nice(top / 4);
+        if (ystep < 1) ystep = 1;
+        ystep = floor(ystep + 0.5);
+        ymax = ceil(top / ystep) * ystep;
     } else ymax = nice(ymax * 1.02);
     if (x1 <= x0) x1 = x0 + 1;
     const double W = PW - ML - MR, H = PH - MT - MB;
@@ -141,29 +153,45 @@ static void svg_plot(FILE *f, const char *id, const char *plot, int64_t run, con
     esc(f, title);
     fprintf(f, "</title>\n<rect class=\"bg\" x=\"%.0f\" y=\"%.0f\" width=\"%.1f\" height=\"%.1f\"/>\n", ML, MT, W, H);
     /* y grid and labels */
-    for (int i = 0; i <= 4; i++) {
-        double v = ymax * i / 4, y = SY(v);
+    int nyt = ystep > 0 ? (int)(ymax / ystep + 0.5) : 4;
+    for (int i = 0; i <= nyt; i++) {
+        double v = ystep > 0 ? ystep * i : ymax * i / 4, y = SY(v);
         char b[32];
         tick_label(b, sizeof b, v, unit);
         fprintf(f, "<line class=\"grid\" x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\"/>"
-                   "<text class=\"tick\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%s</text>\n",
+                   "<text class=\"tick\" data-axis=\"y\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%s</text>\n",
                 ML, ML + W, y, y, ML - 6, y + 4, b);
     }
     /* x ticks */
     double xs = nice((x1 - x0) / 8);
     for (double v = ceil(x0 / xs) * xs; v <= x1 + 1e-9; v += xs) {
         fprintf(f, "<line class=\"grid\" x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\"/>"
-                   "<text class=\"tick\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%.6g</text>\n",
-                SX(v), SX(v), MT, MT + H, SX(v), MT + H + 15, v);
+                   "<text class=\"tick\" data-axis=\"x\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%.6g</text>\n",
+                SX(v), SX(v), MT, MT + H, SX(v), MT + H + 14, v);
     }
-    fprintf(f, "<text class=\"axis\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%s</text>\n", ML + W, PH - 1, xlabel);
-    /* decision markers */
+    /* the axis title centred under the tick labels, a line below them */
+    fprintf(f, "<text class=\"axis\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%s</text>\n", ML + W / 2,
+            PH - 4, xlabel);
+    /* decision markers, each tagged on the plot (tags that would collide stack downwards) */
+    double last_x = -1e9;
+    int stack = 0;
     for (int i = 0; mk && i < mk->n; i++) {
         if (mk->t[i] < x0 || mk->t[i] > x1) continue;
-        fprintf(f, "<line class=\"mark\" x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\"><title>", SX(mk->t[i]),
-                SX(mk->t[i]), MT, MT + H);
+        double mx = SX(mk->t[i]);
+        fprintf(f, "<line class=\"mark\" x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\"><title>", mx, mx, MT,
+                MT + H);
         esc(f, mk->label[i]);
         fputs("</title></line>\n", f);
+        if (mk->tag && mk->tag[i]) {
+            stack = mx - last_x < 8.0 * (double)strlen(mk->tag[i]) ? stack + 1 : 0;
+            if (stack > 5) stack = 0;
+            last_x = mx;
+            int right = mx > ML + W - 60;   /* near the right edge: the tag goes left of its line */
+            fprintf(f, "<text class=\"marklabel\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"%s\">", right ? mx - 3 : mx + 3,
+                    MT + 10 + 10.0 * stack, right ? "end" : "start");
+            esc(f, mk->tag[i]);
+            fputs("</text>\n", f);
+        }
     }
     /* series */
     for (int s = 0; s < ns; s++) {
@@ -229,7 +257,8 @@ static void run_plots(FILE *f, const rp_run_t *r) {
     int nm = 0;
     double *mt = calloc((size_t)r->ndecisions + 1, sizeof *mt);
     char **ml = calloc((size_t)r->ndecisions + 1, sizeof *ml);
-    if (!x || !cap || !thr || !hr || !ev || !fl || !ca || !pe || !li || !mt || !ml) goto out;
+    char **mg = calloc((size_t)r->ndecisions + 1, sizeof *mg);
+    if (!x || !cap || !thr || !hr || !ev || !fl || !ca || !pe || !li || !mt || !ml || !mg) goto out;
     for (int i = 0; i < n; i++) {
         const rp_interval_t *v = &r->ints[i];
         x[i] = v->t1;
@@ -250,9 +279,11 @@ static void run_plots(FILE *f, const rp_run_t *r) {
         snprintf(b, sizeof b, "#%" PRIu64 " %s %s -> %s (%s)", d->seq, rp_decision_knob(kn, sizeof kn, r, d),
                  rp_knob_value(o, sizeof o, d->knob, d->old_value), rp_knob_value(nv, sizeof nv, d->knob, d->new_value),
                  d->reason);
-        ml[nm++] = strdup(b);
+        ml[nm] = strdup(b);
+        snprintf(b, sizeof b, "#%" PRIu64, d->seq);
+        mg[nm++] = strdup(b);
     }
-    marks_t mk = {mt, (const char *const *)ml, nm};
+    marks_t mk = {mt, (const char *const *)ml, (const char *const *)mg, nm};
     double x0 = r->ints[0].t0 < 0 ? r->ints[0].t0 : 0, x1 = r->ints[n - 1].t1;
     char id[64];
     series_t s1[] = {{"ring_cap", "ring cap (blocks per class)", x, cap, n, 1}};
@@ -272,9 +303,23 @@ static void run_plots(FILE *f, const rp_run_t *r) {
                      {"bytes_live", "bytes live (program)", x, li, n, 0}};
     snprintf(id, sizeof id, "run%" PRId64 "-bytes", r->id);
     svg_plot(f, id, "bytes", r->id, "Bytes cached, pending and live", U_BYTES, x0, x1, "time (s)", s5, 3, &mk);
+    /* the legend of the dashed lines, in print too */
+    fputs("<p class=\"caption marks-caption\">", f);
+    if (nm == 0) {
+        fputs("No tuner decision in this run (no dashed line).", f);
+    } else {
+        fputs("Dashed lines: the tuner's decisions, tagged with their number in the Decisions table: ", f);
+        for (int i = 0; i < nm; i++) {
+            fprintf(f, "%s<b>%s</b> at %.2f s: ", i ? "; " : "", mg[i], mt[i]);
+            esc(f, strchr(ml[i], ' ') ? strchr(ml[i], ' ') + 1 : ml[i]);
+        }
+        fputs(".", f);
+    }
+    fputs("</p>\n", f);
 out:
     for (int i = 0; ml && i < nm; i++) free(ml[i]);
-    free(ml), free(mt), free(x), free(cap), free(thr), free(hr), free(ev), free(fl), free(ca), free(pe), free(li);
+    for (int i = 0; mg && i < nm; i++) free(mg[i]);
+    free(mg), free(ml), free(mt), free(x), free(cap), free(thr), free(hr), free(ev), free(fl), free(ca), free(pe), free(li);
 }
 
 static void whatif_plot(FILE *f, const rp_run_t *r) {
@@ -295,13 +340,14 @@ static void whatif_plot(FILE *f, const rp_run_t *r) {
         double mk_t[1] = {(double)o->ring_cap};
         char lab[64];
         snprintf(lab, sizeof lab, "recommended ring cap %" PRIu64, o->ring_cap);
-        const char *labs[1] = {lab};
-        marks_t mk = {mk_t, labs, 1};
+        const char *labs[1] = {lab}, *tags[1] = {"recommended"};
+        marks_t mk = {mk_t, labs, tags, 1};
         char id[64];
         series_t s[] = {{"predicted_hit_rate", "predicted hit rate with a static ring cap", x, y, n, 0}};
         snprintf(id, sizeof id, "run%" PRId64 "-whatif", r->id);
         svg_plot(f, id, "whatif", r->id, "Predicted hit rate by static ring cap", U_PCT, 0, (double)top,
                  "static ring cap (blocks per class)", s, 1, &mk);
+        fprintf(f, "<p class=\"caption\">Dashed line: the recommended ring cap (%" PRIu64 ").</p>\n", o->ring_cap);
     }
     free(x), free(y), free(m);
 }
@@ -410,7 +456,7 @@ static void write_run(FILE *f, const rp_report_t *rep, const rp_run_t *r) {
     }
     fputs("</td></tr>\n</table>\n", f);
 
-    fputs("<h3>Timeline</h3>\n<p class=\"hint\">Dashed lines: tuner decisions (hover for details).</p>\n"
+    fputs("<h3>Timeline</h3>\n<p class=\"hint\">Dashed lines: tuner decisions, numbered as in the Decisions table (listed under the plots).</p>\n"
           "<div class=\"plots\">\n", f);
     run_plots(f, r);
     fputs("</div>\n", f);

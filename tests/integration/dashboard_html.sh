@@ -12,6 +12,10 @@
 #   - the numbers shown equal the DB's (sqlite3 CLI): large allocations,
 #     hits, misses, hit rate (value and the text shown), evictions, flushes,
 #     bytes released, peak mapped, decisions, share confirmed;
+#   - axes read: the ring-cap plot's y ticks are whole numbers (an integer
+#     knob), no tick label or axis title overlaps another one, every dashed
+#     decision line carries a visible tag and a visible caption under the
+#     timeline explains them (a printout has no hover);
 #   - the screenshot (build/test-logs/dashboard_html.png, kept as an artifact)
 #     shows the plots: pixels of the series colour are present.
 # Also `chromium --dump-dom` of the same file (no WebDriver) shows the plots.
@@ -81,7 +85,7 @@ DPID=$!
 
 echo "== Chromium (headless, WebDriver on 127.0.0.1:$PORT)"
 python3 - "$PORT" "$HTML" "$TMP/expect.json" "$ARTIFACT_DIR/dashboard_html.png" "$CHROMIUM" "$TMP/profile" <<'PYEOF'
-import base64, json, struct, sys, time, urllib.request, zlib
+import base64, json, re, struct, sys, time, urllib.request, zlib
 
 port, html, expect_path, shot, chromium, profile = sys.argv[1:7]
 base = "http://127.0.0.1:%s" % port
@@ -123,14 +127,23 @@ try:
               polylines: lines.length,
               points: lines.reduce((a, l) => a + l.points.numberOfItems, 0),
               length: lines.reduce((a, l) => a + l.getTotalLength(), 0),
-              dots: s.querySelectorAll('circle').length};
+              dots: s.querySelectorAll('circle').length,
+              yticks: [...s.querySelectorAll('text.tick[text-anchor="end"]')].map(t => t.textContent),
+              labels: [...s.querySelectorAll('text.tick, text.axis')].map(t => {
+                const b = t.getBoundingClientRect();
+                return {text: t.textContent, l: b.left, r: b.right, t: b.top, b: b.bottom};
+              }),
+              marks: s.querySelectorAll('line.mark').length,
+              marklabels: [...s.querySelectorAll('text.marklabel')].filter(t => t.getBoundingClientRect().width > 0).length};
     });
+    const captions = [...document.querySelectorAll('p.marks-caption')].map(p =>
+      ({text: p.textContent, h: p.getBoundingClientRect().height}));
     const nums = [...document.querySelectorAll('[data-k]')].map(e =>
       ({k: e.dataset.k, v: e.dataset.value, text: e.textContent.trim()}));
     const res = performance.getEntriesByType('resource').map(e => e.name);
     const ext = [...document.querySelectorAll('[src],[href]')].map(e => e.getAttribute('src') || e.getAttribute('href'))
                 .filter(u => !u.startsWith('#'));
-    return {title: document.title, plots: plots, nums: nums, resources: res, external: ext,
+    return {title: document.title, plots: plots, nums: nums, resources: res, external: ext, captions: captions,
             scripts: document.scripts.length};
     """
     page = call("POST", "/session/%s/execute/sync" % sid, {"script": js, "args": []})["value"]
@@ -158,6 +171,27 @@ for p in page["plots"]:
         fail("plot %s is empty" % p["plot"])
     if p["points"] >= 2 and p["length"] <= 0:
         fail("plot %s: polylines of zero length" % p["plot"])
+
+# --- axes and decision lines read without hovering
+for p in page["plots"]:
+    if p["plot"] == "ring_cap":
+        if not p["yticks"] or not all(re.fullmatch(r"\d+", t) for t in p["yticks"]):
+            fail("ring cap axis: ticks %s are not whole numbers" % p["yticks"])
+        print("ok: ring cap axis ticks %s" % " ".join(p["yticks"]))
+    ls = p["labels"]
+    for i in range(len(ls)):
+        for j in range(i + 1, len(ls)):
+            a, b = ls[i], ls[j]
+            if a["l"] < b["r"] - 0.5 and b["l"] < a["r"] - 0.5 and a["t"] < b["b"] - 0.5 and b["t"] < a["b"] - 0.5:
+                fail("plot %s: labels %r and %r overlap" % (p["plot"], a["text"], b["text"]))
+    if p["marklabels"] < p["marks"]:
+        fail("plot %s: %d dashed lines, %d visible tags" % (p["plot"], p["marks"], p["marklabels"]))
+print("ok: no overlapping tick labels or axis titles; every dashed line tagged")
+if expect["decisions"]:
+    cap = [c for c in page["captions"] if c["h"] > 0 and "#1" in c["text"]]
+    if not cap:
+        fail("no visible caption explains the decision lines: %s" % page["captions"])
+    print("ok: caption: %s" % cap[0]["text"][:120])
 
 # --- self-contained
 if page["resources"]:
