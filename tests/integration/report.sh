@@ -180,6 +180,12 @@ sql:    $sqlhr"
   json "$J" "$RC['command']" | grep -q "HAKMEM_RING_CAP=$cap .*LD_PRELOAD=.*libhakmem.so $(q "SELECT command FROM runs WHERE id = $r")\$" ||
     fail "run $r: command line: $(json "$J" "$RC['command']")"
   ok "run $r recommends HAKMEM_RING_CAP=$cap HAKMEM_BATCH_THRESHOLD=$thr"
+  # the per-class table reads by size
+  local sizes
+  sizes=$(json "$J" "' '.join(str(c['size']) for c in $RC['classes'])")
+  [ "$sizes" = "$(echo "$sizes" | tr ' ' '\n' | sort -n | tr '\n' ' ' | sed 's/ $//')" ] ||
+    fail "run $r: per-class table not sorted by size: $sizes"
+  ok "run $r: per-class table sorted by size ($sizes)"
 }
 check_run "$R1" zero
 check_run "$R2" first
