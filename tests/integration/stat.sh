@@ -142,14 +142,14 @@ for n, line in enumerate(text.splitlines(), 1):
         if name not in typed or name not in helped: sys.exit("line %d: %s without HELP/TYPE" % (n, name))
         if types[name] == "counter" and not name.endswith("_total"): sys.exit("counter %s lacks _total" % name)
         seen_samples.add(name)
-need = ['hakmem_large_allocs_total{pid="%s",comm="churn"}' % pid,
-        'hakmem_cache_hits_total{pid="%s",comm="churn"}' % pid,
-        'hakmem_batch_flush_seconds_total{pid="%s",comm="churn"}' % pid,
-        'hakmem_cached_bytes{pid="%s",comm="churn"}' % pid,
-        'hakmem_knob_ring_cap{pid="%s",comm="churn"}' % pid,
-        'hakmem_knob_batch_threshold_bytes{pid="%s",comm="churn"}' % pid,
-        'hakmem_class_hits_total{pid="%s",comm="churn",class="8",size="262144"}' % pid,
-        'hakmem_class_evictions_total{pid="%s",comm="churn",class="8",size="262144",reason="ring_full"}' % pid]
+need = ['hakmem_large_allocs_total{pid="%s",comm="churn",exe="churn"}' % pid,
+        'hakmem_cache_hits_total{pid="%s",comm="churn",exe="churn"}' % pid,
+        'hakmem_batch_flush_seconds_total{pid="%s",comm="churn",exe="churn"}' % pid,
+        'hakmem_cached_bytes{pid="%s",comm="churn",exe="churn"}' % pid,
+        'hakmem_knob_ring_cap{pid="%s",comm="churn",exe="churn"}' % pid,
+        'hakmem_knob_batch_threshold_bytes{pid="%s",comm="churn",exe="churn"}' % pid,
+        'hakmem_class_hits_total{pid="%s",comm="churn",exe="churn",class="8",size="262144"}' % pid,
+        'hakmem_class_evictions_total{pid="%s",comm="churn",exe="churn",class="8",size="262144",reason="ring_full"}' % pid]
 for s in need:
     if s + " " not in text: sys.exit("missing sample " + s)
 PY
