@@ -12,34 +12,21 @@
 #      windows were counted, and at least one line per counted flush printed;
 #   3. once more stopped by SIGINT (Ctrl-C) instead of the deadline: still equal.
 # Exit 0 pass, 77 skip (reason on the last line), anything else fail.
-set -u
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-B=${HAKMEM_BUILD:-$ROOT/build}
-LIB=${HAKMEM_LIB:-$B/libhakmem.so}
-CHURN=$B/tests/progs/churn
+LIB_SH_NO_ERREXIT=1
+. "$(dirname "$0")/../lib.sh"
+CHURN=$PROGS/churn
 SCRIPT=$ROOT/bpf/flushes.bt
 
-skip() { echo "SKIP: $*"; exit 77; }
-fail() { echo "FAIL: $*"; exit 1; }
-ok() { echo "ok: $*"; }
-
-[ -f "$LIB" ] || skip "libhakmem.so not built ($LIB)"
-[ -x "$CHURN" ] || skip "tests/progs/churn not built ($CHURN)"
-command -v bpftrace >/dev/null || skip "bpftrace missing (make deps)"
+need_file "$LIB"
+need_exe "$CHURN"
+need_cmd bpftrace bpftrace
+need_cmd python3 python3
 [ "$(id -u)" -eq 0 ] || skip "bpftrace needs root"
-command -v python3 >/dev/null || skip "python3 missing"
 readelf -n "$LIB" 2>/dev/null | grep -q batch_flush_begin || skip "libhakmem.so has no USDT probes (systemtap-sdt-dev)"
+TMP=$T
 
-TMP=$(mktemp -d /tmp/hakmem-bt-attach.XXXXXX)
-WPID=
-cleanup() {
-  [ -n "$WPID" ] && kill "$WPID" 2>/dev/null && wait "$WPID" 2>/dev/null
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-env HAKMEM_BATCH_THRESHOLD=1M LD_PRELOAD="$LIB" "$CHURN" -n 48 -s 256K -r 100000000 -t 2 --vary -q \
-  >"$TMP/churn.out" 2>&1 &
+bg env HAKMEM_BATCH_THRESHOLD=1M LD_PRELOAD="$LIB" "$CHURN" -n 48 -s 256K -r 100000000 -t 2 --vary -q \
+  >"$TMP/churn.out" 2>&1
 WPID=$!
 for _ in $(seq 200); do [ -e "/dev/shm/hakmem.$WPID" ] && break; sleep 0.01; done
 [ -e "/dev/shm/hakmem.$WPID" ] || fail "no segment for churn"
@@ -82,4 +69,4 @@ timeout -s INT 6 bpftrace -p "$WPID" "$SCRIPT" "$WPID" >"$TMP/bt.int.out" 2>"$TM
 grep -q "^Tracing hakmem flushes of pid $WPID" "$TMP/bt.int.out" || { cat "$TMP/bt.int.err"; fail "no banner (SIGINT)"; }
 check "$TMP/bt.int.out" "SIGINT" || { tail -30 "$TMP/bt.int.out"; fail "counts differ after SIGINT"; }
 ok "stopped by SIGINT: kernel and library munmap counts equal"
-echo "PASS"
+finish
