@@ -45,7 +45,7 @@ LIB_CFLAGS := $(BASE_CFLAGS) -fPIC -fvisibility=hidden -fno-semantic-interpositi
 
 # The library, one module per responsibility (see src/README.md).
 LIB_CORE := sizeclass parse options log os thp registry bigcache tcache batch knobs stats shm init libc alloc free realloc \
-            shm_read
+            shm_read showstats
 CORE_OBJS := $(addprefix $(O)/obj/,$(addsuffix .o,$(LIB_CORE)))
 # The segment reader, compiled once (with the library's flags) and linked into
 # the library, the tools and the test programs.  Hidden visibility keeps it out

@@ -104,6 +104,18 @@ typedef struct hak_stats {
 } hak_stats_t;
 HAKMEM_API void     hak_stats_get(hak_stats_t *out);
 
+/* Print this process's counters, as HAKMEM_SHOW_STATS=1 does at exit (like
+ * jemalloc's malloc_stats_print and mimalloc's mi_stats_print_out): a
+ * readable summary (flags 0) or one JSON object (HAK_STATS_PRINT_JSON), the
+ * format HAKMEM_STATS_FILE writes.  write(arg, text) receives the output in
+ * NUL-terminated pieces that end at line boundaries; write == NULL prints on
+ * stderr (fd 2, one write(2) for a summary up to 8 KiB) and ignores arg.
+ * Works with HAKMEM_STATS=0 (the counters are then private) and in mode off
+ * (all zero).  Returns 0, -EINVAL for unknown flags, -ENOMEM, or -EBUSY when
+ * no consistent snapshot could be taken (nothing printed); errno is kept. */
+#define HAK_STATS_PRINT_JSON 0x1u
+HAKMEM_API int      hak_stats_print(void (*write)(void *arg, const char *text), void *arg, unsigned flags);
+
 #ifdef __cplusplus
 }
 #endif

@@ -63,6 +63,8 @@ typedef struct hak_options {
     uint64_t warm_reuse;        /* misses try warm memory before mapping fresh (alloc.c) */
     uint64_t tcache_max_bytes;  /* per-thread front cache bound (tcache.c) */
     char     history[256];      /* HAKMEM_HISTORY path, "" = none */
+    uint64_t show_stats;        /* HAKMEM_SHOW_STATS: summary on stderr at exit (showstats.c) */
+    char     stats_file[256];   /* HAKMEM_STATS_FILE: JSON at exit, "%p" = pid, "" = none */
 } hak_options_t;
 
 typedef struct hak_option_def {
@@ -71,7 +73,7 @@ typedef struct hak_option_def {
     uint64_t    def, min, max;
     const char *const *choices; /* HAK_OPT_ENUM: NULL-terminated names, value = index */
     const char *help;
-    size_t      offset;         /* offsetof(hak_options_t, field) */
+    size_t      offset;         /* offsetof(hak_options_t, field); HAK_OPT_STR: a char[max] */
 } hak_option_def_t;
 enum { HAK_OPT_SIZE, HAK_OPT_UINT, HAK_OPT_BOOL, HAK_OPT_ENUM, HAK_OPT_STR };
 
@@ -408,5 +410,17 @@ HAK_HIDDEN void *hak_large_realloc(hak_block_t *b, size_t n);
 HAK_HIDDEN int   hak_block_grow(hak_block_t *b, uint32_t c);
 /* Report an invalid pointer passed to fn and abort. */
 HAK_HIDDEN void  hak_invalid_pointer(const char *fn, const void *p, hak_block_t *near) __attribute__((noreturn));
+
+// ---------------------------------------------------------------------------
+// showstats.c: the counters for people (hak_stats_print, statistics at exit)
+// ---------------------------------------------------------------------------
+/* Format snapshot s of process pid, taken at CLOCK_REALTIME now_ns, as the
+ * summary (flags 0) or JSON (HAK_STATS_PRINT_JSON), through write(arg, text). */
+HAK_HIDDEN void hak_showstats_format(const hak_snapshot_t *s, int pid, uint64_t now_ns, unsigned flags,
+                                     void (*write)(void *arg, const char *text), void *arg);
+/* pattern with "%p" = pid and "%%" = "%" into out[len]. 0 or -ENAMETOOLONG. */
+HAK_HIDDEN int  hak_showstats_path(const char *pattern, int pid, char *out, size_t len);
+/* From the destructor: HAKMEM_SHOW_STATS on stderr, HAKMEM_STATS_FILE as JSON. */
+HAK_HIDDEN void hak_showstats_at_exit(void);
 
 #endif /* HAK_INTERNAL_H */

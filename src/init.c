@@ -111,6 +111,7 @@ __attribute__((constructor)) static void hak_constructor(void) {
 __attribute__((destructor)) static void hak_destructor(void) {
     if (atomic_load(&hak_ready) != 2) return;
     hak_evolve_stop();
+    hak_showstats_at_exit();            /* HAKMEM_SHOW_STATS / HAKMEM_STATS_FILE, before the segment goes */
     hak_shm_remove();
     hak_shm_gc_stale();
 }

@@ -62,8 +62,15 @@ static const hak_option_def_t hak_option_defs[] = {
      "fixed mode: start a thread that applies hakmem-stat --set/--trim while the program sleeps "
      "(0 = none: requests apply at the next large malloc/free; evolving mode always runs its tuner thread)",
      OPT(background_thread)},
-    {"HAKMEM_HISTORY", HAK_OPT_STR, 0, 0, 0, NULL,
-     "evolving mode: SQLite file that records every sample and decision (empty = none)", OPT(history)},
+    {"HAKMEM_HISTORY", HAK_OPT_STR, 0, 0, sizeof hak_opt.history, NULL,
+     "evolving mode: SQLite file that records every sample and decision (empty = none; in another mode it is "
+     "ignored with a warning)", OPT(history)},
+    {"HAKMEM_SHOW_STATS", HAK_OPT_BOOL, 0, 0, 1, NULL,
+     "1: print a summary of the counters on stderr when the process exits (like MIMALLOC_SHOW_STATS; "
+     "also with HAKMEM_STATS=0)", OPT(show_stats)},
+    {"HAKMEM_STATS_FILE", HAK_OPT_STR, 0, 0, sizeof hak_opt.stats_file, NULL,
+     "write the counters as JSON to this file when the process exits (atomically: temporary file + rename; "
+     "%p = pid; empty = none)", OPT(stats_file)},
 };
 #define HAK_NOPTIONS (sizeof hak_option_defs / sizeof hak_option_defs[0])
 
@@ -118,10 +125,10 @@ void hak_options_load(const char *(*getter)(const char *)) {
         if (d->kind == HAK_OPT_STR) {
             if (s) {
                 size_t len = strlen(s);
-                if (len >= sizeof hak_opt.history) {
-                    hak_warn("%s is longer than %zu bytes; ignored", d->name, sizeof hak_opt.history - 1);
+                if (len >= d->max) {
+                    hak_warn("%s is longer than %zu bytes; ignored", d->name, (size_t)d->max - 1);
                 } else {
-                    memcpy(hak_opt.history, s, len + 1);
+                    memcpy((char *)&hak_opt + d->offset, s, len + 1);
                 }
             }
             continue;
@@ -142,6 +149,10 @@ void hak_options_load(const char *(*getter)(const char *)) {
         }
         *(uint64_t *)((char *)&hak_opt + d->offset) = v;
     }
+    /* Said once per process (init runs once; a forked child does not load again). */
+    if (hak_opt.history[0] != '\0' && hak_opt.mode != HAK_MODE_EVOLVING)
+        hak_warn("HAKMEM_HISTORY=%s is ignored: history is recorded only with HAKMEM_MODE=evolving (mode is %s)",
+                 hak_opt.history, mode_names[hak_opt.mode]);
 }
 
 static void print_value(const hak_option_def_t *d, char *buf, size_t len) {
