@@ -49,7 +49,23 @@ __attribute__((format(printf, 2, 3))) static void outf(out_t *o, const char *fmt
     va_end(ap);
     if (m < 0) return;
     size_t len = (size_t)m < sizeof line ? (size_t)m : sizeof line - 1;
-    if (o->n + len + 1 > OUT_BUF) out_flush(o);
+    if (o->n + len + 1 > OUT_BUF) {
+        /* hand over the complete lines, keep the one being built */
+        char *nl = memrchr(o->buf, '\n', o->n);
+        size_t keep = nl ? o->n - (size_t)(nl + 1 - o->buf) : 0;
+        if (keep + len + 1 > OUT_BUF) keep = 0;          /* a line longer than the buffer: split it */
+        char save = 0;
+        if (keep) {
+            save = o->buf[o->n - keep];
+            o->buf[o->n - keep] = '\0';
+            o->write(o->arg, o->buf);
+            o->buf[o->n - keep] = save;
+            memmove(o->buf, o->buf + o->n - keep, keep);
+            o->n = keep;
+        } else {
+            out_flush(o);
+        }
+    }
     memcpy(o->buf + o->n, line, len);
     o->n += len;
 }
