@@ -564,11 +564,13 @@ static void reset_peak_rss(void) {   /* "5" resets VmHWM to VmRSS (Linux >= 4.0)
     }
 }
 
-/* hakmem's counters: the telemetry segment, else hak_stats_get(). */
+/* hakmem's counters: the telemetry segment, else hak_stats_get().  Either way
+ * they land in a hak_stats_t, whose fields are generated from HAK_COUNTERS /
+ * HAK_GAUGES (include/hakmem.h), so a counter added there is here too. */
 typedef struct hakc {
     int ok;
-    uint64_t mode, hits, misses, puts, evictions, flushes, mmap, munmap, madvise, mremap;
-    uint64_t blocks_flushed, ring_cap, batch_threshold, decisions;
+    uint64_t mode, ring_cap, batch_threshold, decisions;
+    hak_stats_t st;
 } hakc_t;
 
 static void hak_read(hakc_t *h) {
@@ -578,19 +580,17 @@ static void hak_read(hakc_t *h) {
         hak_snapshot_t *s = malloc(sizeof *s);
         int rc = s ? hak_shm_snapshot(sh.shm, s) : -1;
         if (rc == 0) {
-            const uint64_t *c = s->counter;
             h->ok = 1;
             h->mode = s->mode;
-            h->hits = c[HAK_C_cache_hits];
-            h->misses = c[HAK_C_cache_misses];
-            h->puts = c[HAK_C_cache_puts];
-            h->evictions = c[HAK_C_batch_adds];
-            h->flushes = c[HAK_C_batch_flushes];
-            h->blocks_flushed = c[HAK_C_batch_blocks_flushed];
-            h->mmap = c[HAK_C_mmap_calls];
-            h->munmap = c[HAK_C_munmap_calls];
-            h->madvise = c[HAK_C_madvise_calls];
-            h->mremap = c[HAK_C_mremap_calls];
+#define X_C(name, help) h->st.name = s->counter[HAK_C_##name];
+#define X_G(name, help) h->st.name = s->gauge[HAK_G_##name] > 0 ? (uint64_t)s->gauge[HAK_G_##name] : 0;
+            HAK_COUNTERS(X_C)
+            HAK_GAUGES(X_G)
+#undef X_C
+#undef X_G
+            h->st.evictions = h->st.evict_ring_full + h->st.evict_cap_lowered + h->st.evict_budget +
+                              h->st.evict_idle_trim + h->st.evict_uncacheable;
+            h->st.peak_bytes_mapped = s->peak_bytes_mapped;
             h->ring_cap = s->knobs.ring_cap;
             h->batch_threshold = s->knobs.batch_threshold;
             h->decisions = s->decision_head;
@@ -602,22 +602,11 @@ static void hak_read(hakc_t *h) {
     void (*get)(hak_stats_t *) = (void (*)(hak_stats_t *))dlsym(RTLD_DEFAULT, "hak_stats_get");
     uint64_t (*knob)(int) = (uint64_t (*)(int))dlsym(RTLD_DEFAULT, "hak_knob_get");
     if (get == NULL) return;
-    hak_stats_t st;
-    get(&st);
+    get(&h->st);
     const char *m = getenv("HAKMEM_MODE");
     h->ok = 1;
     h->mode = m && strcmp(m, "evolving") == 0 ? HAK_MODE_EVOLVING : m && strcmp(m, "off") == 0 ? HAK_MODE_OFF
                                                                                                : HAK_MODE_FIXED;
-    h->hits = st.cache_hits;
-    h->misses = st.cache_misses;
-    h->puts = st.cache_puts;
-    h->evictions = st.evictions;
-    h->flushes = st.batch_flushes;
-    h->blocks_flushed = st.batch_blocks_flushed;
-    h->mmap = st.mmap_calls;
-    h->munmap = st.munmap_calls;
-    h->madvise = st.madvise_calls;
-    h->mremap = st.mremap_calls;
     if (knob) {
         h->ring_cap = knob(HAKMEM_KNOB_RING_CAP);
         h->batch_threshold = knob(HAKMEM_KNOB_BATCH_THRESHOLD);
@@ -795,18 +784,18 @@ int bench_worker_main(const bench_worker_args_t *a) {
         hak_read(&h2);
         s.has_hak = 1;
         s.hak_mode = h1.mode;
-        s.hak_hits = h1.hits - h0.hits;
-        s.hak_misses = h1.misses - h0.misses;
-        s.hak_puts = h1.puts - h0.puts;
-        s.hak_evictions = h1.evictions - h0.evictions;
-        s.hak_flushes = h1.flushes - h0.flushes;
-        s.hak_mmap = h1.mmap - h0.mmap;
-        s.hak_munmap = h1.munmap - h0.munmap;
-        s.hak_madvise = h1.madvise - h0.madvise;
-        s.hak_mremap = h1.mremap - h0.mremap;
-        s.hak_blocks_flushed = h1.blocks_flushed - h0.blocks_flushed;
+        s.hak_hits = h1.st.cache_hits - h0.st.cache_hits;
+        s.hak_misses = h1.st.cache_misses - h0.st.cache_misses;
+        s.hak_puts = h1.st.cache_puts - h0.st.cache_puts;
+        s.hak_evictions = h1.st.evictions - h0.st.evictions;
+        s.hak_flushes = h1.st.batch_flushes - h0.st.batch_flushes;
+        s.hak_mmap = h1.st.mmap_calls - h0.st.mmap_calls;
+        s.hak_munmap = h1.st.munmap_calls - h0.st.munmap_calls;
+        s.hak_madvise = h1.st.madvise_calls - h0.st.madvise_calls;
+        s.hak_mremap = h1.st.mremap_calls - h0.st.mremap_calls;
+        s.hak_blocks_flushed = h1.st.batch_blocks_flushed - h0.st.batch_blocks_flushed;
         s.hak_decisions_run = h1.decisions - h0.decisions;
-        s.hak_idle_munmap = h2.ok ? h2.munmap - h1.munmap : 0;
+        s.hak_idle_munmap = h2.ok ? h2.st.munmap_calls - h1.st.munmap_calls : 0;
         s.hak_ring_cap = h2.ok ? h2.ring_cap : h1.ring_cap;
         s.hak_batch_threshold = h2.ok ? h2.batch_threshold : h1.batch_threshold;
         s.hak_decisions = h2.ok ? h2.decisions : h1.decisions;

@@ -22,6 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hakmem/shm.h"   /* HAK_COUNTERS / HAK_GAUGES, from which hak_stats_t is generated */
+
 #define HAKMEM_VERSION_MAJOR 0
 #define HAKMEM_VERSION_MINOR 1
 #define HAKMEM_VERSION_PATCH 0
@@ -90,18 +92,19 @@ HAKMEM_API void     hak_trim(void);
 /* Flush Batch now, whatever its pending bytes. */
 HAKMEM_API void     hak_flush(void);
 
-/* A copy of this process's counters (see hakmem/shm.h for the names). */
+/* A copy of this process's counters: one field per HAK_COUNTERS and
+ * HAK_GAUGES entry of hakmem/shm.h (same name, meaning and order: the struct is
+ * generated from those lists, so it can never miss one), then two figures
+ * derived from them.  It grows when a counter is added: rebuild callers with the
+ * header of the library they call. */
+#define HAK_X_STATS_FIELD(name, help) uint64_t name;
 typedef struct hak_stats {
-    uint64_t large_allocs, large_frees;
-    uint64_t cache_hits, cache_misses, cache_puts;
-    uint64_t evictions;            /* all reasons */
-    uint64_t batch_adds, batch_flushes, batch_blocks_flushed, batch_bytes_flushed;
-    uint64_t batch_ranges_flushed, munmap_calls, mmap_calls, mremap_calls, madvise_calls;
-    uint64_t bytes_mapped, bytes_cached, bytes_pending, peak_bytes_mapped;
-    /* misses served from warm memory (no fresh pages): a bigger class's cached
-     * block, a smaller one grown by mremap, a block taken back from Batch */
-    uint64_t warm_near, warm_reshaped, warm_rescued;
+    HAK_COUNTERS(HAK_X_STATS_FIELD)    /* large_allocs, cache_hits, evict_*, batch_*, munmap_calls, warm_* ... */
+    HAK_GAUGES(HAK_X_STATS_FIELD)      /* bytes_mapped, bytes_cached, bytes_pending ... (now) */
+    uint64_t evictions;                /* blocks handed to Batch, all reasons (sum of evict_*) */
+    uint64_t peak_bytes_mapped;        /* high-water mark of bytes_mapped */
 } hak_stats_t;
+#undef HAK_X_STATS_FIELD
 HAKMEM_API void     hak_stats_get(hak_stats_t *out);
 
 /* Print this process's counters, as HAKMEM_SHOW_STATS=1 does at exit (like

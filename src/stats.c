@@ -301,27 +301,14 @@ void hak_stats_get(hak_stats_t *out) {
     uint64_t c[HAK_NCOUNTERS];
     int64_t g[HAK_NGAUGES];
     hak_stats_sum(c, g);
-    out->large_allocs = c[HAK_C_large_allocs];
-    out->large_frees = c[HAK_C_large_frees];
-    out->cache_hits = c[HAK_C_cache_hits];
-    out->cache_misses = c[HAK_C_cache_misses];
-    out->cache_puts = c[HAK_C_cache_puts];
+    /* every field from the X-macro lists that generate hak_stats_t */
+#define X_C(name, help) out->name = c[HAK_C_##name];
+#define X_G(name, help) out->name = g[HAK_G_##name] > 0 ? (uint64_t)g[HAK_G_##name] : 0;
+    HAK_COUNTERS(X_C)
+    HAK_GAUGES(X_G)
+#undef X_C
+#undef X_G
     out->evictions = c[HAK_C_evict_ring_full] + c[HAK_C_evict_cap_lowered] + c[HAK_C_evict_budget] +
                      c[HAK_C_evict_idle_trim] + c[HAK_C_evict_uncacheable];
-    out->batch_adds = c[HAK_C_batch_adds];
-    out->batch_flushes = c[HAK_C_batch_flushes];
-    out->batch_blocks_flushed = c[HAK_C_batch_blocks_flushed];
-    out->batch_bytes_flushed = c[HAK_C_batch_bytes_flushed];
-    out->batch_ranges_flushed = c[HAK_C_batch_ranges_flushed];
-    out->munmap_calls = c[HAK_C_munmap_calls];
-    out->mmap_calls = c[HAK_C_mmap_calls];
-    out->mremap_calls = c[HAK_C_mremap_calls];
-    out->madvise_calls = c[HAK_C_madvise_calls];
-    out->bytes_mapped = (uint64_t)g[HAK_G_bytes_mapped];
-    out->bytes_cached = (uint64_t)g[HAK_G_bytes_cached];
-    out->bytes_pending = (uint64_t)g[HAK_G_bytes_pending];
-    out->warm_near = c[HAK_C_warm_near];
-    out->warm_reshaped = c[HAK_C_warm_reshaped];
-    out->warm_rescued = c[HAK_C_warm_rescued];
     out->peak_bytes_mapped = atomic_load_explicit((_Atomic uint64_t *)&hak_seg->peak_bytes_mapped, memory_order_relaxed);
 }

@@ -270,7 +270,9 @@ typedef struct hak_shm {
     hak_shm_slot_t  slots[HAK_SHM_SLOTS];
 } hak_shm_t;
 
-/* Layout guards: a change here is a new HAK_SHM_VERSION. */
+/* Layout guards: a change here is a new HAK_SHM_VERSION.  (C only: hakmem.h
+ * includes this header and may be used from C++, which spells it static_assert.) */
+#ifndef __cplusplus
 _Static_assert(offsetof(hak_shm_t, magic) == 0, "magic first");
 _Static_assert(offsetof(hak_shm_t, version) == 8, "version at 8");
 _Static_assert(offsetof(hak_shm_t, size) == 12, "size at 12");
@@ -281,6 +283,7 @@ _Static_assert(sizeof(hak_shm_control_t) == 128, "control block size");
 _Static_assert(sizeof(hak_shm_decision_t) == 64, "decision entry is 64 bytes");
 _Static_assert((HAK_SHM_DECISIONS & (HAK_SHM_DECISIONS - 1)) == 0, "ring size power of two");
 _Static_assert(offsetof(hak_shm_t, slots) % 64 == 0, "slots aligned");
+#endif
 
 /* ---- reader side (implemented in src/shm_read.c, linked into the tools) ---- */
 

@@ -191,8 +191,13 @@ out("str_regex", re.sub("a", "AA", s).encode("latin-1"))
 if os.environ.get("HAKMEM_TEST_EXPECT"):
     # hak_stats_get through ctypes: field names parsed from include/hakmem.h
     hdr = open(os.environ["HAKMEM_TEST_HEADER"]).read()
+    # (the struct is generated from the X-macro lists of hakmem/shm.h: expand them)
+    shm = open(os.path.join(os.path.dirname(os.environ["HAKMEM_TEST_HEADER"]), "hakmem", "shm.h")).read()
+    xlist = lambda name: re.findall(r"X\((\w+),", re.search(r"#define %s\(X\)((?:.*\\\n)*.*)" % name, shm).group(1))
     body = re.search(r"typedef struct hak_stats \{(.*?)\} hak_stats_t;", hdr, re.S).group(1)
-    names = re.findall(r"\b([a-z_]+)\b(?=\s*[,;])", re.sub(r"/\*.*?\*/", "", body, flags=re.S))
+    body = re.sub(r"/\*.*?\*/", "", body, flags=re.S)
+    body = re.sub(r"\b(HAK_COUNTERS|HAK_GAUGES)\(\w+\)", lambda m: " ".join(n + ";" for n in xlist(m.group(1))), body)
+    names = re.findall(r"\b([a-z_]+)\b(?=\s*[,;])", body)
     class Stats(ctypes.Structure):
         _fields_ = [(n, ctypes.c_uint64) for n in names]
     st = Stats()

@@ -199,10 +199,34 @@ static void test_file_at_exit(void **state) {
     assert_int_equal(rmdir(dir), 0);                         /* empty: no temporary anywhere */
 }
 
+/* hak_stats_t is generated from the X-macro lists: one field per counter and
+ * gauge, each the value the slots sum to (this test is single-threaded). */
+_Static_assert(sizeof(hak_stats_t) == (HAK_NCOUNTERS + HAK_NGAUGES + 2) * sizeof(uint64_t),
+               "hak_stats_t = every counter, every gauge, evictions, peak_bytes_mapped");
+static void test_stats_struct(void **state) {
+    (void)state;
+    void *p[6];
+    for (int i = 0; i < 6; i++) assert_non_null(p[i] = hak_alloc((size_t)(i + 1) << 18));
+    for (int i = 0; i < 5; i++) hak_free(p[i]);
+    hak_stats_t st;
+    hak_stats_get(&st);
+#define X_C(name, help) assert_int_equal(st.name, cnt(HAK_C_##name));
+#define X_G(name, help) assert_int_equal(st.name, (uint64_t)gauge(HAK_G_##name));
+    HAK_COUNTERS(X_C)
+    HAK_GAUGES(X_G)
+#undef X_C
+#undef X_G
+    assert_true(st.large_allocs >= 6 && st.blocks_live >= 1 && st.bytes_live >= (6u << 18));
+    assert_int_equal(st.evictions, st.evict_ring_full + st.evict_cap_lowered + st.evict_budget + st.evict_idle_trim +
+                                       st.evict_uncacheable);
+    assert_true(st.peak_bytes_mapped >= st.bytes_mapped);
+    hak_free(p[5]);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_summary_figures), cmocka_unit_test(test_json), cmocka_unit_test(test_path),
-        cmocka_unit_test(test_print_live), cmocka_unit_test(test_file_at_exit),
+        cmocka_unit_test(test_print_live), cmocka_unit_test(test_file_at_exit), cmocka_unit_test(test_stats_struct),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
