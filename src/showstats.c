@@ -134,7 +134,7 @@ static void print_text(out_t *o, const hak_snapshot_t *s, int pid, uint64_t now_
     P("  misses served warm %llu: bigger class %llu, grown by mremap %llu, taken back from Batch %llu\n", pid,
       (unsigned long long)warm, (unsigned long long)c[HAK_C_warm_near], (unsigned long long)c[HAK_C_warm_reshaped],
       (unsigned long long)c[HAK_C_warm_rescued]);
-    P("  cache puts %llu (front cache %llu)\n", pid, (unsigned long long)c[HAK_C_cache_puts],
+    P("  cache puts: rings %llu, front caches %llu\n", pid, (unsigned long long)c[HAK_C_cache_puts],
       (unsigned long long)c[HAK_C_tcache_puts]);
     P("  evictions %llu: ring full %llu, cap lowered %llu, budget %llu, trim %llu, uncacheable %llu\n", pid,
       (unsigned long long)evictions(c), (unsigned long long)c[HAK_C_evict_ring_full],
