@@ -155,9 +155,10 @@ static void print_text(out_t *o, const hak_snapshot_t *s, int pid, uint64_t now_
       fmt_bytes(b1, sizeof b1, (uint64_t)g[HAK_G_bytes_cached]), (long long)g[HAK_G_blocks_cached],
       fmt_bytes(b2, sizeof b2, (uint64_t)g[HAK_G_bytes_pending]),
       fmt_bytes(b3, sizeof b3, (uint64_t)g[HAK_G_bytes_live]), (long long)g[HAK_G_blocks_live]);
-    P("  realloc in place %llu, by mremap %llu, copied %llu; calloc memset skipped %llu; trims %llu; "
-      "invalid frees %llu\n",
+    P("  realloc in place %llu, by mremap %llu (into a cached block %llu), copied %llu; calloc memset skipped %llu; "
+      "trims %llu; invalid frees %llu\n",
       pid, (unsigned long long)c[HAK_C_realloc_inplace], (unsigned long long)c[HAK_C_realloc_mremap],
+      (unsigned long long)c[HAK_C_warm_realloc],
       (unsigned long long)c[HAK_C_realloc_copy], (unsigned long long)c[HAK_C_calloc_zero_skipped],
       (unsigned long long)c[HAK_C_trims], (unsigned long long)c[HAK_C_invalid_frees]);
     P("  knobs: ring cap %llu, batch threshold %s, cache max %s, front cache %s per thread\n", pid,
