@@ -11,22 +11,16 @@
 #   - HAKMEM_HISTORY without HAKMEM_MODE=evolving warns exactly once, also in a
 #     program that forks and runs threads; not in evolving mode.
 # Exit 0 pass, 77 skip (reason on the last line), anything else fail.
-set -euo pipefail
-B=${HAKMEM_BUILD:?run through tests/run.sh}
-LIB=${HAKMEM_LIB:?run through tests/run.sh}
-CHURN=$B/tests/progs/churn
-TRIM=$B/tests/progs/trim_probe
-
-skip() { echo "$*"; exit 77; }
-fail() { echo "FAIL: $*" >&2; exit 1; }
-[ -f "$LIB" ] || fail "$LIB missing (make)"
-[ -x "$CHURN" ] && [ -x "$TRIM" ] || fail "test programs missing (make test-build)"
-command -v python3 >/dev/null || skip "python3 not installed"
+. "$(dirname "$0")/../lib.sh"
+CHURN=$PROGS/churn
+TRIM=$PROGS/trim_probe
+need_file "$LIB"
+need_exe "$CHURN"
+need_exe "$TRIM"
+need_cmd python3 python3
 # the interpreter itself, not a wrapper script (pyenv shims exec a chain of programs)
 PY=$(python3 -c 'import sys; print(sys.executable)')
-
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+tmp=$T
 
 # N of the summary line "hakmem[pid]:   <label> N..." in stderr file $1
 field() { sed -n "s/^hakmem\[[0-9]*\]:   $2 \([0-9][0-9]*\).*/\1/p" "$1" | head -n 1; }
@@ -149,4 +143,4 @@ HAKMEM_MODE=off HAKMEM_HISTORY="$tmp/h.db" LD_PRELOAD=$LIB "$PY" -c 'pass' 2>"$t
 grep -q "(mode is off)" "$tmp/h.err" || fail "mode=off: no HISTORY warning"
 HAKMEM_MODE=evolving HAKMEM_HISTORY="$tmp/h.db" LD_PRELOAD=$LIB "$PY" -c "$fork_prog" 2>"$tmp/h.err"
 grep -q "$msg" "$tmp/h.err" && fail "evolving mode warned about HAKMEM_HISTORY: $(cat "$tmp/h.err")"
-echo "show_stats: ok"
+finish
