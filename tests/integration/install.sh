@@ -30,7 +30,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 B=${HAKMEM_BUILD:?run through tests/run.sh}
 fail() { echo "FAIL: $*" >&2; exit 1; }
-for c in cc pkg-config man groff ldd; do
+for c in cc pkg-config man groff ldd python3; do
   command -v "$c" >/dev/null || fail "$c is not installed (scripts/deps.sh installs it)"
 done
 
@@ -174,7 +174,7 @@ for t in "${tools[@]}"; do
     fail "$name --version does not say '$name' and '$VERSION': '$ver'"
   page=$(man -w "$name" 2>/dev/null) || fail "no man page for $name in $MANPATH"
   case $page in "$P"/*) ;; *) fail "man -w $name found $page, not the installed page" ;; esac
-  text=$(MANWIDTH=200 man -l "$page" 2>/dev/null | col -b)
+  text=$(MANWIDTH=200 man -l "$page" 2>/dev/null)
   for opt in $(grep -oE -- '--[a-z][a-z-]*' <<<"$help" | sort -u); do
     grep -qF -- "$opt" <<<"$text" || fail "$name --help names $opt, its man page does not"
   done
@@ -194,7 +194,7 @@ for page in "${pages[@]}"; do
     */man[18]/*) grep -q '^EXIT STATUS' "$T/man.out" || fail "$page has no EXIT STATUS section" ;;
   esac
 done
-man3=$(MANWIDTH=200 man -l "$P/share/man/man3/hakmem.3" 2>/dev/null | col -b)
+man3=$(MANWIDTH=200 man -l "$P/share/man/man3/hakmem.3" 2>/dev/null)
 for fn in $(sed -n 's/^HAKMEM_API[^(]*[ *]\([a-z_][a-z0-9_]*\)(.*/\1/p' "$P/include/hakmem.h"); do
   grep -qw "$fn" <<<"$man3" || fail "hakmem(3) does not document $fn (installed hakmem.h declares it)"
 done
