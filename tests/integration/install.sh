@@ -12,7 +12,8 @@
 #      libhakmem.so;
 #   3. the static recipe of the README (pkg-config hakmem-static) links
 #      libhakmem.a: ldd shows no libhakmem.so, the program runs without any
-#      library path, its own and libc's large allocations are hakmem's;
+#      library path, its own and libc's large allocations are hakmem's; the
+#      installed hakmem-probe traces a program with the installed library;
 #   4. every installed tool (read from bin/ and sbin/) answers --help and
 #      --version (exit 0, its name, the package version), has a man page, and
 #      every long option its --help names is on that page;
@@ -158,6 +159,18 @@ out=$(env -u LD_LIBRARY_PATH -u LD_PRELOAD "$T/src/ts") || { mv "$T/libhakmem.so
 mv "$T/libhakmem.so.away" "$P/lib/libhakmem.so"
 check_run "static program" "$out"
 echo "static: $out, no libhakmem.so in ldd"
+
+# The installed hakmem-probe finds the installed library by itself (sbin/../lib).
+if [ -x "$P/sbin/hakmem-probe" ]; then
+  if "$P/sbin/hakmem-probe" --check >"$T/check.out" 2>&1; then
+    env -u LD_PRELOAD -u HAKMEM_LIB "$P/sbin/hakmem-probe" -q -d 20 -- "$T/src/tr" >"$T/probe.out" 2>&1 ||
+      fail "installed hakmem-probe -- prog failed: $(tail -n 5 "$T/probe.out")"
+    grep -qF "with $P/lib/libhakmem.so" "$T/probe.out" || fail "installed hakmem-probe did not use $P/lib/libhakmem.so: $(head -n 3 "$T/probe.out")"
+    echo "probe: the installed hakmem-probe traced a program with $P/lib/libhakmem.so"
+  else
+    echo "note: hakmem-probe cannot probe here ($(tail -n 1 "$T/check.out")); tests/integration/ebpf.sh reports it"
+  fi
+fi
 
 # ---- 4. the tools ---------------------------------------------------------------
 tools=()
