@@ -203,6 +203,7 @@ for page in "${pages[@]}"; do
   grep -q '^NAME' "$T/man.out" && grep -q '^SYNOPSIS' "$T/man.out" || fail "$page renders without NAME/SYNOPSIS"
   groff -man -ww -z "$page" 2>"$T/groff.err" || fail "groff -man $page failed"
   [ -s "$T/groff.err" ] && fail "groff -ww warns on $page: $(head -n 5 "$T/groff.err")"
+  grep -q "^\.TH .* \"hakmem $VERSION\"" "$page" || fail "$page: its .TH line does not say \"hakmem $VERSION\""
   case $page in
     */man[18]/*) grep -q '^EXIT STATUS' "$T/man.out" || fail "$page has no EXIT STATUS section" ;;
   esac
