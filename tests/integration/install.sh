@@ -132,7 +132,11 @@ exec 9>"$T/fifo"
 for _ in $(seq 100); do [ -s "$T/t.out" ] && break; sleep 0.05; done
 [ -s "$T/t.out" ] || fail "the waiting program printed nothing"
 grep -qF "$P/lib/libhakmem.so" "/proc/$bgpid/maps" || fail "/proc/$bgpid/maps does not map $P/lib/libhakmem.so"
-json=$("$P/bin/hakmem-stat" --json "$bgpid") || fail "installed hakmem-stat --json $bgpid failed"
+# -p PID is the tools' convention; an older hakmem-stat took the PID as its
+# argument (and read -p as --prometheus: a usage error with --json, exit 2).
+json=$("$P/bin/hakmem-stat" --json -p "$bgpid" 2>"$T/err") ||
+  { [ $? -eq 2 ] && json=$("$P/bin/hakmem-stat" --json "$bgpid"); } ||
+  fail "installed hakmem-stat --json -p $bgpid failed: $(cat "$T/err")"
 python3 - "$json" <<'EOF' || fail "hakmem-stat does not see the program's large allocations"
 import json, sys
 c = json.loads(sys.argv[1])["counters"]
