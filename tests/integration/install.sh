@@ -15,8 +15,9 @@
 #      library path, its own and libc's large allocations are hakmem's; the
 #      installed hakmem-probe traces a program with the installed library;
 #   4. every installed tool (read from bin/ and sbin/) answers --help and
-#      --version (exit 0, its name, the package version), has a man page, and
-#      every long option its --help names is on that page;
+#      --version (exit 0, its name, the package version), has a man page,
+#      every long option its --help names is on that page, and every exit code
+#      its --help lists is in the page's EXIT STATUS;
 #   5. every installed page renders with man -l and groff -ww without a
 #      warning, man finds it through MANPATH; hakmem(3) names every function
 #      of the installed hakmem.h, and its ENVIRONMENT entries are the ones
@@ -195,7 +196,15 @@ for t in "${tools[@]}"; do
   for opt in $(grep -oE -- '--[a-z][a-z-]*' <<<"$help" | sort -u); do
     grep -qF -- "$opt" <<<"$text" || fail "$name --help names $opt, its man page does not"
   done
-  echo "tool: $name --help, --version ok; $page documents its $(grep -oE -- '--[a-z][a-z-]*' <<<"$help" | sort -u | wc -l) options"
+  # Every exit code the help lists ("  N  meaning" lines after "Exit status")
+  # is an entry of the page's EXIT STATUS section.
+  codes=$(awk '/^[Ee]xit status/ { on = 1; next } on && /^[A-Z]/ { on = 0 }
+               on && match($0, /^ +[0-9]+  /) { print $1 }' <<<"$help")
+  estat=$(awk '/^EXIT STATUS/ { on = 1; next } /^[A-Z]/ { on = 0 } on' <<<"$text")
+  for code in $codes; do
+    grep -qE "^ +$code( |\$)" <<<"$estat" || fail "$name --help lists exit code $code, its man page's EXIT STATUS does not"
+  done
+  echo "tool: $name --help, --version ok; $page documents its $(grep -oE -- '--[a-z][a-z-]*' <<<"$help" | sort -u | wc -l) options, exit codes ${codes//$'\n'/ }"
 done
 
 # ---- 5. the man pages -------------------------------------------------------------
