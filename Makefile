@@ -5,6 +5,10 @@
 #   make install PREFIX=/usr/local   (DESTDIR honoured)
 #   V=1 shows every command; O=dir puts the build elsewhere; EXTRA_CFLAGS adds flags.
 
+# `make` alone builds everything: rules above `all` (the flags stamp below,
+# the fragments) must not become the default goal.
+.DEFAULT_GOAL := all
+
 O        ?= build
 PREFIX   ?= /usr/local
 CC       ?= cc
