@@ -712,7 +712,7 @@ static int parse_args(int argc, char **argv, opts_t *o) {
             exit(hak_cli_version(extra));
         }
         case ':':
-            if (optopt == 'p')   /* -p was --prometheus before 0.1: say where it went */
+            if (optopt == 'p' && strcmp(argv[optind - 1], "-p") == 0)   /* -p was --prometheus: say where it went */
                 return usage_err("option '-p' needs a process id (Prometheus output is -P, --prometheus)");
             return hak_cli_bad_option(c, argv);
         default: return hak_cli_bad_option(c, argv);
