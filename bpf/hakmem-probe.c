@@ -1032,10 +1032,14 @@ int main(int argc, char **argv) {
         if (!opt.json) fprintf(stderr, "%s: tracing pid %d with %s\n", prog_name, target_pid, li.path);
     }
 
+    /* Times are printed from t_start (before the load); the interval, the
+     * count and --duration run from now, when everything is attached. */
+    uint64_t t_traced = mono_ns();
+    long intervals = 0;
     double pub_every = opt.interval > 0 ? opt.interval : 1.0;
-    uint64_t next_interval = opt.interval > 0 ? t_start + (uint64_t)(opt.interval * 1e9) : UINT64_MAX;
-    uint64_t next_publish = opt.publish ? t_start + (uint64_t)(pub_every * 1e9) : UINT64_MAX;
-    uint64_t deadline = opt.duration > 0 ? t_start + (uint64_t)(opt.duration * 1e9) : UINT64_MAX;
+    uint64_t next_interval = opt.interval > 0 ? t_traced + (uint64_t)(opt.interval * 1e9) : UINT64_MAX;
+    uint64_t next_publish = opt.publish ? t_traced + (uint64_t)(pub_every * 1e9) : UINT64_MAX;
+    uint64_t deadline = opt.duration > 0 ? t_traced + (uint64_t)(opt.duration * 1e9) : UINT64_MAX;
     bool exited = false;
     int status = 0;
     const char *why = "";
@@ -1062,6 +1066,10 @@ int main(int argc, char **argv) {
         if (now >= next_interval) {
             print_interval((now - t_start) / 1e9);
             next_interval += (uint64_t)(opt.interval * 1e9);
+            if (opt.count > 0 && ++intervals >= opt.count) {
+                why = "count reached";
+                break;
+            }
         }
         if (now >= next_publish) {
             publish();

@@ -8,7 +8,8 @@
 #      live process without libhakmem is "no hakmem" (4): never the same code
 #   3. hakmem-stat against a live process: -p PID interval count, --watch 0.1 2
 #      (0.1 is the interval, not a pid), interval count for all processes, the
-#      old positional PID and -p-as-prometheus explained
+#      old positional PID and -p-as-prometheus explained; hakmem-probe -p PID
+#      interval count (when eBPF works here)
 #   4. hakmem-tuner: --interval / --duration in seconds with fractions (a 0.6 s
 #      run at 0.05 s records many samples), the old "--interval 100" (ms)
 #      explained, --listen with a malformed address is a usage error (2)
@@ -154,6 +155,17 @@ run "$STAT" -P -p "$P"
 run "$STAT" --json -p "$P"
 python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$T/out" && [ $RC -eq 0 ] \
   && ok "hakmem-stat --json -p PID: valid JSON" || { bad "hakmem-stat --json -p PID: exit $RC"; show; }
+
+if [ -x "$PROBE" ] && "$PROBE" --check >/dev/null 2>&1; then
+  # the same positional form in hakmem-probe: a summary every 0.2 s, 3 times, then it stops
+  run timeout 60 "$PROBE" -p "$P" -q --json 0.2 3
+  if [ $RC -eq 0 ] && [ "$(grep -c '"event":"interval"' "$T/out")" -eq 3 ] \
+     && grep -q '"event":"summary".*"stopped_by":"count reached"' "$T/out"; then
+    ok "hakmem-probe -p PID 0.2 3: 3 interval records, then stops"
+  else bad "hakmem-probe -p PID 0.2 3: exit $RC"; show; fi
+else
+  echo "note: eBPF not usable here: hakmem-probe's interval count not run (tests/integration/ebpf.sh says why)"
+fi
 
 echo "== 4. hakmem-tuner: seconds with fractions"
 t0=$(date +%s%N)
