@@ -88,6 +88,17 @@ for tool in "${TOOLS[@]}"; do
   [ $RC -eq 2 ] && [ "$(sed -n 1p "$T/err")" = "$name: option '--help' takes no value" ] \
     && ok "$name --help=x: exit 2" || { bad "$name --help=x: exit $RC"; show; }
 done
+# the benchmark takes the same -V and the same usage errors
+BENCH=$B/bench_allocators_hakmem
+if [ -x "$BENCH" ]; then
+  run "$BENCH" -V
+  grep -q "^bench_allocators_hakmem (hakmem) $VERSION\b" "$T/out" && [ $RC -eq 0 ] && ok "bench_allocators_hakmem -V" \
+    || { bad "bench_allocators_hakmem -V: exit $RC"; show; }
+  run "$BENCH" --bogus
+  [ $RC -eq 2 ] && [ "$(cat "$T/err")" = "bench_allocators_hakmem: unknown option '--bogus'
+Try 'bench_allocators_hakmem --help'." ] && ok "bench_allocators_hakmem --bogus: exit 2, one line" \
+    || { bad "bench_allocators_hakmem --bogus: exit $RC"; show; }
+fi
 for tool in "$STAT" "$TUNER" ${PROBE:+$([ -x "$PROBE" ] && echo "$PROBE")}; do
   name=$(basename "$tool")
   run "$tool" --pid
