@@ -5,6 +5,10 @@
 #   make install PREFIX=/usr/local   (DESTDIR honoured; make uninstall with the same values)
 #   V=1 shows every command; O=dir puts the build elsewhere; EXTRA_CFLAGS adds flags.
 
+# `make` alone builds everything: rules above `all` (the flags stamp below,
+# the fragments) must not become the default goal.
+.DEFAULT_GOAL := all
+
 O        ?= build
 PREFIX   ?= /usr/local
 # Where `make install` puts things (GNU names; each may be set on its own).
@@ -60,6 +64,8 @@ CORE_OBJS := $(addprefix $(O)/obj/,$(addsuffix .o,$(LIB_CORE)))
 # nothing (an executable exports nothing unless linked -rdynamic), and -fPIC
 # code links into PIE executables.
 READER_OBJ := $(O)/obj/shm_read.o
+# The tools' shared command-line base (tools/cli.c, rule below).
+CLI_OBJ    := $(O)/obj/tools/cli.o
 HEADERS  := include/hakmem.h include/hakmem/shm.h src/hak_internal.h
 
 TOOLS    := $(O)/hakmem-stat
@@ -155,10 +161,19 @@ $(O)/obj/tools/metrics.o: tools/metrics.c tools/metrics.h include/hakmem/shm.h |
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(BASE_CFLAGS) $(DEPFLAGS) -c $< -o $@
 
+# The command-line base of every tool (tools/cli.c: exit-status table, pid /
+# interval / count / seconds parsers, version and usage messages, clock, stop
+# signals, JSON strings and numbers), compiled once and linked into each
+# (CLI_OBJ is set at the top, before the fragments that use it).
+$(CLI_OBJ): tools/cli.c tools/cli.h include/hakmem.h include/hakmem/shm.h | $(O)/obj
+	@mkdir -p $(dir $@)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(BASE_CFLAGS) $(DEPFLAGS) -c $< -o $@
+
 # hakmem-stat --set parses sizes with the library's own parser (obj/parse.o).
-$(O)/hakmem-stat: tools/hakmem-stat.c $(READER_OBJ) $(O)/obj/tools/metrics.o $(O)/obj/parse.o tools/metrics.h include/hakmem/shm.h
+$(O)/hakmem-stat: tools/hakmem-stat.c $(READER_OBJ) $(CLI_OBJ) $(O)/obj/tools/metrics.o $(O)/obj/parse.o tools/metrics.h tools/cli.h include/hakmem/shm.h
 	$(call msg,CCLD,$@)
-	$(Q)$(CC) $(BASE_CFLAGS) $(DEPFLAGS) -o $@ $< $(READER_OBJ) $(O)/obj/tools/metrics.o $(O)/obj/parse.o $(SAN_LDFLAGS)
+	$(Q)$(CC) $(BASE_CFLAGS) $(DEPFLAGS) -o $@ $< $(READER_OBJ) $(CLI_OBJ) $(O)/obj/tools/metrics.o $(O)/obj/parse.o -lm $(SAN_LDFLAGS)
 
 $(O)/env-doc: tools/env-doc.c $(O)/obj/options.o $(O)/obj/log.o $(O)/obj/parse.o $(HEADERS)
 	$(call msg,CCLD,$@)

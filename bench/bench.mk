@@ -8,7 +8,9 @@
 # with a preloaded allocator): with SAN=... it gets its own copy of the
 # segment reader, else it links the one every tool links ($(READER_OBJ)).
 BENCH_BIN    := $(O)/bench_allocators_hakmem
-BENCH_SRCS   := bench/bench_allocators_hakmem.c bench/bench_scenarios.c bench/bench_report.c
+# tools/cli.c (the tools' JSON writer) is compiled in with the bench's flags:
+# the tools' copy may carry sanitizer instrumentation.
+BENCH_SRCS   := bench/bench_allocators_hakmem.c bench/bench_scenarios.c bench/bench_report.c tools/cli.c
 BENCH_CFLAGS := $(filter-out -fsanitize=% -O1,$(BASE_CFLAGS)) \
                 -fno-builtin-malloc -fno-builtin-free -fno-builtin-calloc -fno-builtin-realloc
 BENCH_ARGS   ?= --allocator all --scenario all --repeat 5
@@ -24,7 +26,7 @@ $(O)/obj/bench/shm_read.o: src/shm_read.c include/hakmem/shm.h
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(BENCH_CFLAGS) $(DEPFLAGS) -c $< -o $@
 
-$(BENCH_BIN): $(BENCH_SRCS) bench/bench.h $(BENCH_READER) include/hakmem.h include/hakmem/shm.h
+$(BENCH_BIN): $(BENCH_SRCS) bench/bench.h tools/cli.h $(BENCH_READER) include/hakmem.h include/hakmem/shm.h
 	@mkdir -p $(dir $@)
 	$(call msg,CCLD,$@)
 	$(Q)$(CC) $(BENCH_CFLAGS) -o $@ $(BENCH_SRCS) $(BENCH_READER) -lm -ldl

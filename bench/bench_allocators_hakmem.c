@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "../tools/cli.h"
 
 static bench_alloc_t allocs[] = {
     {.name = "hakmem", .hakmem = 1, .mode = "fixed"},
@@ -105,11 +106,9 @@ static void usage(FILE *f) {
         "--iterations 100\n");
 }
 
+/* One line + "Try ...", exit 2: the convention of every hakmem tool (tools/cli.c). */
 static void usage_error(const char *fmt, const char *arg) {
-    fprintf(stderr, "bench_allocators_hakmem: ");
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\n(try --help)\n");
-    exit(2);
+    exit(hak_cli_usage_error(fmt, arg));
 }
 
 static int parse_long(const char *s, long lo, long hi, long *out) {
@@ -470,7 +469,8 @@ static const struct option long_opts[] = {
     {"idle-ms", required_argument, 0, OPT_IDLE}, {"touch", required_argument, 0, OPT_TOUCH},
     {"seed", required_argument, 0, OPT_SEED}, {"timeout", required_argument, 0, OPT_TIMEOUT},
     {"warmup", required_argument, 0, OPT_WARMUP}, {"list", no_argument, 0, OPT_LIST}, {"quiet", no_argument, 0, OPT_QUIET},
-    {"worker", no_argument, 0, OPT_WORKER}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
+    {"worker", no_argument, 0, OPT_WORKER}, {"help", no_argument, 0, 'h'}, {"version", no_argument, 0, 'V'},
+    {0, 0, 0, 0},
 };
 
 static bench_run_t run;   /* large: not on the stack */
@@ -485,7 +485,8 @@ int main(int argc, char **argv) {
 
     opterr = 0;
     int ch;
-    while ((ch = getopt_long(argc, argv, "h", long_opts, NULL)) != -1) {
+    hak_cli_init("bench_allocators_hakmem");
+    while ((ch = getopt_long(argc, argv, ":hV", long_opts, NULL)) != -1) {
         switch (ch) {
         case 'a': alloc_spec = optarg; break;
         case 's': scen_spec = optarg; break;
@@ -540,13 +541,8 @@ int main(int argc, char **argv) {
         case OPT_QUIET: quiet = 1; break;
         case OPT_WORKER: worker = 1; break;
         case 'h': usage(stdout); return 0;
-        case '?':
-        default:
-            if (optopt) {
-                char o[2] = {(char)optopt, 0};
-                usage_error("option -%s is unknown or lacks its argument", o);
-            }
-            usage_error("option '%s' is unknown or lacks its argument", argv[optind - 1]);
+        case 'V': return hak_cli_version(NULL);
+        default: return hak_cli_bad_option(ch, argv);
         }
     }
     if (optind < argc) usage_error("unexpected argument '%s'", argv[optind]);

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "bench.h"
+#include "../tools/cli.h"
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -306,21 +307,10 @@ void bench_print_table(const bench_run_t *r, FILE *f) {
 // ---------------------------------------------------------------------------
 // JSON / CSV
 // ---------------------------------------------------------------------------
-static void json_str(FILE *f, const char *s) {
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\') fprintf(f, "\\%c", ch);
-        else if (ch < 0x20) fprintf(f, "\\u%04x", ch);
-        else fputc(ch, f);
-    }
-    fputc('"', f);
-}
-
-static void json_num(FILE *f, double v) {
-    if (!isfinite(v)) fprintf(f, "null");
-    else fprintf(f, "%.6g", v);
-}
+/* The JSON writer every tool shares (tools/cli.c): control bytes and 0x7f
+ * escaped, UTF-8 kept; numbers that read back exactly (%.6g did not). */
+static void json_str(FILE *f, const char *s) { hak_json_string(f, s); }
+static void json_num(FILE *f, double v) { hak_json_number(f, v); }
 
 /* v, or null when it is negative (not measured). */
 static void json_opt(FILE *f, double v) {

@@ -3,7 +3,7 @@
 #   $(O)/bpf/vmlinux.h      bpftool btf dump of the running kernel's BTF (or VMLINUX_H=file)
 #   $(O)/bpf/hakmem.bpf.o   clang -target bpf, CO-RE, DWARF stripped (BTF kept)
 #   $(O)/bpf/hakmem.skel.h  bpftool gen skeleton (the object is embedded)
-#   $(O)/hakmem-probe       loader, linked with libbpf and the segment reader
+#   $(O)/hakmem-probe       loader, linked with libbpf, the segment reader and the tools' base (tools/cli.c)
 #
 # When clang, bpftool, llvm-strip, libbpf or the kernel BTF is missing, the
 # rest of the build goes on: hakmem-probe is left out, the reason is written to
@@ -77,9 +77,9 @@ $(BPF_OUT)/hakmem.skel.h: $(BPF_OUT)/hakmem.bpf.o
 	$(Q)$(BPFTOOL) gen skeleton $< name hakmem_bpf > $@.tmp && mv $@.tmp $@
 
 ifeq ($(BPF_MISSING),)
-$(O)/hakmem-probe: bpf/hakmem-probe.c bpf/hakmem_bpf.h $(BPF_OUT)/hakmem.skel.h $(READER_OBJ) include/hakmem/shm.h
+$(O)/hakmem-probe: bpf/hakmem-probe.c bpf/hakmem_bpf.h $(BPF_OUT)/hakmem.skel.h $(READER_OBJ) $(CLI_OBJ) include/hakmem/shm.h tools/cli.h
 	$(call msg,CCLD,$@)
-	$(Q)$(CC) $(BASE_CFLAGS) $(DEPFLAGS) -I$(BPF_OUT) -Ibpf $(LIBBPF_CFLAGS) -o $@ $< $(READER_OBJ) $(LIBBPF_LIBS) $(SAN_LDFLAGS)
+	$(Q)$(CC) $(BASE_CFLAGS) $(DEPFLAGS) -I$(BPF_OUT) -Ibpf $(LIBBPF_CFLAGS) -o $@ $< $(READER_OBJ) $(CLI_OBJ) $(LIBBPF_LIBS) -lm $(SAN_LDFLAGS)
 	$(Q)rm -f $(BPF_OUT)/SKIPPED
 else
 $(O)/hakmem-probe:

@@ -19,14 +19,17 @@
  * the parent releases the child, which execs CMD with libhakmem.so in
  * LD_PRELOAD.  The tgid survives exec, so the filter holds.
  *
- * Exit codes: 0 ok; 1 runtime error; 2 usage; 77 missing privilege (CAP_BPF +
- * CAP_PERFMON or CAP_SYS_ADMIN); 78 no kernel BTF (/sys/kernel/btf/vmlinux);
- * 79 no tracefs / syscall tracepoints; 80 target not traceable (no such
- * process, libhakmem.so not mapped, library without USDT probes).  With
- * "-- CMD", once CMD ran: CMD's exit status (128+N if killed by signal N).
+ * Exit status: the table every hakmem tool shares (tools/cli.h, README.md):
+ * 0 ok, 1 runtime error, 2 usage, 3 no such process, 4 libhakmem.so not
+ * mapped, 5 missing privilege (CAP_BPF + CAP_PERFMON or CAP_SYS_ADMIN), 13 not
+ * possible here (no kernel BTF, no tracefs / syscall tracepoints, a library
+ * without USDT probes).  With "-- CMD", once CMD ran: CMD's exit status (128+N
+ * if killed by signal N).
+ *
+ * Event times are the kernel's (bpf_ktime_get_ns in the BPF program, i.e.
+ * CLOCK_MONOTONIC), printed relative to the moment the probe was loaded.
  */
 #define _GNU_SOURCE
-#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -53,15 +56,9 @@
 #include <bpf/libbpf.h>
 
 #include "hakmem/shm.h"
+#include "../tools/cli.h"
 #include "hakmem_bpf.h"
 #include "hakmem.skel.h"
-
-#define EXIT_RUNTIME   1
-#define EXIT_USAGE     2
-#define EXIT_NOPRIV    77
-#define EXIT_NOBTF     78
-#define EXIT_NOTRACEFS 79
-#define EXIT_TARGET    80
 
 static const char *prog_name = "hakmem-probe";
 
@@ -70,13 +67,10 @@ static struct {
     int pid;
     char **cmd;
     double interval, duration;
+    long count;                  /* with an interval: stop after count summaries (0 = no limit) */
     bool json, publish, quiet, verbose, outside, cont, no_preload, check_only;
     const char *lib;
 } opt;
-
-static volatile sig_atomic_t stop_signal;
-
-static void on_signal(int sig) { stop_signal = sig; }
 
 static void die_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void die_msg(const char *fmt, ...) {
@@ -90,13 +84,16 @@ static void die_msg(const char *fmt, ...) {
 
 static void usage(FILE *f) {
     fprintf(f,
-        "usage: %s [options] -p PID\n"
+        "Usage: %s [options] -p PID [interval [count]]\n"
         "       %s [options] -- CMD [ARGS...]\n"
         "Kernel-side view of a process running libhakmem: mmap/munmap/madvise/mremap\n"
         "counts, bytes and latency, munmaps inside vs outside Batch flush windows, and\n"
         "one line per flush (blocks, bytes, merged ranges, munmap calls, kernel time).\n"
+        "Event times are kernel timestamps, in seconds since the probe was loaded.\n"
         "\n"
         "  -p, --pid PID        attach to a running process that has libhakmem.so mapped\n"
+        "  interval [count]     with -p: print a summary every interval seconds, count\n"
+        "                       times (then stop); the same as -i interval\n"
         "      --cont           with -p: send SIGCONT once attached (for a process that\n"
         "                       stopped itself to wait for the probe: nothing is missed)\n"
         "  -- CMD ARGS...       run CMD with libhakmem.so preloaded, traced from its exec;\n"
@@ -104,7 +101,7 @@ static void usage(FILE *f) {
         "  -L, --lib PATH       libhakmem.so to probe (default: from /proc/PID/maps with -p;\n"
         "                       else $LD_PRELOAD, $HAKMEM_LIB, next to this program or in ../lib)\n"
         "      --no-preload     with --: do not add the library to CMD's LD_PRELOAD\n"
-        "  -i, --interval SEC   print a summary every SEC seconds\n"
+        "  -i, --interval SEC   print a summary every SEC seconds (fractions allowed)\n"
         "  -d, --duration SEC   stop after SEC seconds (the target keeps running)\n"
         "  -j, --json           JSON lines: flush/knob/outside_munmap/interval/summary records\n"
         "  -P, --publish        write the kernel figures into the target's segment\n"
@@ -115,21 +112,22 @@ static void usage(FILE *f) {
         "  -v, --verbose        libbpf debug output\n"
         "      --check          only check that probing can work here; exit with the code\n"
         "  -h, --help           this text\n"
-        "\n"
-        "exit codes: 0 ok, 1 runtime error, 2 usage, 77 missing privilege (needs CAP_BPF\n"
-        "and CAP_PERFMON, or CAP_SYS_ADMIN), 78 no kernel BTF, 79 tracefs not mounted or\n"
-        "no syscall tracepoints, 80 target not traceable; with -- CMD: CMD's status.\n",
+        "  -V, --version        the hakmem version\n"
+        "\n",
         prog_name, prog_name);
+    hak_cli_print_exit_table(f);
+    fputs("  With -- CMD, once CMD ran: CMD's exit status (128+N if a signal N killed it).\n"
+          "  Conventions shared by the hakmem tools: README.md, \"Command-line conventions\n"
+          "  and exit status\".\n",
+          f);
 }
 
+#define PROBE_MAX_S 1e7
+
 static double parse_seconds(const char *s, const char *what) {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || v <= 0 || v > 1e7) {
-        die_msg("invalid %s '%s' (seconds > 0)", what, s);
-        exit(EXIT_USAGE);
-    }
+    double v;
+    if (hak_cli_parse_seconds(s, 1e-3, PROBE_MAX_S, &v) != 0)
+        exit(hak_cli_usage_error("%s '%s' is not a number of seconds >= 0.001", what, s));
     return v;
 }
 
@@ -141,24 +139,23 @@ static void parse_args(int argc, char **argv) {
         {"json", no_argument, 0, 'j'},           {"publish", no_argument, 0, 'P'},
         {"outside", no_argument, 0, 'o'},        {"quiet", no_argument, 0, 'q'},
         {"verbose", no_argument, 0, 'v'},        {"help", no_argument, 0, 'h'},
+        {"version", no_argument, 0, 'V'},
         {"cont", no_argument, 0, O_CONT},        {"no-preload", no_argument, 0, O_NO_PRELOAD},
         {"check", no_argument, 0, O_CHECK},      {0, 0, 0, 0},
     };
     int c;
-    while ((c = getopt_long(argc, argv, "+p:L:i:d:jPoqvh", longs, NULL)) != -1) {
+    bool have_interval = false;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "+:p:L:i:d:jPoqvhV", longs, NULL)) != -1) {
         switch (c) {
-        case 'p': {
-            char *end;
-            long v = strtol(optarg, &end, 10);
-            if (*optarg == '\0' || *end || v <= 0 || v > INT_MAX) {
-                die_msg("invalid pid '%s'", optarg);
-                exit(EXIT_USAGE);
-            }
-            opt.pid = (int)v;
+        case 'p':
+            if (hak_cli_parse_pid(optarg, &opt.pid) != 0) exit(hak_cli_usage_error("'%s' is not a process id", optarg));
             break;
-        }
         case 'L': opt.lib = optarg; break;
-        case 'i': opt.interval = parse_seconds(optarg, "interval"); break;
+        case 'i':
+            opt.interval = parse_seconds(optarg, "interval");
+            have_interval = true;
+            break;
         case 'd': opt.duration = parse_seconds(optarg, "duration"); break;
         case 'j': opt.json = true; break;
         case 'P': opt.publish = true; break;
@@ -168,21 +165,29 @@ static void parse_args(int argc, char **argv) {
         case O_CONT: opt.cont = true; break;
         case O_NO_PRELOAD: opt.no_preload = true; break;
         case O_CHECK: opt.check_only = true; break;
-        case 'h': usage(stdout); exit(0);
-        default: usage(stderr); exit(EXIT_USAGE);
+        case 'h': usage(stdout); exit(fflush(stdout) == 0 ? HAK_EXIT_OK : HAK_EXIT_ERROR);
+        case 'V': exit(hak_cli_version(NULL));
+        default: exit(hak_cli_bad_option(c, argv));
         }
     }
-    if (optind < argc) opt.cmd = &argv[optind];
+    /* What follows the options: after "--" the command to run; with -p and no
+     * "--", the bcc-style [interval [count]]. */
+    bool dashdash = optind > 1 && strcmp(argv[optind - 1], "--") == 0;
+    if (optind < argc && opt.pid != 0 && !dashdash) {
+        int npos = 0;
+        double iv = 0;
+        int rc = hak_cli_interval_count(argv + optind, argc - optind, 1e-3, PROBE_MAX_S, &iv, &opt.count, &npos);
+        if (rc != 0) exit(rc);
+        if (have_interval) exit(hak_cli_usage_error("the interval is given twice (-i and '%s')", argv[optind]));
+        opt.interval = iv;
+    } else if (optind < argc) {
+        opt.cmd = &argv[optind];
+    }
     if (opt.check_only) return;
-    if ((opt.pid != 0) == (opt.cmd != NULL)) {
-        die_msg(opt.pid ? "give either -p PID or -- CMD, not both" : "nothing to trace: give -p PID or -- CMD ARGS");
-        usage(stderr);
-        exit(EXIT_USAGE);
-    }
-    if (opt.cont && !opt.pid) {
-        die_msg("--cont goes with -p");
-        exit(EXIT_USAGE);
-    }
+    if ((opt.pid != 0) == (opt.cmd != NULL))
+        exit(hak_cli_usage_error(opt.pid ? "give either -p PID or -- CMD, not both"
+                                         : "nothing to trace: give -p PID or -- CMD ARGS"));
+    if (opt.cont && !opt.pid) exit(hak_cli_usage_error("--cont goes with -p"));
 }
 
 /* ---- preflight: say exactly what is missing ---- */
@@ -210,7 +215,7 @@ static int check_privilege(void) {
             "setcap cap_bpf,cap_perfmon+ep %s. "
             "The traced program is not affected.",
             (unsigned)getuid(), missing, "hakmem-probe");
-    return EXIT_NOPRIV;
+    return HAK_EXIT_PERM;
 }
 
 static int check_btf(void) {
@@ -218,7 +223,7 @@ static int check_btf(void) {
     die_msg("missing kernel BTF: /sys/kernel/btf/vmlinux is %s; the CO-RE probe needs a kernel built "
             "with CONFIG_DEBUG_INFO_BTF=y. The traced program is not affected.",
             errno == ENOENT ? "absent" : strerror(errno));
-    return EXIT_NOBTF;
+    return HAK_EXIT_UNSUPPORTED;
 }
 
 /* libbpf 1.1 reads tracepoint ids from /sys/kernel/debug/tracing if that
@@ -233,7 +238,7 @@ static int check_tracefs(void) {
         die_msg("tracefs is not mounted at %s (the syscall tracepoints need it): "
                 "mount -t tracefs tracefs /sys/kernel/tracing",
                 root);
-        return EXIT_NOTRACEFS;
+        return HAK_EXIT_UNSUPPORTED;
     }
     for (size_t i = 0; i < sizeof tps / sizeof tps[0]; i++) {
         snprintf(path, sizeof path, "%s/events/syscalls/%s/id", root, tps[i]);
@@ -241,70 +246,13 @@ static int check_tracefs(void) {
             die_msg("syscall tracepoint syscalls:%s is not available (%s: %s); the kernel needs "
                     "CONFIG_FTRACE_SYSCALLS=y",
                     tps[i], path, strerror(errno));
-            return EXIT_NOTRACEFS;
+            return HAK_EXIT_UNSUPPORTED;
         }
     }
     return 0;
 }
 
-/* ---- the library: USDT notes, path in the target ---- */
-
-#define PROBE_FLUSH_BEGIN 1u
-#define PROBE_FLUSH_END   2u
-#define PROBE_EVICT       4u
-#define PROBE_KNOB        8u
-
-/* Which hakmem:* USDT probes the ELF file at path has; -1 if unreadable. */
-static int usdt_probes_in(const char *path) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return -1;
-    struct stat st;
-    int found = -1;
-    unsigned char *buf = NULL;
-    if (fstat(fd, &st) != 0 || st.st_size < (off_t)sizeof(Elf64_Ehdr) || st.st_size > (1 << 30)) goto out;
-    buf = malloc((size_t)st.st_size);
-    if (!buf || pread(fd, buf, (size_t)st.st_size, 0) != st.st_size) goto out;
-    const Elf64_Ehdr *eh = (const Elf64_Ehdr *)buf;
-    if (memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 || eh->e_ident[EI_CLASS] != ELFCLASS64) goto out;
-    size_t size = (size_t)st.st_size;
-    if (eh->e_shoff == 0 || eh->e_shoff > size || eh->e_shnum > (size - eh->e_shoff) / sizeof(Elf64_Shdr) ||
-        eh->e_shstrndx >= eh->e_shnum)
-        goto out;
-    const Elf64_Shdr *sh = (const Elf64_Shdr *)(buf + eh->e_shoff);
-    const Elf64_Shdr *strs = &sh[eh->e_shstrndx];
-    if (strs->sh_offset > size || strs->sh_size > size - strs->sh_offset) goto out;
-    found = 0;
-    for (unsigned i = 0; i < eh->e_shnum; i++) {
-        if (sh[i].sh_type != SHT_NOTE || sh[i].sh_name >= strs->sh_size) continue;
-        const char *name = (const char *)buf + strs->sh_offset + sh[i].sh_name;
-        if (strncmp(name, ".note.stapsdt", strs->sh_size - sh[i].sh_name) != 0) continue;
-        if (sh[i].sh_offset > size || sh[i].sh_size > size - sh[i].sh_offset) continue;
-        const unsigned char *p = buf + sh[i].sh_offset, *end = p + sh[i].sh_size;
-        while (p + sizeof(Elf64_Nhdr) <= end) {
-            const Elf64_Nhdr *nh = (const Elf64_Nhdr *)p;
-            const unsigned char *nm = p + sizeof *nh;
-            const unsigned char *desc = nm + ((nh->n_namesz + 3) & ~3u);
-            const unsigned char *next = desc + ((nh->n_descsz + 3) & ~3u);
-            if (next > end || desc > end) break;
-            if (nh->n_type == 3 && nh->n_namesz == 8 && memcmp(nm, "stapsdt", 8) == 0 && nh->n_descsz > 24) {
-                const char *prov = (const char *)desc + 24, *dend = (const char *)desc + nh->n_descsz;
-                const char *pn = memchr(prov, 0, (size_t)(dend - prov));
-                if (pn && strcmp(prov, "hakmem") == 0 && memchr(pn + 1, 0, (size_t)(dend - pn - 1))) {
-                    const char *n = pn + 1;
-                    if (!strcmp(n, "batch_flush_begin")) found |= PROBE_FLUSH_BEGIN;
-                    else if (!strcmp(n, "batch_flush_end")) found |= PROBE_FLUSH_END;
-                    else if (!strcmp(n, "bigcache_evict")) found |= PROBE_EVICT;
-                    else if (!strcmp(n, "knob_change")) found |= PROBE_KNOB;
-                }
-            }
-            p = next;
-        }
-    }
-out:
-    free(buf);
-    close(fd);
-    return found;
-}
+/* ---- the library: its path and text range in the target ---- */
 
 struct libinfo {
     char path[PATH_MAX];         /* path to open / attach to */
@@ -319,14 +267,15 @@ static bool is_hakmem_lib_name(const char *path) {
     return strncmp(b, "libhakmem", 9) == 0 && strstr(b, ".so") != NULL;
 }
 
-/* -p: find libhakmem in /proc/PID/maps. 0, or EXIT_TARGET with a message. */
+/* -p: find libhakmem in /proc/PID/maps. 0, or an exit status with a message. */
 static int lib_from_maps(int pid, const char *want, struct libinfo *li) {
     char path[64], line[PATH_MAX + 256];
     snprintf(path, sizeof path, "/proc/%d/maps", pid);
     FILE *f = fopen(path, "r");
     if (!f) {
         die_msg("cannot read %s: %s", path, strerror(errno));
-        return errno == ENOENT || errno == EACCES || errno == EPERM ? EXIT_TARGET : EXIT_RUNTIME;
+        return errno == ENOENT || errno == ESRCH ? HAK_EXIT_NOPROC
+               : errno == EACCES || errno == EPERM ? HAK_EXIT_PERM : HAK_EXIT_ERROR;
     }
     char wantreal[PATH_MAX] = "";
     if (want && !realpath(want, wantreal)) snprintf(wantreal, sizeof wantreal, "%s", want);
@@ -367,7 +316,7 @@ static int lib_from_maps(int pid, const char *want, struct libinfo *li) {
     if (!found) {
         die_msg("process %d has no %s mapped (not running under hakmem? start it with LD_PRELOAD=libhakmem.so)",
                 pid, *wantreal ? wantreal : "libhakmem*.so");
-        return EXIT_TARGET;
+        return HAK_EXIT_NOHAKMEM;
     }
     return 0;
 }
@@ -407,8 +356,9 @@ static int lib_for_command(struct libinfo *li) {
     }
     struct stat st;
     if (!*cand || stat(cand, &st) != 0) {
-        die_msg("cannot find libhakmem.so%s%s: give it with --lib PATH", *cand ? " at " : "", cand);
-        return EXIT_TARGET;
+        die_msg("cannot find libhakmem.so%s%s%s%s: give it with --lib PATH", *cand ? " at " : "", cand,
+                *cand ? ": " : "", *cand ? strerror(errno) : "");
+        return HAK_EXIT_ERROR;
     }
     if (!realpath(cand, li->path)) snprintf(li->path, sizeof li->path, "%s", cand);
     li->ino = st.st_ino;
@@ -416,36 +366,10 @@ static int lib_for_command(struct libinfo *li) {
     return 0;
 }
 
-static int check_lib_probes(const struct libinfo *li) {
-    int p = usdt_probes_in(li->path);
-    if (p < 0) {
-        die_msg("cannot read %s as an ELF file", li->path);
-        return EXIT_TARGET;
-    }
-    if ((p & (PROBE_FLUSH_BEGIN | PROBE_FLUSH_END)) != (PROBE_FLUSH_BEGIN | PROBE_FLUSH_END)) {
-        die_msg("%s has no hakmem:batch_flush_begin/end USDT probes (no .note.stapsdt): the library was built "
-                "without HAK_HAVE_SDT (sys/sdt.h from systemtap-sdt-dev); rebuild it with probes",
-                li->path);
-        return EXIT_TARGET;
-    }
-    if (!(p & PROBE_EVICT)) fprintf(stderr, "%s: note: %s has no hakmem:bigcache_evict probe\n", prog_name, li->path);
-    if (!(p & PROBE_KNOB)) fprintf(stderr, "%s: note: %s has no hakmem:knob_change probe\n", prog_name, li->path);
-    return p;
-}
-
 /* ---- output helpers ---- */
 
-static uint64_t mono_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t wall_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
+#define mono_ns hak_cli_mono_ns
+#define wall_ns hak_cli_wall_ns
 
 static const char *fmt_bytes(uint64_t b, char *buf, size_t len) {
     static const char *const unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
@@ -501,12 +425,17 @@ static int seg_last_err;
 
 static const volatile struct hp_counters *kc(void) { return &skel->bss->counters; }
 
+/* Seconds since the probe was loaded of a kernel timestamp (bpf_ktime_get_ns,
+ * CLOCK_MONOTONIC like t_start). */
+static double ktime_s(uint64_t ktime_ns) { return ktime_ns > t_start ? (double)(ktime_ns - t_start) / 1e9 : 0.0; }
+
 static int on_event(void *ctx, void *data, size_t size) {
     uint32_t type = size >= 4 ? *(uint32_t *)data : 0;
     char b1[32], b2[32], b3[32], b4[32], b5[32];
-    double t = (mono_ns() - t_start) / 1e9;
+    double t;
     if (type == HP_EV_FLUSH && size >= sizeof(struct hp_ev_flush)) {
         const struct hp_ev_flush *e = data;
+        t = ktime_s(e->begin_ns);   /* when the flush began, in the kernel */
         seen.events++;
         seen.blocks += e->blocks;
         seen.bytes += e->bytes;
@@ -536,6 +465,7 @@ static int on_event(void *ctx, void *data, size_t size) {
         }
     } else if (type == HP_EV_KNOB && size >= sizeof(struct hp_ev_knob)) {
         const struct hp_ev_knob *e = data;
+        t = ktime_s(e->ts_ns);
         seen.knob_events++;
         if (opt.json)
             printf("{\"event\":\"knob\",\"t\":%.6f,\"tid\":%u,\"knob\":%llu,\"name\":\"%s\",\"old\":%llu"
@@ -548,6 +478,7 @@ static int on_event(void *ctx, void *data, size_t size) {
         const struct hp_ev_outside *e = data;
         static const char *const callers[] = {"other", "hakmem", "unknown"};
         const char *caller = e->caller < 3 ? callers[e->caller] : "?";
+        t = ktime_s(e->ts_ns);
         seen.outside_events++;
         if (opt.json)
             printf("{\"event\":\"outside_munmap\",\"t\":%.6f,\"tid\":%u,\"addr\":%llu,\"len\":%llu"
@@ -746,8 +677,12 @@ static void final_report(bool exited, int status, const char *why) {
 
     if (opt.json) {
         printf("{\"event\":\"summary\",\"pid\":%d,\"duration_s\":%.6f,\"target_exited\":%s,\"exit_status\":%d,"
-               "\"stopped_by\":\"%s\",\"library\":\"%s\",",
-               target_pid, t, exited ? "true" : "false", status, why, lib_path);
+               "\"stopped_by\":",
+               target_pid, t, exited ? "true" : "false", status);
+        hak_json_string(stdout, why);
+        fputs(",\"library\":", stdout);
+        hak_json_string(stdout, lib_path);
+        fputc(',', stdout);
         printf("\"syscalls\":{\"mmap\":{\"calls\":%llu,\"bytes\":%llu,\"errors\":%llu},"
                "\"munmap\":{\"calls\":%llu,\"bytes\":%llu,\"errors\":%llu,\"ns\":%llu},"
                "\"madvise\":{\"calls\":%llu,\"bytes\":%llu,\"errors\":%llu,\"ns\":%llu},"
@@ -791,9 +726,11 @@ static void final_report(bool exited, int status, const char *why) {
                    seg_have_base ? "true" : "false", l.munmap_calls, l.munmap_bytes, l.flushes, l.blocks, l.bytes,
                    l.ranges, l.mmap_calls, l.madvise_calls, l.mremap_calls, ok_calls ? "true" : "false",
                    ok_bytes ? "true" : "false", ok_flush ? "true" : "false", ok_out ? "true" : "false");
-        else
-            printf("null,\"library_counters_error\":\"%s\",\"crosscheck\":{\"no_hakmem_munmap_outside\":%s}",
-                   hak_shm_strerror(l.err), ok_out ? "true" : "false");
+        else {
+            fputs("null,\"library_counters_error\":", stdout);
+            hak_json_string(stdout, hak_shm_strerror(l.err));
+            printf(",\"crosscheck\":{\"no_hakmem_munmap_outside\":%s}", ok_out ? "true" : "false");
+        }
         printf("}\n");
         fflush(stdout);
         return;
@@ -868,36 +805,60 @@ static void final_report(bool exited, int status, const char *why) {
 
 /* ---- attach ---- */
 
+static bool libbpf_quiet;   /* set around attaches whose failure we explain ourselves */
+
 static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap) {
-    if (level == LIBBPF_DEBUG && !opt.verbose) return 0;
+    if ((level == LIBBPF_DEBUG && !opt.verbose) || libbpf_quiet) return 0;
     return vfprintf(stderr, fmt, ap);
 }
 
 static int errno_exit(int err) {
     err = err < 0 ? -err : err;
-    return err == EPERM || err == EACCES ? EXIT_NOPRIV : EXIT_RUNTIME;
+    return err == EPERM || err == EACCES ? HAK_EXIT_PERM : HAK_EXIT_ERROR;
 }
 
-static int attach_usdt(const struct libinfo *li, int pid, int probes) {
+/* The USDT probes of libhakmem.so, attached by libbpf, which reads and
+ * validates the library's .note.stapsdt itself (the probe's address, the
+ * argument specs, the semaphore).  The flush probes are required; the
+ * eviction and knob probes are optional (an older library: a note).  libbpf's
+ * own warnings are kept for -v: a missing probe gets one message of ours. */
+
+static int attach_usdt(const struct libinfo *li, int pid) {
     struct {
         struct bpf_program *prog;
         struct bpf_link **link;
         const char *name;
-        unsigned bit;
+        bool required;
     } u[] = {
-        {skel->progs.usdt_flush_begin, &skel->links.usdt_flush_begin, "batch_flush_begin", PROBE_FLUSH_BEGIN},
-        {skel->progs.usdt_flush_end, &skel->links.usdt_flush_end, "batch_flush_end", PROBE_FLUSH_END},
-        {skel->progs.usdt_evict, &skel->links.usdt_evict, "bigcache_evict", PROBE_EVICT},
-        {skel->progs.usdt_knob_change, &skel->links.usdt_knob_change, "knob_change", PROBE_KNOB},
+        {skel->progs.usdt_flush_begin, &skel->links.usdt_flush_begin, "batch_flush_begin", true},
+        {skel->progs.usdt_flush_end, &skel->links.usdt_flush_end, "batch_flush_end", true},
+        {skel->progs.usdt_evict, &skel->links.usdt_evict, "bigcache_evict", false},
+        {skel->progs.usdt_knob_change, &skel->links.usdt_knob_change, "knob_change", false},
     };
     for (size_t i = 0; i < sizeof u / sizeof u[0]; i++) {
-        if (!(probes & (int)u[i].bit)) continue;
+        libbpf_quiet = !opt.verbose;
+        errno = 0;
         *u[i].link = bpf_program__attach_usdt(u[i].prog, pid, li->path, "hakmem", u[i].name, NULL);
-        if (!*u[i].link) {
-            int err = -errno;
-            die_msg("attaching USDT hakmem:%s in %s (pid %d): %s", u[i].name, li->path, pid, strerror(-err));
-            return errno_exit(err);
+        int err = errno ? errno : EINVAL;
+        libbpf_quiet = false;
+        if (*u[i].link) continue;
+        /* libbpf: ENOENT = no such probe in the notes, ESRCH = no .note.stapsdt at all */
+        bool absent = err == ENOENT || err == ESRCH;
+        if (absent && !u[i].required) {
+            fprintf(stderr, "%s: note: %s has no hakmem:%s probe\n", prog_name, li->path, u[i].name);
+            continue;
         }
+        if (absent) {
+            die_msg("%s has no hakmem:%s USDT probe (%s): the library was built without HAK_HAVE_SDT "
+                    "(sys/sdt.h from systemtap-sdt-dev); rebuild it with probes",
+                    li->path, u[i].name, err == ESRCH ? "no .note.stapsdt section" : "not in its USDT notes");
+            return HAK_EXIT_UNSUPPORTED;
+        }
+        char msg[128];
+        libbpf_strerror(-err, msg, sizeof msg);
+        die_msg("attaching USDT hakmem:%s in %s (pid %d): %s%s", u[i].name, li->path, pid, msg,
+                opt.verbose ? "" : " (run with -v for libbpf's details)");
+        return errno_exit(err);
     }
     return 0;
 }
@@ -927,7 +888,7 @@ static int load_probe(const struct libinfo *li, int pid) {
     err = hakmem_bpf__attach(skel);   /* the tracepoints; SEC("usdt") is skipped by libbpf 1.1 */
     if (err) {
         die_msg("attaching the syscall tracepoints: %s", strerror(-err));
-        return -err == ENOENT ? EXIT_NOTRACEFS : errno_exit(err);
+        return -err == ENOENT ? HAK_EXIT_UNSUPPORTED : errno_exit(err);
     }
     rb = ring_buffer__new(bpf_map__fd(skel->maps.events), on_event, NULL, NULL);
     if (!rb) {
@@ -998,46 +959,49 @@ static int spawn_waiting(const struct libinfo *li, int *go_fd, int *status_fd) {
 }
 
 int main(int argc, char **argv) {
+    hak_cli_init(prog_name);
     parse_args(argc, argv);
     setvbuf(stdout, NULL, _IOLBF, 0);
 
-    int rc = preflight();
+    int rc;
     if (opt.check_only) {
+        rc = preflight();
         if (!rc) printf("%s: ok: privilege, kernel BTF and syscall tracepoints are available\n", prog_name);
         return rc;
     }
-    if (rc) return rc;
-    libbpf_set_print(libbpf_print);
 
+    /* The target first (no privilege needed): a wrong pid is "no such
+     * process" (3) or "no libhakmem.so mapped" (4) wherever this runs. */
     struct libinfo li;
     memset(&li, 0, sizeof li);
     int child = 0, go_fd = -1, st_fd = -1, pidfd = -1;
     if (opt.pid) {
         target_pid = opt.pid;
         if (kill(target_pid, 0) != 0 && errno == ESRCH) {
-            die_msg("no such process: %d", target_pid);
-            return EXIT_TARGET;
+            die_msg("pid %d: no such process", target_pid);
+            return HAK_EXIT_NOPROC;
         }
         rc = lib_from_maps(target_pid, opt.lib, &li);
         if (rc) return rc;
-        pidfd = pidfd_open_(target_pid);
     } else {
         rc = lib_for_command(&li);
         if (rc) return rc;
     }
     lib_path = li.path;
-    int probes = check_lib_probes(&li);
-    if (probes >= EXIT_NOPRIV) return probes;
+    if ((rc = preflight()) != 0) return rc;
+    libbpf_set_print(libbpf_print);
+    if (opt.pid) pidfd = pidfd_open_(target_pid);
 
     if (opt.cmd) {
         child = spawn_waiting(&li, &go_fd, &st_fd);
-        if (child < 0) return EXIT_RUNTIME;
+        if (child < 0) return HAK_EXIT_ERROR;
         target_pid = child;
         pidfd = pidfd_open_(child);
     }
 
+    t_start = mono_ns();   /* before anything is attached: every event's kernel time is later */
     rc = load_probe(&li, target_pid);
-    if (!rc) rc = attach_usdt(&li, target_pid, probes);
+    if (!rc) rc = attach_usdt(&li, target_pid);
     if (rc) {
         if (child > 0) {   /* closing go_fd makes the child exit without running CMD */
             close(go_fd);
@@ -1048,15 +1012,8 @@ int main(int argc, char **argv) {
         return rc;
     }
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    hak_cli_install_stop(1);
 
-    t_start = mono_ns();
     if (child > 0) {
         if (write(go_fd, "g", 1) != 1) die_msg("cannot release the command: %s", strerror(errno));
         close(go_fd);
@@ -1078,16 +1035,20 @@ int main(int argc, char **argv) {
         if (!opt.json) fprintf(stderr, "%s: tracing pid %d with %s\n", prog_name, target_pid, li.path);
     }
 
+    /* Times are printed from t_start (before the load); the interval, the
+     * count and --duration run from now, when everything is attached. */
+    uint64_t t_traced = mono_ns();
+    long intervals = 0;
     double pub_every = opt.interval > 0 ? opt.interval : 1.0;
-    uint64_t next_interval = opt.interval > 0 ? t_start + (uint64_t)(opt.interval * 1e9) : UINT64_MAX;
-    uint64_t next_publish = opt.publish ? t_start + (uint64_t)(pub_every * 1e9) : UINT64_MAX;
-    uint64_t deadline = opt.duration > 0 ? t_start + (uint64_t)(opt.duration * 1e9) : UINT64_MAX;
+    uint64_t next_interval = opt.interval > 0 ? t_traced + (uint64_t)(opt.interval * 1e9) : UINT64_MAX;
+    uint64_t next_publish = opt.publish ? t_traced + (uint64_t)(pub_every * 1e9) : UINT64_MAX;
+    uint64_t deadline = opt.duration > 0 ? t_traced + (uint64_t)(opt.duration * 1e9) : UINT64_MAX;
     bool exited = false;
     int status = 0;
     const char *why = "";
     struct pollfd pfd[2] = {{.fd = ring_buffer__epoll_fd(rb), .events = POLLIN}, {.fd = pidfd, .events = POLLIN}};
 
-    while (!stop_signal) {
+    while (!hak_cli_stop) {
         uint64_t now = mono_ns();
         if (now >= deadline) {
             why = "duration elapsed";
@@ -1108,6 +1069,10 @@ int main(int argc, char **argv) {
         if (now >= next_interval) {
             print_interval((now - t_start) / 1e9);
             next_interval += (uint64_t)(opt.interval * 1e9);
+            if (opt.count > 0 && ++intervals >= opt.count) {
+                why = "count reached";
+                break;
+            }
         }
         if (now >= next_publish) {
             publish();
@@ -1126,7 +1091,7 @@ int main(int argc, char **argv) {
             break;
         }
     }
-    if (stop_signal) why = strsignal(stop_signal);
+    if (hak_cli_stop) why = strsignal(hak_cli_stop);
     ring_buffer__consume(rb);
     publish();
     final_report(exited, status, why);
@@ -1135,8 +1100,8 @@ int main(int argc, char **argv) {
     hakmem_bpf__destroy(skel);
     if (seg_open) hak_shm_close(&seg);
     if (child > 0) {
-        if (!exited && stop_signal) {   /* pass the signal on, give CMD 5 s to go */
-            kill(child, stop_signal);
+        if (!exited && hak_cli_stop) {   /* pass the signal on, give CMD 5 s to go */
+            kill(child, hak_cli_stop);
             for (int i = 0; i < 500 && !exited; i++) {
                 if (waitpid(child, &status, WNOHANG) == child) exited = true;
                 else usleep(10000);

@@ -51,7 +51,7 @@ env HAKMEM_MODE=fixed LD_PRELOAD="$LIB" "${WORK[@]}" >"$TMP/fixed.out" 2>&1 &
 WP=$!
 BG+=("$WP")
 for _ in $(seq 200); do [ -e "/dev/shm/hakmem.$WP" ] && break; sleep 0.01; done
-"$TUNER" --db "$HIST" --pid "$WP" --interval 100 -q >"$TMP/tuner.out" 2>&1 &
+"$TUNER" --db "$HIST" --pid "$WP" --interval 0.1 -q >"$TMP/tuner.out" 2>&1 &
 TP=$!
 BG+=("$TP")
 wait "$WP" || { cat "$TMP/fixed.out"; echo "demo: the fixed-mode run failed" >&2; exit 1; }

@@ -15,7 +15,8 @@
  * A segment is hostile input: another process can truncate it under our
  * mapping, so every read of a mapped segment runs under a SIGBUS guard that
  * turns the fault into a "truncated segment" error.  Each error kind has its
- * own exit status (table in --help and tools/README.md).
+ * own exit status: the table every hakmem tool shares (tools/cli.h, printed by
+ * --help, documented in README.md).
  */
 #define _GNU_SOURCE
 #include <ctype.h>
@@ -43,42 +44,15 @@
 #include "hakmem.h"
 #include "hakmem/shm.h"
 #include "hak_internal.h"
+#include "cli.h"
 #include "metrics.h"
 
 #define PROG "hakmem-stat"
 
 // ---------------------------------------------------------------------------
-// Exit status: one per error kind
+// Exit status: the table shared by every tool (tools/cli.h, README.md)
 // ---------------------------------------------------------------------------
-enum {
-    HS_EXIT_OK = 0,
-    HS_EXIT_SYSTEM = 1,      /* other system error (I/O, memory, output) */
-    HS_EXIT_USAGE = 2,       /* bad command line */
-    HS_EXIT_NOPROC = 3,      /* no such process */
-    HS_EXIT_NOSEG = 4,       /* process has no hakmem segment */
-    HS_EXIT_PERM = 5,        /* permission denied */
-    HS_EXIT_NOTHAK = 6,      /* not a hakmem segment */
-    HS_EXIT_VERSION = 7,     /* other layout version */
-    HS_EXIT_TRUNC = 8,       /* truncated segment (also SIGBUS while reading) */
-    HS_EXIT_CORRUPT = 9,     /* corrupt segment */
-    HS_EXIT_BUSY = 10,       /* no consistent snapshot in time */
-    HS_EXIT_NOTAPPLIED = 11, /* control request not applied within the timeout */
-};
-
-static int exit_code_of(int err) {
-    switch (err < 0 ? -err : err) {
-    case HAK_SHM_OK: return HS_EXIT_OK;
-    case HAK_SHM_ESRCH: return HS_EXIT_NOPROC;
-    case HAK_SHM_ENOENT: return HS_EXIT_NOSEG;
-    case HAK_SHM_EACCES: return HS_EXIT_PERM;
-    case HAK_SHM_EMAGIC: return HS_EXIT_NOTHAK;
-    case HAK_SHM_EVERSION: return HS_EXIT_VERSION;
-    case HAK_SHM_ESHORT: return HS_EXIT_TRUNC;
-    case HAK_SHM_ECORRUPT: return HS_EXIT_CORRUPT;
-    case HAK_SHM_EBUSY: return HS_EXIT_BUSY;
-    default: return HS_EXIT_SYSTEM;
-    }
-}
+static int exit_code_of(int err) { return hak_cli_exit_of_shm(err); }
 
 /* One line on stderr: "hakmem-stat: pid 123: <reader error text>". */
 static int report_err(int pid, int err, int sys_errno) {
@@ -89,16 +63,7 @@ static int report_err(int pid, int err, int sys_errno) {
     return exit_code_of(err);
 }
 
-static int usage_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int usage_err(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    fputs(PROG ": ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputs(" (try '" PROG " --help')\n", stderr);
-    va_end(ap);
-    return HS_EXIT_USAGE;
-}
+#define usage_err hak_cli_usage_error
 
 // ---------------------------------------------------------------------------
 // SIGBUS guard around every read of a mapped segment
@@ -162,12 +127,6 @@ static int seg_load(const uint64_t *p, uint64_t *out) {
 // ---------------------------------------------------------------------------
 // Small helpers
 // ---------------------------------------------------------------------------
-static uint64_t clock_ns(clockid_t id) {
-    struct timespec ts;
-    clock_gettime(id, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static bool process_gone(int pid) { return kill(pid, 0) == -1 && errno == ESRCH; }
 
 /* "1.5 MiB" */
@@ -195,18 +154,7 @@ static double hit_rate(const uint64_t *c) {
     return d ? (double)c[HAK_C_cache_hits] / (double)d : NAN;
 }
 
-/* Parse a decimal pid > 0 that fits an int. */
-static bool parse_pid(const char *s, int *pid) {
-    if (*s < '1' || *s > '9') return false;
-    long v = 0;
-    for (; *s; s++) {
-        if (*s < '0' || *s > '9') return false;
-        v = v * 10 + (*s - '0');
-        if (v > INT_MAX) return false;
-    }
-    *pid = (int)v;
-    return true;
-}
+static bool parse_pid(const char *s, int *pid) { return hak_cli_parse_pid(s, pid) == 0; }
 
 /* "hakmem.<pid>" exactly, pid canonical decimal > 0. */
 static bool parse_seg_name(const char *name, int *pid) {
@@ -216,15 +164,6 @@ static bool parse_seg_name(const char *name, int *pid) {
 
 /* "123", "64K", "4M", "1G", "2T": the library's own parser (src/parse.c). */
 static bool parse_size(const char *s, uint64_t *out) { return hak_parse_size(s, out) == 0; }
-
-static bool parse_seconds(const char *s, double *out) {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno != 0 || end == s || *end != '\0' || !(v >= 0) || v > 86400) return false;
-    *out = v;
-    return true;
-}
 
 // ---------------------------------------------------------------------------
 // Tables derived from shm.h (names of counters/gauges come from its X-macros)
@@ -302,7 +241,7 @@ static int collect(proc_list_t *list) {
     if (d == NULL) {
         if (errno == ENOENT) return 0;
         fprintf(stderr, PROG ": cannot read " HAK_SHM_DIR ": %s\n", strerror(errno));
-        return HS_EXIT_SYSTEM;
+        return HAK_EXIT_ERROR;
     }
     struct dirent *de;
     uid_t me = geteuid();
@@ -316,7 +255,7 @@ static int collect(proc_list_t *list) {
             if (nv == NULL) {
                 closedir(d);
                 fprintf(stderr, PROG ": out of memory\n");
-                return HS_EXIT_SYSTEM;
+                return HAK_EXIT_ERROR;
             }
             list->v = nv;
             list->cap = ncap;
@@ -386,7 +325,7 @@ static int unit_of(const char *name) {
 
 static void print_one(FILE *f, const hak_snapshot_t *s) {
     char b1[32], b2[64];
-    double now_s = (double)clock_ns(CLOCK_REALTIME) / 1e9;
+    double now_s = (double)hak_cli_wall_ns() / 1e9;
     double up = s->start_ns ? now_s - (double)s->start_ns / 1e9 : 0;
     fprintf(f, "pid %u (%s)  uid %u  mode %s  layout v%u  up %s\n", s->pid, s->comm, s->uid, hak_mode_name(s->mode),
             HAK_SHM_VERSION, fmt_age(b1, sizeof b1, up > 0 ? up : 0));
@@ -479,15 +418,7 @@ typedef struct jw {
     bool comma[32];
 } jw_t;
 
-static void jw_string(FILE *f, const char *s) {
-    fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
-        else if (*p < 0x20 || *p == 0x7f) fprintf(f, "\\u%04x", *p);
-        else fputc(*p, f);
-    }
-    fputc('"', f);
-}
+static void jw_string(FILE *f, const char *s) { hak_json_string(f, s); }
 
 static void jw_key(jw_t *w, const char *key) {
     if (w->comma[w->depth]) fputc(',', w->f);
@@ -520,8 +451,7 @@ static void jw_i64(jw_t *w, const char *key, int64_t v) {
 }
 static void jw_dbl(jw_t *w, const char *key, double v) {
     jw_key(w, key);
-    if (isfinite(v)) fprintf(w->f, "%.6g", v);
-    else fputs("null", w->f);
+    hak_json_number(w->f, v);
 }
 static void jw_str(jw_t *w, const char *key, const char *v) {
     jw_key(w, key);
@@ -620,8 +550,8 @@ typedef struct opts {
     int pid;                  /* 0 = all processes */
     int fmt;
     bool watch;
-    double interval;          /* --watch seconds */
-    long count;               /* --count, 0 = until stopped */
+    double interval;          /* seconds between refreshes (positional or --watch) */
+    long count;               /* refreshes (positional or --count), 0 = until stopped */
     bool gc, dry_run;
     uint64_t ctl_flags;       /* HAK_CTL_* from --set / --trim */
     uint64_t ring_cap, batch_threshold;
@@ -631,26 +561,29 @@ typedef struct opts {
 
 static void usage(FILE *f) {
     fprintf(f,
-"Usage: " PROG " [--json | --prometheus] [PID]\n"
-"       " PROG " --watch[=SECONDS] [--count N] [--json] [PID]\n"
-"       " PROG " --set KNOB=VALUE [--set ...] [--trim] [--no-wait | --timeout SECONDS] PID\n"
-"       " PROG " --trim PID\n"
-"       " PROG " --gc [--dry-run] [PID]\n"
+"Usage: " PROG " [-j | -P] [-p PID]\n"
+"       " PROG " [-j] [-p PID] interval [count]      (or -w/--watch[=SECONDS] [-c N])\n"
+"       " PROG " -s KNOB=VALUE [-s ...] [-t] [--no-wait | --timeout SECONDS] -p PID\n"
+"       " PROG " -t -p PID\n"
+"       " PROG " --gc [-n] [-p PID]\n"
 "\n"
 "Read and steer hakmem processes through their telemetry segments\n"
 "(" HAK_SHM_DIR "/" HAK_SHM_PREFIX "<pid>, layout version %u).\n"
 "\n"
-"Without PID: one line per live hakmem process (pid, command, mode, hit rate,\n"
-"bytes cached, bytes pending, flushes).  With PID: every counter, gauge, knob,\n"
-"the control block and the size classes in use of that process.\n"
+"Without -p: one line per live hakmem process (pid, command, mode, hit rate,\n"
+"bytes cached, bytes pending, flushes).  With -p PID: every counter, gauge, knob,\n"
+"the control block and the size classes in use of that process.  With an\n"
+"interval: refresh every interval seconds (fractions allowed) with per-second\n"
+"rates, count times or until Ctrl-C (or until the process exits).\n"
 "\n"
 "Options:\n"
-"  -j, --json               JSON: one object for PID, an array for all processes\n"
-"  -p, --prometheus         Prometheus text format (node_exporter textfile collector)\n"
-"  -w, --watch[=SECONDS]    refresh every SECONDS (default 1) with per-second rates;\n"
-"                           stops on Ctrl-C or when the process exits; with --json\n"
-"                           prints one JSON document per line per refresh\n"
-"  -c, --count N            with --watch: stop after N refreshes\n"
+"  -p, --pid PID            the process to show, watch, steer or clean up\n"
+"  -j, --json               JSON: one object for -p PID, an array for all processes;\n"
+"                           when watching, one JSON document per line per refresh\n"
+"  -P, --prometheus         Prometheus text format (node_exporter textfile collector)\n"
+"  -w, --watch[=SECONDS]    refresh every SECONDS (default 1): the same as the\n"
+"                           positional interval (" PROG " --watch 2 = " PROG " 2)\n"
+"  -c, --count N            when watching: stop after N refreshes\n"
 "  -s, --set KNOB=VALUE     post a knob change: ring_cap=N (blocks per class) or\n"
 "                           batch_threshold=SIZE (bytes, K/M/G/T suffixes); may repeat\n"
 "  -t, --trim               post a trim: every cached block is released\n"
@@ -661,38 +594,29 @@ static void usage(FILE *f) {
 "                           allocation; without it, on the next large malloc/free)\n"
 "      --gc                 remove segments of processes that no longer exist\n"
 "                           (regular files only, never through a symlink; yours\n"
-"                           only unless you are root); with PID, only that one\n"
+"                           only unless you are root); with -p PID, only that one\n"
 "  -n, --dry-run            with --gc: list what would be removed\n"
 "  -h, --help               this help\n"
 "  -V, --version            version and segment layout version\n"
-"\n"
-"Exit status:\n"
-"   0  success\n"
-"   1  other system error (I/O, memory, output)\n"
-"   2  usage error\n"
-"   3  no such process\n"
-"   4  the process has no hakmem segment (not running hakmem, or HAKMEM_STATS=0)\n"
-"   5  permission denied (another user's segment, wrong mode, a symlink)\n"
-"   6  not a hakmem segment (bad magic, not a regular file)\n"
-"   7  hakmem segment of another layout version\n"
-"   8  truncated segment (also when it shrinks while being read)\n"
-"   9  corrupt segment (counters violate their invariants)\n"
-"  10  segment busy: no consistent snapshot within 250 ms\n"
-"  11  control request not applied within the timeout (it stays posted:\n"
-"      the process has no background thread yet, or runs in mode off)\n"
-"  Without PID, unreadable segments are reported on stderr and skipped (exit 0).\n"
+"\n",
+            HAK_SHM_VERSION);
+    hak_cli_print_exit_table(f);
+    fprintf(f,
+"  Without -p, unreadable segments are reported on stderr and skipped (exit 0).\n"
+"  Conventions shared by the hakmem tools: README.md, \"Command-line conventions\n"
+"  and exit status\".\n"
 "\n"
 "Examples:\n"
 "  " PROG "                               list hakmem processes\n"
-"  " PROG " 4242                          everything about pid 4242\n"
-"  " PROG " --watch=0.5 4242              live view, twice a second\n"
-"  " PROG " --json 4242 | jq .counters.cache_hits\n"
-"  " PROG " --set ring_cap=16 --set batch_threshold=8M 4242\n"
-"  " PROG " --trim 4242                   release every cached block now\n"
+"  " PROG " -p 4242                       everything about pid 4242\n"
+"  " PROG " -p 4242 0.5                   live view, twice a second\n"
+"  " PROG " 2 5                           all processes, every 2 s, 5 times\n"
+"  " PROG " --json -p 4242 | jq .counters.cache_hits\n"
+"  " PROG " --set ring_cap=16 --set batch_threshold=8M -p 4242\n"
+"  " PROG " --trim -p 4242                release every cached block now\n"
 "  " PROG " --prometheus > /var/lib/node_exporter/hakmem.prom.$$ &&\n"
 "      mv /var/lib/node_exporter/hakmem.prom.$$ /var/lib/node_exporter/hakmem.prom\n"
-"  " PROG " --gc                          clean up after killed processes\n",
-            HAK_SHM_VERSION);
+"  " PROG " --gc                          clean up after killed processes\n");
 }
 
 /* "ring_cap=16", "batch_threshold=8M" (also ring-cap, BIGCACHE_RING_CAP...). */
@@ -725,9 +649,13 @@ static int parse_set(const char *arg, opts_t *o) {
 
 enum { OPT_NO_WAIT = 1000, OPT_TIMEOUT, OPT_GC };
 
+#define WATCH_MIN_S 0.05
+#define WATCH_MAX_S 86400.0
+
 static int parse_args(int argc, char **argv, opts_t *o) {
     static const struct option longopts[] = {
-        {"json", no_argument, NULL, 'j'},       {"prometheus", no_argument, NULL, 'p'},
+        {"pid", required_argument, NULL, 'p'},
+        {"json", no_argument, NULL, 'j'},       {"prometheus", no_argument, NULL, 'P'},
         {"watch", optional_argument, NULL, 'w'}, {"count", required_argument, NULL, 'c'},
         {"set", required_argument, NULL, 's'},  {"trim", no_argument, NULL, 't'},
         {"no-wait", no_argument, NULL, OPT_NO_WAIT}, {"timeout", required_argument, NULL, OPT_TIMEOUT},
@@ -738,64 +666,97 @@ static int parse_args(int argc, char **argv, opts_t *o) {
     memset(o, 0, sizeof *o);
     o->interval = 1.0;
     o->timeout = 2.0;
-    bool have_count = false, have_timeout = false;
+    bool have_count = false, have_timeout = false, watch_arg = false;
     int c, rc;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":jpw::c:s:tnhV", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":p:jPw::c:s:tnhV", longopts, NULL)) != -1) {
         switch (c) {
-        case 'j':
         case 'p':
+            if (!parse_pid(optarg, &o->pid)) return usage_err("'%s' is not a process id", optarg);
+            break;
+        case 'j':
+        case 'P':
             if (o->fmt != OUT_PLAIN && o->fmt != (c == 'j' ? OUT_JSON : OUT_PROM))
                 return usage_err("--json and --prometheus exclude each other");
             o->fmt = c == 'j' ? OUT_JSON : OUT_PROM;
             break;
         case 'w':
             o->watch = true;
-            if (optarg && (!parse_seconds(optarg, &o->interval) || o->interval < 0.05))
-                return usage_err("--watch wants a number of seconds >= 0.05, not '%s'", optarg);
+            if (optarg) {
+                if (hak_cli_parse_seconds(optarg, WATCH_MIN_S, WATCH_MAX_S, &o->interval) != 0)
+                    return usage_err("--watch wants a number of seconds >= 0.05, not '%s'", optarg);
+                watch_arg = true;
+            }
             break;
-        case 'c': {
-            char *end;
-            errno = 0;
-            o->count = strtol(optarg, &end, 10);
-            if (errno || *end || end == optarg || o->count < 1)
+        case 'c':
+            if (hak_cli_parse_count(optarg, &o->count) != 0)
                 return usage_err("--count wants a positive number, not '%s'", optarg);
             have_count = true;
             break;
-        }
         case 's':
             if ((rc = parse_set(optarg, o)) != 0) return rc;
             break;
         case 't': o->ctl_flags |= HAK_CTL_TRIM; break;
         case OPT_NO_WAIT: o->no_wait = true; break;
         case OPT_TIMEOUT:
-            if (!parse_seconds(optarg, &o->timeout)) return usage_err("--timeout wants seconds, not '%s'", optarg);
+            if (hak_cli_parse_seconds(optarg, 0, 86400, &o->timeout) != 0)
+                return usage_err("--timeout wants seconds, not '%s'", optarg);
             have_timeout = true;
             break;
         case OPT_GC: o->gc = true; break;
         case 'n': o->dry_run = true; break;
-        case 'h': usage(stdout); exit(fflush(stdout) == 0 ? HS_EXIT_OK : HS_EXIT_SYSTEM);
-        case 'V':
-            printf(PROG " (hakmem) %s, segment layout version %u\n", HAKMEM_VERSION, HAK_SHM_VERSION);
-            exit(fflush(stdout) == 0 ? HS_EXIT_OK : HS_EXIT_SYSTEM);
-        case ':': return usage_err("option '%s' needs a value", argv[optind - 1]);
-        default: return usage_err("unknown option '%s'", argv[optind - 1]);
+        case 'h': usage(stdout); exit(fflush(stdout) == 0 ? HAK_EXIT_OK : HAK_EXIT_ERROR);
+        case 'V': {
+            char extra[64];
+            snprintf(extra, sizeof extra, "segment layout version %u", HAK_SHM_VERSION);
+            exit(hak_cli_version(extra));
+        }
+        case ':':
+            if (optopt == 'p' && strcmp(argv[optind - 1], "-p") == 0)   /* -p was --prometheus: say where it went */
+                return usage_err("option '-p' needs a process id (Prometheus output is -P, --prometheus)");
+            return hak_cli_bad_option(c, argv);
+        default: return hak_cli_bad_option(c, argv);
         }
     }
-    if (optind < argc) {
-        if (!parse_pid(argv[optind], &o->pid)) return usage_err("'%s' is not a process id", argv[optind]);
-        if (optind + 1 < argc) return usage_err("one PID at most ('%s' is extra)", argv[optind + 1]);
+    /* [interval [count]]: the bcc/vmstat form; it implies watching. */
+    int npos = 0;
+    long pcount = 0;
+    double pinterval = o->interval;
+    if ((rc = hak_cli_interval_count(argv + optind, argc - optind, WATCH_MIN_S, WATCH_MAX_S, &pinterval, &pcount,
+                                     &npos)) != 0)
+        return rc;
+    if (npos >= 1) {
+        /* "hakmem-stat 4242" meant pid 4242 before the positional was the
+         * interval: a whole number naming a live segment, without -p, is most
+         * likely that old form; say so rather than watch every 4242 s. */
+        int maybe_pid;
+        char seg[64];
+        if (o->pid == 0 && parse_pid(argv[optind], &maybe_pid)) {
+            snprintf(seg, sizeof seg, HAK_SHM_DIR "/" HAK_SHM_PREFIX "%d", maybe_pid);
+            if (access(seg, F_OK) == 0)
+                return usage_err("'%s' is the interval in seconds; for process %s write -p %s (to watch all "
+                                 "processes every %s s, write --watch=%s)",
+                                 argv[optind], argv[optind], argv[optind], argv[optind], argv[optind]);
+        }
+        if (watch_arg) return usage_err("the interval is given twice (--watch=%g and '%s')", o->interval, argv[optind]);
+        o->watch = true;
+        o->interval = pinterval;
+    }
+    if (npos == 2) {
+        if (have_count) return usage_err("the count is given twice (--count and '%s')", argv[optind + 1]);
+        o->count = pcount;
+        have_count = true;
     }
     bool ctl = o->ctl_flags != 0;
     if (o->gc && (ctl || o->watch || o->fmt != OUT_PLAIN)) return usage_err("--gc goes with no other mode");
     if (o->dry_run && !o->gc) return usage_err("--dry-run goes with --gc");
-    if (ctl && o->pid == 0) return usage_err("--set and --trim need a PID");
-    if (ctl && o->watch) return usage_err("--set/--trim and --watch exclude each other");
+    if (ctl && o->pid == 0) return usage_err("--set and --trim need -p PID");
+    if (ctl && o->watch) return usage_err("--set/--trim and an interval (--watch) exclude each other");
     if (ctl && o->fmt == OUT_PROM) return usage_err("--set/--trim print plain text or --json");
     if ((o->no_wait || have_timeout) && !ctl) return usage_err("--no-wait and --timeout go with --set or --trim");
     if (o->no_wait && have_timeout) return usage_err("--no-wait and --timeout exclude each other");
-    if (have_count && !o->watch) return usage_err("--count goes with --watch");
-    if (o->watch && o->fmt == OUT_PROM) return usage_err("--watch shows plain text or --json");
+    if (have_count && !o->watch) return usage_err("--count goes with an interval (--watch)");
+    if (o->watch && o->fmt == OUT_PROM) return usage_err("watching shows plain text or --json");
     return 0;
 }
 
@@ -820,7 +781,7 @@ static int do_all(const opts_t *o) {
         const hak_snapshot_t **snaps = calloc(list.n ? list.n : 1, sizeof *snaps);
         if (snaps == NULL) {
             fprintf(stderr, PROG ": out of memory\n");
-            rc = HS_EXIT_SYSTEM;
+            rc = HAK_EXIT_ERROR;
             goto cleanup;
         }
         for (size_t i = 0; i < list.n; i++) snaps[i] = &list.v[i].snap;
@@ -837,7 +798,7 @@ cleanup:
 
 static int do_one(const opts_t *o) {
     hak_snapshot_t *s = malloc(sizeof *s);
-    int rc = HS_EXIT_SYSTEM;
+    int rc = HAK_EXIT_ERROR;
     if (s == NULL) {
         fprintf(stderr, PROG ": out of memory\n");
         goto cleanup;
@@ -857,7 +818,7 @@ static int do_one(const opts_t *o) {
     } else {
         print_one(stdout, s);
     }
-    rc = HS_EXIT_OK;
+    rc = HAK_EXIT_OK;
 cleanup:
     free(s);
     return rc;
@@ -867,7 +828,7 @@ cleanup:
 static int do_control(const opts_t *o) {
     hak_shm_handle_t h = {.fd = -1};
     hak_snapshot_t *before = malloc(sizeof *before), *after = malloc(sizeof *after);
-    int rc = HS_EXIT_SYSTEM, err;
+    int rc = HAK_EXIT_ERROR, err;
     char req[64], b1[32];
     if (before == NULL || after == NULL) {
         fprintf(stderr, PROG ": out of memory\n");
@@ -893,11 +854,11 @@ static int do_control(const opts_t *o) {
     ctl_flags_str(req, sizeof req, o->ctl_flags);
     if (o->no_wait) {
         printf("pid %d: request %" PRIu64 " posted (%s)\n", o->pid, seq, req);
-        rc = HS_EXIT_OK;
+        rc = HAK_EXIT_OK;
         goto cleanup;
     }
 
-    uint64_t t0 = clock_ns(CLOCK_MONOTONIC), limit = (uint64_t)(o->timeout * 1e9), applied = 0;
+    uint64_t t0 = hak_cli_mono_ns(), limit = (uint64_t)(o->timeout * 1e9), applied = 0;
     for (;;) {
         if ((err = seg_load(&h.shm->control.applied_seq, &applied)) != 0) {
             rc = report_err(o->pid, err, 0);
@@ -906,23 +867,23 @@ static int do_control(const opts_t *o) {
         if (applied >= seq) break;
         if (process_gone(o->pid)) {
             fprintf(stderr, PROG ": pid %d: process exited before applying request %" PRIu64 "\n", o->pid, seq);
-            rc = HS_EXIT_NOPROC;
+            rc = HAK_EXIT_NOPROC;
             goto cleanup;
         }
-        if (clock_ns(CLOCK_MONOTONIC) - t0 >= limit) {
+        if (hak_cli_mono_ns() - t0 >= limit) {
             fprintf(stderr,
                     PROG ": pid %d: request %" PRIu64 " (%s) not applied within %.1f s; it stays posted%s\n", o->pid,
                     seq, req, o->timeout,
                     before->mode == HAK_MODE_OFF
                         ? " (the process runs in mode off: it never applies requests)"
                         : " (no hakmem background thread yet: applied on the next large malloc or free)");
-            rc = HS_EXIT_NOTAPPLIED;
+            rc = HAK_EXIT_NOTAPPLIED;
             goto cleanup;
         }
         struct timespec ts = {0, 5 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
-    uint64_t waited = clock_ns(CLOCK_MONOTONIC) - t0;
+    uint64_t waited = hak_cli_mono_ns() - t0;
     if ((err = seg_snapshot(h.shm, after)) != 0) {
         rc = report_err(o->pid, err, 0);
         goto cleanup;
@@ -931,7 +892,7 @@ static int do_control(const opts_t *o) {
         jw_t w = {.f = stdout, .pretty = true};
         json_proc(&w, NULL, after, NULL);
         fputc('\n', stdout);
-        rc = HS_EXIT_OK;
+        rc = HAK_EXIT_OK;
         goto cleanup;
     }
     printf("pid %d: request %" PRIu64 " (%s) applied after %.0f ms\n", o->pid, seq, req, (double)waited / 1e6);
@@ -950,7 +911,7 @@ static int do_control(const opts_t *o) {
     if (after->control.rejected > before->control.rejected)
         printf("  note: %" PRIu64 " value(s) out of bounds were clamped by the library\n",
                after->control.rejected - before->control.rejected);
-    rc = HS_EXIT_OK;
+    rc = HAK_EXIT_OK;
 cleanup:
     if (h.shm != NULL) hak_shm_close(&h);
     free(before);
@@ -964,12 +925,12 @@ static int do_gc(const opts_t *o) {
     if (d == NULL) {
         if (errno == ENOENT) {
             printf("0 stale segments %s\n", o->dry_run ? "found" : "removed");
-            return HS_EXIT_OK;
+            return HAK_EXIT_OK;
         }
         fprintf(stderr, PROG ": cannot read " HAK_SHM_DIR ": %s\n", strerror(errno));
-        return HS_EXIT_SYSTEM;
+        return HAK_EXIT_ERROR;
     }
-    int rc = HS_EXIT_OK, removed = 0, dfd = dirfd(d);
+    int rc = HAK_EXIT_OK, removed = 0, dfd = dirfd(d);
     uid_t me = geteuid();
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
@@ -996,7 +957,7 @@ static int do_gc(const opts_t *o) {
         if (unlinkat(dfd, de->d_name, 0) != 0) {
             if (errno == ENOENT) continue;
             fprintf(stderr, PROG ": cannot remove " HAK_SHM_DIR "/%s: %s\n", de->d_name, strerror(errno));
-            rc = HS_EXIT_SYSTEM;
+            rc = HAK_EXIT_ERROR;
             continue;
         }
         printf("removed " HAK_SHM_DIR "/%s (pid %d no longer exists)\n", de->d_name, pid);
@@ -1010,24 +971,6 @@ static int do_gc(const opts_t *o) {
 // ---------------------------------------------------------------------------
 // --watch
 // ---------------------------------------------------------------------------
-static volatile sig_atomic_t stop_requested;
-static void on_stop(int sig) { stop_requested = sig; }
-
-static void install_stop(void) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_stop;      /* no SA_RESTART: the sleep returns at once */
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-}
-
-static void sleep_interval(double s) {
-    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
-    while (!stop_requested && nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
 static void frame_begin(bool tty, const opts_t *o, long frame) {
     char tbuf[32];
     time_t now = time(NULL);
@@ -1079,7 +1022,7 @@ static void watch_render_one(const hak_snapshot_t *s, const hak_snapshot_t *prev
 static int watch_one(const opts_t *o) {
     hak_shm_handle_t h = {.fd = -1};
     hak_snapshot_t *cur = malloc(sizeof *cur), *prev = malloc(sizeof *prev);
-    int rc = HS_EXIT_SYSTEM, err, busy = 0;
+    int rc = HAK_EXIT_ERROR, err, busy = 0;
     bool tty = isatty(STDOUT_FILENO) && o->fmt == OUT_PLAIN, have_prev = false;
     if (cur == NULL || prev == NULL) {
         fprintf(stderr, PROG ": out of memory\n");
@@ -1089,9 +1032,9 @@ static int watch_one(const opts_t *o) {
         rc = report_err(o->pid, err, errno);
         goto cleanup;
     }
-    for (long frame = 0; !stop_requested;) {
-        if (frame > 0 || busy > 0) sleep_interval(o->interval);
-        if (stop_requested) break;
+    for (long frame = 0; !hak_cli_stop;) {
+        if (frame > 0 || busy > 0) hak_cli_sleep(o->interval);
+        if (hak_cli_stop) break;
         if (process_gone(o->pid)) {
             if (o->fmt == OUT_PLAIN) printf("pid %d exited\n", o->pid);
             break;
@@ -1119,7 +1062,7 @@ static int watch_one(const opts_t *o) {
         frame++;
         if (o->count && frame >= o->count) break;
     }
-    rc = HS_EXIT_OK;
+    rc = HAK_EXIT_OK;
 cleanup:
     if (h.shm != NULL) hak_shm_close(&h);
     free(cur);
@@ -1137,18 +1080,18 @@ static int watch_all(const opts_t *o) {
     proc_list_t a = {0}, b = {0}, *cur = &a, *prev = &b;
     const hak_snapshot_t **pv = NULL;
     size_t pv_cap = 0;
-    int rc = HS_EXIT_OK;
+    int rc = HAK_EXIT_OK;
     bool tty = isatty(STDOUT_FILENO) && o->fmt == OUT_PLAIN;
     char b1[32], b2[32], b3[32], hr[16];
-    for (long frame = 0; !stop_requested;) {
-        if (frame > 0) sleep_interval(o->interval);
-        if (stop_requested) break;
+    for (long frame = 0; !hak_cli_stop;) {
+        if (frame > 0) hak_cli_sleep(o->interval);
+        if (hak_cli_stop) break;
         if ((rc = collect(cur)) != 0) goto cleanup;
         if (cur->n > pv_cap) {
             const hak_snapshot_t **npv = realloc(pv, cur->n * sizeof *npv);
             if (npv == NULL) {
                 fprintf(stderr, PROG ": out of memory\n");
-                rc = HS_EXIT_SYSTEM;
+                rc = HAK_EXIT_ERROR;
                 goto cleanup;
             }
             pv = npv;
@@ -1203,19 +1146,20 @@ cleanup:
  * write error on it is an error too. */
 int main(int argc, char **argv) {
     opts_t o;
+    hak_cli_init(PROG);
     int rc = parse_args(argc, argv, &o);
     if (rc != 0) return rc;
     install_sigbus();
     if (o.gc) rc = do_gc(&o);
     else if (o.ctl_flags) rc = do_control(&o);
     else if (o.watch) {
-        install_stop();
+        hak_cli_install_stop(0);
         rc = o.pid ? watch_one(&o) : watch_all(&o);
     } else if (o.pid) rc = do_one(&o);
     else rc = do_all(&o);
     if (fflush(stdout) != 0 || ferror(stdout)) {
         fprintf(stderr, PROG ": write error: %s\n", strerror(errno));
-        if (rc == HS_EXIT_OK) rc = HS_EXIT_SYSTEM;
+        if (rc == HAK_EXIT_OK) rc = HAK_EXIT_ERROR;
     }
     return rc;
 }

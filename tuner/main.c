@@ -11,8 +11,10 @@
  * hakmem process in the Prometheus text format (tuner/listen.c); --listen
  * alone (no --db) is a plain exporter.
  *
- * Exit status: 0 done (targets exited, duration over, or signalled), 1 runtime
- * error (DB, target not found or not ours), 2 usage error.
+ * Exit status: the table every hakmem tool shares (tools/cli.h, README.md):
+ * 0 done (targets exited, duration over, or signalled), 1 runtime error (DB,
+ * listen socket), 2 usage error, 3 no such process, 4 no hakmem segment, 5 not
+ * ours, ... (the segment reader's errors, as hakmem-stat reports them).
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -20,6 +22,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +31,7 @@
 #include <unistd.h>
 
 #include "hakmem/shm.h"
+#include "../tools/cli.h"
 #include "db.h"
 #include "listen.h"
 #include "policy.h"
@@ -40,34 +44,39 @@
 #define MAX_SNAP_FAILS 20   /* consecutive failed snapshots before a target is dropped */
 
 static const char usage_text[] =
-    "Usage: hakmem-tuner --db FILE (--pid N | --all) [options]\n"
-    "       hakmem-tuner --listen [ADDR:PORT] [--db FILE (--pid N | --all)] [options]\n"
+    "Usage: hakmem-tuner --db FILE (-p PID [-p PID...] | --all) [options]\n"
+    "       hakmem-tuner --listen [ADDR:PORT] [--db FILE (-p PID | --all)] [options]\n"
     "Record the tuning history of running hakmem processes (samples of every counter,\n"
     "knob and size class) into a SQLite DB, and with --drive tune fixed-mode processes\n"
     "from outside with the same policy as HAKMEM_MODE=evolving.\n"
     "\n"
-    "  --db FILE         history database (created or migrated; WAL mode)\n"
-    "  --pid N           follow process N (repeatable); exits when they all have exited\n"
-    "  --all             follow every hakmem process of this user, as they come and go\n"
-    "  --interval MS     sampling / tuning interval (default 250, 10..60000)\n"
-    "  --drive           tune processes in HAKMEM_MODE=fixed through their control block\n"
-    "                    (evolving processes tune themselves and are only recorded)\n"
-    "  --duration SEC    stop after SEC seconds (default: run until signalled)\n"
-    "  --idle-ms MS      idle time before a trim (default: the process's HAKMEM_IDLE_MS)\n"
-    "  --budget BYTES    cache budget for the ring cap (K/M/G; default: HAKMEM_CACHE_MAX_BYTES)\n"
-    "  --cap-min N       lowest ring cap to set, global or per class (default 1)\n"
-    "  --cap-max N       highest ring cap to set, global or per class (default 512)\n"
+    "  --db FILE             history database (created or migrated; WAL mode)\n"
+    "  -p, --pid PID         follow process PID (repeatable); exits when they all have exited\n"
+    "  --all                 follow every hakmem process of this user, as they come and go\n"
+    "  -i, --interval SEC    sampling / tuning interval in seconds (default 0.25, 0.01..60;\n"
+    "                        fractions allowed, \"250ms\" too)\n"
+    "  --drive               tune processes in HAKMEM_MODE=fixed through their control block\n"
+    "                        (evolving processes tune themselves and are only recorded)\n"
+    "  -d, --duration SEC    stop after SEC seconds (default: run until signalled)\n"
+    "  --idle SEC            idle time before a trim (default: the process's HAKMEM_IDLE_MS)\n"
+    "  --budget BYTES        cache budget for the ring cap (K/M/G; default: HAKMEM_CACHE_MAX_BYTES)\n"
+    "  --cap-min N           lowest ring cap to set, global or per class (default 1)\n"
+    "  --cap-max N           highest ring cap to set, global or per class (default 512)\n"
     "  --listen [ADDR:PORT]  serve GET /metrics over HTTP: the telemetry of every hakmem\n"
-    "                    process of this user, Prometheus text format (the names of\n"
-    "                    hakmem-stat --prometheus); default " TUNER_LISTEN_DEFAULT " (loopback);\n"
-    "                    PORT alone means 127.0.0.1:PORT, port 0 a free one.  Without --db\n"
-    "                    it only serves metrics, until signalled or --duration\n"
-    "  -q, --quiet       print errors only\n"
-    "  -h, --help        this text\n"
-    "\n"
-    "Exit status: 0 done, 1 runtime error, 2 usage error.\n"
+    "                        process of this user, Prometheus text format (the names of\n"
+    "                        hakmem-stat --prometheus); default " TUNER_LISTEN_DEFAULT " (loopback);\n"
+    "                        PORT alone means 127.0.0.1:PORT, port 0 a free one.  Without --db\n"
+    "                        it only serves metrics, until signalled or --duration\n"
+    "  -q, --quiet           print errors only\n"
+    "  -h, --help            this text\n"
+    "  -V, --version         the hakmem version\n"
+    "\n";
+
+static const char usage_tail[] =
+    "  Conventions shared by the hakmem tools: README.md, \"Command-line conventions\n"
+    "  and exit status\".\n"
     "Examples:\n"
-    "  hakmem-tuner --db hist.db --pid 1234 --drive --interval 100\n"
+    "  hakmem-tuner --db hist.db -p 1234 --drive --interval 0.1\n"
     "  hakmem-tuner --db hist.db --all --duration 60\n"
     "  hakmem-tuner --listen 127.0.0.1:9464\n";
 
@@ -76,7 +85,8 @@ typedef struct opts {
     int pids[MAX_TARGETS];
     int npids;
     int all, drive, quiet;
-    uint64_t interval_ms, duration_s, idle_ms, budget, cap_min, cap_max;
+    double interval_s, duration_s;  /* seconds; duration 0 = until signalled */
+    uint64_t idle_ms, budget, cap_min, cap_max;
     int have_cap_min, have_cap_max;
     const char *listen;             /* --listen ADDR:PORT, NULL = no endpoint */
 } opts_t;
@@ -101,14 +111,7 @@ typedef struct target {
     int alive;
 } target_t;
 
-static volatile sig_atomic_t stop_signal;
-static void on_signal(int sig) { stop_signal = sig; }
-
-static uint64_t mono_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
+#define mono_ns hak_cli_mono_ns
 
 static int parse_u64(const char *s, uint64_t *out, int sizes) {
     char *end;
@@ -134,66 +137,88 @@ static int parse_u64(const char *s, uint64_t *out, int sizes) {
     return 0;
 }
 
-static int usage_error(const char *fmt, const char *arg) {
-    fprintf(stderr, "hakmem-tuner: ");
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\nTry 'hakmem-tuner --help'.\n");
-    return 2;
+/* The syntax tuner_listen_open takes ("ADDR:PORT", "[IPv6]:PORT", ":PORT",
+ * "PORT"; PORT 0..65535), checked here so that a malformed value is a usage
+ * error (2), not a runtime one: binding can still fail later (1). */
+static int listen_spec_ok(const char *spec) {
+    const char *port;
+    if (spec[0] == '[') {
+        const char *close = strchr(spec, ']');
+        if (close == NULL || close == spec + 1 || close[1] != ':') return 0;
+        port = close + 2;
+    } else {
+        const char *colon = strrchr(spec, ':');
+        port = colon ? colon + 1 : spec;
+    }
+    if (*port == '\0' || strlen(port) > 5 || strspn(port, "0123456789") != strlen(port)) return 0;
+    return atol(port) <= 65535;
 }
 
 static int parse_args(int argc, char **argv, opts_t *o) {
-    enum { O_DB = 256, O_PID, O_ALL, O_INTERVAL, O_DRIVE, O_DURATION, O_IDLE, O_BUDGET, O_CAPMIN, O_CAPMAX, O_LISTEN };
+    enum { O_DB = 256, O_ALL, O_DRIVE, O_IDLE, O_IDLE_MS, O_BUDGET, O_CAPMIN, O_CAPMAX, O_LISTEN };
     static const struct option lo[] = {
-        {"db", required_argument, 0, O_DB},           {"pid", required_argument, 0, O_PID},
-        {"all", no_argument, 0, O_ALL},               {"interval", required_argument, 0, O_INTERVAL},
-        {"drive", no_argument, 0, O_DRIVE},           {"duration", required_argument, 0, O_DURATION},
-        {"idle-ms", required_argument, 0, O_IDLE},    {"budget", required_argument, 0, O_BUDGET},
+        {"db", required_argument, 0, O_DB},           {"pid", required_argument, 0, 'p'},
+        {"all", no_argument, 0, O_ALL},               {"interval", required_argument, 0, 'i'},
+        {"drive", no_argument, 0, O_DRIVE},           {"duration", required_argument, 0, 'd'},
+        {"idle", required_argument, 0, O_IDLE},       {"idle-ms", required_argument, 0, O_IDLE_MS},
+        {"budget", required_argument, 0, O_BUDGET},
         {"cap-min", required_argument, 0, O_CAPMIN},  {"cap-max", required_argument, 0, O_CAPMAX},
         {"listen", optional_argument, 0, O_LISTEN},
         {"quiet", no_argument, 0, 'q'},               {"help", no_argument, 0, 'h'},
+        {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
-    o->interval_ms = 250;
+    o->interval_s = 0.25;
     o->cap_max = 512;
     o->cap_min = 1;
     opterr = 0;
-    int c;
-    uint64_t v;
-    while ((c = getopt_long(argc, argv, "qh", lo, NULL)) != -1) {
+    int c, pid;
+    double secs = 0;
+    while ((c = getopt_long(argc, argv, ":p:i:d:qhV", lo, NULL)) != -1) {
         switch (c) {
         case O_DB: o->db_path = optarg; break;
-        case O_PID:
-            if (parse_u64(optarg, &v, 0) != 0 || v == 0 || v > 0x7fffffff)
-                return usage_error("--pid: '%s' is not a process id", optarg);
-            if (o->npids == MAX_TARGETS) return usage_error("too many --pid (max %s)", "256");
-            o->pids[o->npids++] = (int)v;
+        case 'p':
+            if (hak_cli_parse_pid(optarg, &pid) != 0) return hak_cli_usage_error("'%s' is not a process id", optarg);
+            if (o->npids == MAX_TARGETS) return hak_cli_usage_error("too many --pid (max %d)", MAX_TARGETS);
+            o->pids[o->npids++] = pid;
             break;
         case O_ALL: o->all = 1; break;
-        case O_INTERVAL:
-            if (parse_u64(optarg, &o->interval_ms, 0) != 0 || o->interval_ms < 10 || o->interval_ms > 60000)
-                return usage_error("--interval: '%s' is not a number of ms in 10..60000", optarg);
+        case 'i':
+            if (hak_cli_parse_seconds(optarg, 0.01, 60, &o->interval_s) != 0) {
+                /* before 0.1 the interval was in ms: "--interval 100" */
+                if (hak_cli_parse_seconds(optarg, 60, 60000, &secs) == 0)
+                    return hak_cli_usage_error("--interval is in seconds (0.01..60): for %s ms write %g or %sms",
+                                               optarg, secs / 1000, optarg);
+                return hak_cli_usage_error("--interval: '%s' is not a number of seconds in 0.01..60", optarg);
+            }
             break;
         case O_DRIVE: o->drive = 1; break;
-        case O_DURATION:
-            if (parse_u64(optarg, &o->duration_s, 0) != 0 || o->duration_s == 0 || o->duration_s > 100000000)
-                return usage_error("--duration: '%s' is not a positive number of seconds", optarg);
+        case 'd':
+            if (hak_cli_parse_seconds(optarg, 0.001, 1e8, &o->duration_s) != 0)
+                return hak_cli_usage_error("--duration: '%s' is not a positive number of seconds", optarg);
             break;
         case O_IDLE:
-            if (parse_u64(optarg, &o->idle_ms, 0) != 0 || o->idle_ms < 10 || o->idle_ms > 3600000)
-                return usage_error("--idle-ms: '%s' is not a number of ms in 10..3600000", optarg);
+        case O_IDLE_MS:   /* --idle-ms MS: the older spelling, still accepted */
+            if (c == O_IDLE_MS ? parse_u64(optarg, &o->idle_ms, 0) != 0
+                               : hak_cli_parse_seconds(optarg, 0.01, 3600, &secs) != 0)
+                return hak_cli_usage_error("%s: '%s' is not a time in 0.01..3600 s", c == O_IDLE ? "--idle" : "--idle-ms",
+                                           optarg);
+            if (c == O_IDLE) o->idle_ms = (uint64_t)llround(secs * 1000);
+            if (o->idle_ms < 10 || o->idle_ms > 3600000)
+                return hak_cli_usage_error("--idle-ms: '%s' is not a number of ms in 10..3600000", optarg);
             break;
         case O_BUDGET:
             if (parse_u64(optarg, &o->budget, 1) != 0 || o->budget == 0)
-                return usage_error("--budget: '%s' is not a size (e.g. 512M)", optarg);
+                return hak_cli_usage_error("--budget: '%s' is not a size (e.g. 512M)", optarg);
             break;
         case O_CAPMIN:
             if (parse_u64(optarg, &o->cap_min, 0) != 0 || o->cap_min > 512)
-                return usage_error("--cap-min: '%s' is not in 0..512", optarg);
+                return hak_cli_usage_error("--cap-min: '%s' is not in 0..512", optarg);
             o->have_cap_min = 1;
             break;
         case O_CAPMAX:
             if (parse_u64(optarg, &o->cap_max, 0) != 0 || o->cap_max > 512)
-                return usage_error("--cap-max: '%s' is not in 0..512", optarg);
+                return hak_cli_usage_error("--cap-max: '%s' is not in 0..512", optarg);
             o->have_cap_max = 1;
             break;
         case O_LISTEN:
@@ -201,25 +226,26 @@ static int parse_args(int argc, char **argv, opts_t *o) {
             if (optarg) o->listen = optarg;
             else if (optind < argc && argv[optind][0] != '-') o->listen = argv[optind++];
             else o->listen = TUNER_LISTEN_DEFAULT;
+            if (!listen_spec_ok(o->listen))
+                return hak_cli_usage_error("--listen: '%s' is not [ADDR:]PORT (PORT 0..65535; [IPv6]:PORT)", o->listen);
             break;
         case 'q': o->quiet = 1; break;
-        case 'h': fputs(usage_text, stdout); return -1;
-        case '?':
-        default:
-            if (optopt && optopt < 256) {
-                char s[2] = {(char)optopt, 0};
-                return usage_error("unknown or incomplete option -%s", s);
-            }
-            return usage_error("unknown or incomplete option '%s'", argv[optind - 1]);
+        case 'h':
+            fputs(usage_text, stdout);
+            hak_cli_print_exit_table(stdout);
+            fputs(usage_tail, stdout);
+            return -1;
+        case 'V': return hak_cli_version(NULL) == 0 ? -1 : HAK_EXIT_ERROR;
+        default: return hak_cli_bad_option(c, argv);
         }
     }
-    if (optind < argc) return usage_error("unexpected argument '%s'", argv[optind]);
-    if (o->db_path == NULL && o->listen == NULL) return usage_error("%s", "--db FILE is required");
+    if (optind < argc) return hak_cli_usage_error("unexpected argument '%s'", argv[optind]);
+    if (o->db_path == NULL && o->listen == NULL) return hak_cli_usage_error("--db FILE is required");
     if (o->db_path == NULL && (o->all || o->npids || o->drive))
-        return usage_error("%s", "--pid, --all and --drive record into a DB: give --db FILE");
-    if (o->db_path != NULL && !o->all && o->npids == 0) return usage_error("%s", "give --pid N or --all");
-    if (o->all && o->npids) return usage_error("%s", "--pid and --all exclude each other");
-    if (o->cap_min > o->cap_max) return usage_error("%s", "--cap-min is above --cap-max");
+        return hak_cli_usage_error("--pid, --all and --drive record into a DB: give --db FILE");
+    if (o->db_path != NULL && !o->all && o->npids == 0) return hak_cli_usage_error("give -p PID or --all");
+    if (o->all && o->npids) return hak_cli_usage_error("--pid and --all exclude each other");
+    if (o->cap_min > o->cap_max) return hak_cli_usage_error("--cap-min is above --cap-max");
     return 0;
 }
 
@@ -262,7 +288,7 @@ static void cfg_for(const opts_t *o, const hak_snapshot_t *s, tuner_cfg_t *cfg) 
     tuner_cfg_default(cfg, s);
     cfg->cache_max_bytes = o->budget;      /* 0 = follow the process's knob */
     cfg->idle_ms = o->idle_ms;             /* 0 = the process's HAKMEM_IDLE_MS */
-    cfg->interval_ms = o->interval_ms;
+    cfg->interval_ms = (uint64_t)llround(o->interval_s * 1000);
     cfg->ring_cap_min = o->cap_min;
     cfg->ring_cap_max = o->cap_max;
 }
@@ -513,6 +539,7 @@ static void scan_all(const opts_t *o, tuner_db_t *db, target_t *ts, int *nts) {
 
 int main(int argc, char **argv) {
     opts_t o;
+    hak_cli_init("hakmem-tuner");
     int rc = parse_args(argc, argv, &o);
     if (rc != 0) return rc < 0 ? 0 : rc;
 
@@ -523,13 +550,13 @@ int main(int argc, char **argv) {
     tuner_listen_t *lsn = NULL;
     if (ts == NULL) {
         fprintf(stderr, "hakmem-tuner: out of memory\n");
-        return 1;
+        return HAK_EXIT_ERROR;
     }
     if (o.db_path) {
         db = tuner_db_open(o.db_path, err, sizeof err);
         if (db == NULL) {
             fprintf(stderr, "hakmem-tuner: %s\n", err);
-            status = 1;
+            status = HAK_EXIT_ERROR;
             goto cleanup;
         }
     }
@@ -537,7 +564,7 @@ int main(int argc, char **argv) {
         lsn = tuner_listen_open(o.listen, err, sizeof err);
         if (lsn == NULL) {
             fprintf(stderr, "hakmem-tuner: %s\n", err);
-            status = 1;
+            status = HAK_EXIT_ERROR;
             goto cleanup;
         }
         if (!tuner_listen_is_loopback(lsn))
@@ -548,28 +575,21 @@ int main(int argc, char **argv) {
         fflush(stdout);
     }
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    hak_cli_install_stop(1);
 
     for (int i = 0; i < o.npids; i++) {
         if (find_target(ts, nts, o.pids[i])) continue;
-        if (target_open(&o, db, &ts[nts], o.pids[i], 1) != 0) {
-            status = 1;
+        if ((rc = target_open(&o, db, &ts[nts], o.pids[i], 1)) != 0) {
+            status = hak_cli_exit_of_shm(rc);   /* no such process 3, no segment 4, ...; DB error 1 */
             goto cleanup;
         }
         nts++;
     }
 
     uint64_t start = mono_ns(), next = start;
-    uint64_t interval_ns = o.interval_ms * 1000000ull;
-    uint64_t end = o.duration_s ? start + o.duration_s * 1000000000ull : UINT64_MAX;
-    while (!stop_signal) {
+    uint64_t interval_ns = (uint64_t)llround(o.interval_s * 1e9);
+    uint64_t end = o.duration_s > 0 ? start + (uint64_t)llround(o.duration_s * 1e9) : UINT64_MAX;
+    while (!hak_cli_stop) {
         if (o.all) scan_all(&o, db, ts, &nts);
         int alive = 0;
         for (int i = 0; i < nts; i++) {
@@ -584,18 +604,18 @@ int main(int argc, char **argv) {
         if (next < now) next = now;        /* fell behind: do not burst */
         if (next > end) next = end;
         if (lsn) {
-            tuner_listen_serve_until(lsn, next, &stop_signal);   /* scrapes between samples */
+            tuner_listen_serve_until(lsn, next, &hak_cli_stop);   /* scrapes between samples */
         } else {
             struct timespec ts_next = {.tv_sec = (time_t)(next / 1000000000ull),
                                        .tv_nsec = (long)(next % 1000000000ull)};
-            while (!stop_signal && clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts_next, NULL) == EINTR) {
+            while (!hak_cli_stop && clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts_next, NULL) == EINTR) {
             }
         }
     }
-    if (stop_signal && !o.quiet) printf("hakmem-tuner: %s: ending runs\n", strsignal(stop_signal));
+    if (hak_cli_stop && !o.quiet) printf("hakmem-tuner: %s: ending runs\n", strsignal(hak_cli_stop));
 
 cleanup:
-    for (int i = 0; i < nts; i++) target_close(db, &ts[i], stop_signal ? "tuner stopped" : "tuner done", o.quiet);
+    for (int i = 0; i < nts; i++) target_close(db, &ts[i], hak_cli_stop ? "tuner stopped" : "tuner done", o.quiet);
     tuner_db_close(db);
     tuner_listen_close(lsn);
     free(ts);

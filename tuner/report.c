@@ -12,6 +12,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <libgen.h>
@@ -22,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../tools/cli.h"
 #include "report.h"
 #include "report_template.h"
 
@@ -41,6 +43,7 @@ static const char usage_text[] =
     "                    (default: the one next to this program)\n"
     "  --template FILE   HTML template instead of the built-in dashboards/report.html\n"
     "  -h, --help        this text\n"
+    "  -V, --version     the hakmem version\n"
     "\n"
     "Per run: duration, mode, command, hit rate, evictions, flushes, bytes released, peak and idle\n"
     "memory held; the timeline of the knobs against hit rate, evictions/s, flushes/s and bytes\n"
@@ -49,14 +52,12 @@ static const char usage_text[] =
     "with predicted hit rate and memory cost from the recorded ghost histograms, and the command\n"
     "to run the program with it; the other runs of the same command side by side.\n"
     "\n"
-    "Exit status:\n"
-    "  0  report written (a run still in progress - no end recorded - or with a single sample\n"
-    "     is reported up to its last sample, with a note)\n"
-    "  1  the DB cannot be used: missing, not a SQLite database, corrupt, not a hakmem history,\n"
-    "     or written by a newer hakmem\n"
-    "  2  usage error\n"
-    "  3  nothing to report: no runs in the DB, no such run, or the selected runs have no samples\n"
-    "  4  the output file cannot be written\n"
+    "\n";
+
+static const char usage_tail[] =
+    "  Conventions shared by the hakmem tools: README.md, \"Command-line conventions\n"
+    "  and exit status\".  A run still in progress (no end recorded) or with a single\n"
+    "  sample is reported up to its last sample, with a note (exit 0).\n"
     "Examples:\n"
     "  hakmem-report --db hakmem-history.db\n"
     "  hakmem-report --db hakmem-history.db --all --format html -o hakmem-report.html\n"
@@ -71,12 +72,11 @@ typedef struct opts {
     int nruns;
 } opts_t;
 
-static int usage_error(const char *fmt, const char *arg) {
-    fprintf(stderr, "hakmem-report: ");
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\nTry 'hakmem-report --help'.\n");
-    return RP_EXIT_USAGE;
-}
+#define usage_error hak_cli_usage_error
+
+_Static_assert(RP_EXIT_DB == HAK_EXIT_ERROR && RP_EXIT_USAGE == HAK_EXIT_USAGE && RP_EXIT_OUTPUT == HAK_EXIT_ERROR &&
+                   RP_EXIT_NODATA == HAK_EXIT_NODATA,
+               "hakmem-report's exit status follows the shared table (tools/cli.h)");
 
 static int ends_with(const char *s, const char *suf) {
     size_t a = strlen(s), b = strlen(suf);
@@ -94,11 +94,12 @@ static int parse_args(int argc, char **argv, opts_t *o) {
                                        {"lib", required_argument, 0, O_LIB},
                                        {"template", required_argument, 0, O_TPL},
                                        {"help", no_argument, 0, 'h'},
+                                       {"version", no_argument, 0, 'V'},
                                        {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, "ho:", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":ho:V", lo, NULL)) != -1) {
         switch (c) {
         case O_DB: o->db = optarg; break;
         case O_RUN: {
@@ -123,13 +124,13 @@ static int parse_args(int argc, char **argv, opts_t *o) {
         case 'o': o->out = optarg; break;
         case O_LIB: o->lib = optarg; break;
         case O_TPL: o->tpl = optarg; break;
-        case 'h': fputs(usage_text, stdout); return -1;
-        default:
-            if (optopt && optopt < 256) {
-                char s[2] = {(char)optopt, 0};
-                return usage_error("unknown or incomplete option -%s", s);
-            }
-            return usage_error("unknown or incomplete option '%s'", argv[optind - 1]);
+        case 'h':
+            fputs(usage_text, stdout);
+            hak_cli_print_exit_table(stdout);
+            fputs(usage_tail, stdout);
+            return -1;
+        case 'V': return hak_cli_version(NULL) == 0 ? -1 : RP_EXIT_OUTPUT;
+        default: return hak_cli_bad_option(c, argv);
         }
     }
     if (optind < argc) return usage_error("unexpected argument '%s'", argv[optind]);
@@ -191,11 +192,7 @@ static void default_lib(char *out, size_t n) {
     if (access(cand, R_OK) == 0 && realpath(cand, real) && strlen(real) < n) memcpy(out, real, strlen(real) + 1);
 }
 
-static uint64_t now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
+#define now_ns hak_cli_wall_ns
 
 static int write_report(const opts_t *o, const rp_report_t *rep, const char *tpl) {
     FILE *f = stdout;
@@ -232,6 +229,7 @@ static int write_report(const opts_t *o, const rp_report_t *rep, const char *tpl
 
 int main(int argc, char **argv) {
     opts_t o;
+    hak_cli_init("hakmem-report");
     int rc = parse_args(argc, argv, &o);
     if (rc != 0) return rc < 0 ? 0 : rc;
 
@@ -258,6 +256,15 @@ int main(int argc, char **argv) {
     int64_t *ids = NULL, *sel = NULL;
     int nids = 0, nsel = 0;
     int status = RP_EXIT_OK;
+    /* SQLite says only "unable to open database file": open it ourselves
+     * first, so that a missing or unreadable DB is reported with the reason. */
+    int dbfd = open(o.db, O_RDONLY | O_CLOEXEC);
+    if (dbfd < 0) {
+        fprintf(stderr, "hakmem-report: cannot open %s: %s\n", o.db, strerror(errno));
+        free(tpl_buf);
+        return RP_EXIT_DB;
+    }
+    close(dbfd);
     if (rp_db_open(&db, o.db) != 0) {
         fprintf(stderr, "hakmem-report: %s\n", db.err);
         free(tpl_buf);

@@ -19,14 +19,14 @@
 
 #include "hakmem/shm.h"
 
-/* Exit codes of hakmem-report (also in --help and dashboards/README.md). */
-enum {
-    RP_EXIT_OK = 0,      /* report written (a run in progress or with one sample is reported, with a note) */
-    RP_EXIT_DB = 1,      /* DB unusable: missing, not a database, corrupt, not a hakmem history, newer schema */
-    RP_EXIT_USAGE = 2,   /* bad options */
-    RP_EXIT_NODATA = 3,  /* nothing to report: no runs, no such run, or the selected runs have no samples */
-    RP_EXIT_OUTPUT = 4,  /* the output file could not be written */
-};
+/* Exit status of hakmem-report: rows of the table every hakmem tool shares
+ * (HAK_EXIT_* in tools/cli.h, documented in README.md). */
+#define RP_EXIT_OK     0    /* HAK_EXIT_OK: report written (a run in progress or with one sample, with a note) */
+#define RP_EXIT_DB     1    /* HAK_EXIT_ERROR: DB unusable: cannot be opened (errno reason), not a database,
+                               corrupt, not a hakmem history, newer schema */
+#define RP_EXIT_USAGE  2    /* HAK_EXIT_USAGE: bad options */
+#define RP_EXIT_OUTPUT 1    /* HAK_EXIT_ERROR: the output file could not be written */
+#define RP_EXIT_NODATA 12   /* HAK_EXIT_NODATA: no runs, no such run, or the selected runs have no samples */
 
 /* ---- what the DB holds ---- */
 

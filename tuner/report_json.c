@@ -8,24 +8,13 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../tools/cli.h"
 #include "report.h"
 
-static void jstr(FILE *f, const char *s) {
-    fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
-        else if (*p == '\n') fputs("\\n", f);
-        else if (*p == '\t') fputs("\\t", f);
-        else if (*p < 0x20) fprintf(f, "\\u%04x", *p);
-        else fputc(*p, f);
-    }
-    fputc('"', f);
-}
-
-static void jnum(FILE *f, double v) {
-    if (isnan(v) || isinf(v)) fputs("null", f);
-    else fprintf(f, "%.12g", v);
-}
+/* Strings and numbers: the JSON writer every tool shares (tools/cli.c):
+ * control bytes and 0x7f escaped, UTF-8 kept, numbers that read back exactly. */
+static void jstr(FILE *f, const char *s) { hak_json_string(f, s ? s : ""); }
+static void jnum(FILE *f, double v) { hak_json_number(f, v); }
 
 static void kstr(FILE *f, const char *k, const char *v, int comma) {
     fprintf(f, "%s\"%s\": ", comma ? ", " : "", k);

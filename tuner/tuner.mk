@@ -41,9 +41,12 @@ $(O)/obj/tuner-tool/%.o: tuner/%.c $(TUNER_HEADERS) $(TUNER_GEN)
 TUNER_LISTEN_OBJS := $(O)/obj/tuner-tool/listen.o $(O)/obj/tools/metrics.o
 $(O)/obj/tuner-tool/listen.o $(O)/obj/tuner-tool/main.o: tuner/listen.h tools/metrics.h
 
-$(O)/hakmem-tuner: $(TUNER_TOOL_OBJS) $(TUNER_LISTEN_OBJS) $(READER_OBJ)
+# Both tools link the command-line base shared by every tool (tools/cli.c).
+$(O)/obj/tuner-tool/main.o $(O)/obj/tuner-tool/report.o $(O)/obj/tuner-tool/report_json.o: tools/cli.h
+
+$(O)/hakmem-tuner: $(TUNER_TOOL_OBJS) $(TUNER_LISTEN_OBJS) $(READER_OBJ) $(CLI_OBJ)
 	$(call msg,CCLD,$@)
-	$(Q)$(CC) $(BASE_CFLAGS) -o $@ $^ -ldl $(SAN_LDFLAGS)
+	$(Q)$(CC) $(BASE_CFLAGS) -o $@ $^ -ldl -lm $(SAN_LDFLAGS)
 
 # hakmem-report: offline reports from the history (tuner/report*.c).  A tool:
 # it links libsqlite3 directly (the library never does) and reuses the policy's
@@ -64,7 +67,7 @@ $(REPORT_OBJS): tuner/report.h $(REPORT_GEN)
 
 REPORT_POLICY_OBJS := $(addprefix $(O)/obj/tuner-tool/,$(addsuffix .o,$(POLICY_MODULES)))
 
-$(O)/hakmem-report: $(REPORT_OBJS) $(REPORT_POLICY_OBJS)
+$(O)/hakmem-report: $(REPORT_OBJS) $(REPORT_POLICY_OBJS) $(CLI_OBJ)
 	$(call msg,CCLD,$@)
 	$(Q)$(CC) $(BASE_CFLAGS) -o $@ $^ -lsqlite3 -lm $(SAN_LDFLAGS)
 

@@ -13,9 +13,10 @@
 #      another thread while flushes run) and one hakmem block behind hakmem's
 #      back: the own ones are outside flush windows and not hakmem's, the
 #      rogue one is flagged as a hakmem mapping, the library's still match.
-#   D  missing privilege (uid 65534): exit 77 with a clear message, the
-#      command never runs; missing BTF (78) / tracefs (79) in a private mount
-#      namespace when unshare works.
+#   D  missing privilege (uid 65534): exit 5 (the tools' "permission" code)
+#      with a clear message, the command never runs; missing BTF / tracefs in
+#      a private mount namespace when unshare works: exit 13 ("not possible
+#      here") with a message naming what is missing.
 #   E  bpf/flushes.bt with bpftrace: one line per flush, counts match.
 # Exit 0 pass, 77 skip (reason on the last line), else fail.
 set -u
@@ -50,10 +51,10 @@ else
 fi
 "${AS_NOBODY[@]}" "$PROBE" --lib "$LIB" -- "$W" -r 1 -o "$T/priv.lib.json" >"$D_OUT" 2>&1
 rc=$?
-if [ $rc -eq 77 ] && grep -q "missing privilege" "$D_OUT" && grep -q "CAP_BPF" "$D_OUT" && [ ! -e "$T/priv.lib.json" ]; then
-  ok "D: unprivileged run exits 77: $(head -c 160 "$D_OUT")..."
+if [ $rc -eq 5 ] && grep -q "missing privilege" "$D_OUT" && grep -q "CAP_BPF" "$D_OUT" && [ ! -e "$T/priv.lib.json" ]; then
+  ok "D: unprivileged run exits 5: $(head -c 160 "$D_OUT")..."
 else
-  fail "D: unprivileged hakmem-probe exited $rc (want 77 + message, command not run): $(cat "$D_OUT")"
+  fail "D: unprivileged hakmem-probe exited $rc (want 5 + message, command not run): $(cat "$D_OUT")"
 fi
 if [ "$(id -u)" -ne 0 ]; then
   skip "not root: only the missing-privilege path could be checked (CI runs as root)"
@@ -67,7 +68,7 @@ CHECK=$("$PROBE" --check 2>&1)
 rc=$?
 case $rc in
   0) ;;
-  77|78|79) skip "eBPF cannot work here (hakmem-probe --check exit $rc): $CHECK" ;;
+  5|13) skip "eBPF cannot work here (hakmem-probe --check exit $rc): $CHECK" ;;
   *) echo "FAIL: hakmem-probe --check exit $rc: $CHECK"; exit 1 ;;
 esac
 
@@ -117,6 +118,12 @@ if flushes:
     check(sum(f["kernel_munmap_calls"] for f in flushes) == lib["munmap_calls"], "sum of per-flush kernel munmap calls == library munmap_calls")
     check(sum(f["kernel_munmap_bytes"] for f in flushes) == lib["munmap_bytes"], "sum of per-flush kernel munmap bytes == library munmap_bytes")
     check(len({f["id"] for f in flushes}) == len(flushes), "flush ids unique")
+    # "t" is the flush's kernel time (begin_ktime) relative to the probe's start,
+    # not when the tool read the event: t - begin_ktime is the same for all
+    ts = sorted(flushes, key=lambda f: f["begin_ktime"])
+    offs = [f["begin_ktime"] / 1e9 - f["t"] for f in ts]
+    check(max(offs) - min(offs) < 2e-6 and all(f["t"] >= 0 for f in ts), "flush times are kernel times: t - begin_ktime spread %.3g s" % (max(offs) - min(offs)))
+    check(len(ts) < 3 or len({round(f["t"], 6) for f in ts}) > len(ts) // 2, "flush times differ (%d distinct of %d)" % (len({round(f["t"], 6) for f in ts}), len(ts)))
 hist = s["histograms_log2_ns"]["munmap_inside"]
 check(sum(hist.values()) == mi["calls"], "munmap latency histogram holds every inside call (%d)" % sum(hist.values()))
 lc = s.get("library_counters")
@@ -198,13 +205,13 @@ fi
 if unshare -m true 2>/dev/null; then
   out=$(unshare -m sh -c 'mount -t tmpfs none /sys/kernel/btf && exec "$0" --check' "$PROBE" 2>&1)
   rc=$?
-  if [ $rc -eq 78 ] && echo "$out" | grep -q "BTF"; then ok "D: no kernel BTF -> 78: $out"
-  else fail "D: no kernel BTF: exit $rc (want 78): $out"; fi
+  if [ $rc -eq 13 ] && echo "$out" | grep -q "BTF"; then ok "D: no kernel BTF -> 13: $out"
+  else fail "D: no kernel BTF: exit $rc (want 13): $out"; fi
   out=$(unshare -m sh -c 'umount -l /sys/kernel/tracing 2>/dev/null; mount -t tmpfs none /sys/kernel/tracing;
                           [ -d /sys/kernel/debug ] && mount -t tmpfs none /sys/kernel/debug; exec "$0" --check' "$PROBE" 2>&1)
   rc=$?
-  if [ $rc -eq 79 ] && echo "$out" | grep -q "tracefs"; then ok "D: no tracefs -> 79: $out"
-  else fail "D: no tracefs: exit $rc (want 79): $out"; fi
+  if [ $rc -eq 13 ] && echo "$out" | grep -q "tracefs"; then ok "D: no tracefs -> 13: $out"
+  else fail "D: no tracefs: exit $rc (want 13): $out"; fi
 else
   echo "note: unshare -m unavailable: BTF/tracefs absence not simulated"
 fi

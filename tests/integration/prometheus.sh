@@ -85,7 +85,7 @@ fi
 for _ in $(seq 600); do grep -q '^summary' "$TMP/phased.out" && break; sleep 0.05; done
 grep -q '^summary' "$TMP/phased.out" || { cat "$TMP/phased.out"; fail "workload did not finish its phases"; }
 sleep 0.5
-if [ -n "$KERNEL" ] && ! grep -q 'hakmem_kernel_munmap_calls_total{pid="'"$WPID"'"' <("$STAT" --prometheus "$WPID"); then
+if [ -n "$KERNEL" ] && ! grep -q 'hakmem_kernel_munmap_calls_total{pid="'"$WPID"'"' <("$STAT" --prometheus -p "$WPID"); then
   echo "hakmem-probe did not publish:"; cat "$TMP/probe.out"
   stop "$PPID_"; PPID_=; KERNEL=
 fi
@@ -134,7 +134,7 @@ get "http://127.0.0.1:$PORT/nope" >/dev/null; [ "$(cat "$TMP/code")" = 404 ] || 
 get "$URL" POST >/dev/null; [ "$(cat "$TMP/code")" = 405 ] || fail "POST: HTTP $(cat "$TMP/code")"
 ok "HEAD 200, unknown path 404, POST 405"
 # same names as hakmem-stat --prometheus (one writer)
-"$STAT" --prometheus "$WPID" >"$TMP/stat.txt" || fail "hakmem-stat --prometheus"
+"$STAT" --prometheus -p "$WPID" >"$TMP/stat.txt" || fail "hakmem-stat --prometheus"
 names() { sed -n 's/^\(hakmem_[a-z0-9_]*\).*/\1/p' "$1" | grep -v '^hakmem_stat_' | sort -u; }
 diff <(names "$TMP/stat.txt") <(grep "pid=\"$WPID\"" "$TMP/metrics.txt" | sed -n 's/^\(hakmem_[a-z0-9_]*\).*/\1/p' | sort -u) ||
   fail "metric names differ between hakmem-stat --prometheus and /metrics"

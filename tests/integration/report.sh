@@ -80,7 +80,7 @@ record_fixed() {
   local pp=$!
   PIDS+=("$pp")
   for _ in $(seq 200); do [ -e "/dev/shm/hakmem.$pp" ] && break; sleep 0.01; done
-  "$TUNER" --db "$DB" --pid "$pp" --interval 100 -q >"$TMP/tuner.$1.out" 2>&1 &
+  "$TUNER" --db "$DB" --pid "$pp" --interval 0.1 -q >"$TMP/tuner.$1.out" 2>&1 &
   local tp=$!
   PIDS+=("$tp")
   wait "$pp" || { cat "$TMP/fixed.$1.out"; fail "phased (fixed, cap $1) failed"; }
@@ -240,7 +240,7 @@ expect() {   # expected exit, stderr pattern, args...
   [ -z "$pat" ] || grep -Eq -e "$pat" "$TMP/err" || { cat "$TMP/err"; fail "hakmem-report $*: stderr lacks /$pat/"; }
   ok "exit $want: $* ${pat:+(/$pat/)}"
 }
-expect 3 "run 101 has no samples" --db "$E" --run 101
+expect 12 "run 101 has no samples" --db "$E" --run 101
 expect 0 "run 102 has no end time" --db "$E" --run 102 --format json -o "$TMP/e102.json"
 S="d['runs'][0]['summary']"
 same "in-progress status" "$(json "$TMP/e102.json" "d['runs'][0]['status']")" "in progress"
@@ -268,7 +268,7 @@ same "one sample (in-process): hit rate" "$(json "$TMP/e104.json" "$S['hit_rate'
 expect 0 "" --db "$E" --run 103 --format html -o "$TMP/e103.html"
 expect 0 "" --db "$E" --run 101 --run 102 --format md
 grep -q "no samples recorded" "$TMP/out" || fail "md: empty run not noted"
-expect 3 "no run 999" --db "$E" --run 999
+expect 12 "no run 999" --db "$E" --run 999
 
 printf 'this is not a database\n' > "$TMP/notdb.db"
 expect 1 "not a SQLite database" --db "$TMP/notdb.db"
@@ -294,12 +294,12 @@ sqlite3 "$TMP/foreign.db" "CREATE TABLE t(x); INSERT INTO t VALUES (1);"
 expect 1 "not a hakmem history" --db "$TMP/foreign.db"
 cp "$DB" "$TMP/noruns.db"
 sqlite3 "$TMP/noruns.db" "DELETE FROM class_samples; DELETE FROM samples; DELETE FROM decisions; DELETE FROM runs;"
-expect 3 "no runs recorded" --db "$TMP/noruns.db"
+expect 12 "no runs recorded" --db "$TMP/noruns.db"
 expect 2 "--db FILE is required"
 expect 2 "exclude each other" --db "$DB" --all --last
 expect 2 "not text, md, html or json" --db "$DB" --format pdf
 expect 2 "not a run id" --db "$DB" --run abc
-expect 4 "" --db "$DB" -o "$TMP/no/such/dir/r.html"
+expect 1 "r.html" --db "$DB" -o "$TMP/no/such/dir/r.html"
 expect 0 "" --help
 grep -q "Exit status" "$TMP/out" || fail "--help has no exit status"
 # the DB is only read

@@ -75,7 +75,7 @@ expect_refused() {
     bad "$what: shm_probe exit $RC (want $want) in $DT ms: $OUT"
   fi
   if [ -n "$STAT" ]; then
-    hstat "$pid"
+    hstat -p "$pid"
     if [ "$SRC" -eq "$swant" ] && [ "$SDT" -lt 3000 ]; then
       ok "$what: hakmem-stat exit $SRC: $(tail -n 1 <<<"$SOUT" | cut -c1-120)"
     else
@@ -182,7 +182,7 @@ post_check 1 18446744073709551615 0 512 1073741824 1
 post_check 3 0 0 0 65536 1
 post_check 0xffffffffffffffff 7 4194304 7 4194304 0        # unknown flag bits ignored, trim done
 if [ -n "$STAT" ]; then
-  hstat --set ring_cap=100000 --set batch_threshold=1 "$LIVE_ROOT"
+  hstat --set ring_cap=100000 --set batch_threshold=1 -p "$LIVE_ROOT"
   probe root knobs "$LIVE_ROOT"
   if [ "$SRC" -eq 0 ] && grep -q '^ring_cap=512 batch_threshold=65536' <<<"$OUT"; then
     ok "hakmem-stat --set ring_cap=100000 batch_threshold=1: posted, the process clamped it ($(head -n 1 <<<"$OUT"))"
@@ -204,13 +204,13 @@ for kind in random-valid-header huge-nclasses odd-gens odd-fold negative-gauge; 
     bad "hostile segment '$kind': shm_probe exit $RC in $DT ms: $OUT"
   fi
   if [ -n "$STAT" ]; then
-    hstat "$VICTIM"
+    hstat -p "$VICTIM"
     if [ "$SRC" -ge 3 ] && [ "$SRC" -le 10 ] && [ "$SDT" -lt 3000 ]; then
       ok "hostile segment '$kind': hakmem-stat exit $SRC in $SDT ms: $(tail -n 1 <<<"$SOUT" | cut -c1-100)"
     else
       bad "hostile segment '$kind': hakmem-stat exit $SRC in $SDT ms: $(tail -n 3 <<<"$SOUT")"
     fi
-    hstat --json "$VICTIM"
+    hstat --json -p "$VICTIM"
     [ "$SRC" -ge 3 ] && [ "$SRC" -le 10 ] || bad "hostile segment '$kind': hakmem-stat --json exit $SRC"
   fi
 done
@@ -230,7 +230,7 @@ done
 ok "reader against a live scribbling writer: 10 reads, exits {$(printf '%s\n' "${codes[@]}" | sort -u | tr '\n' ' ')}, slowest $worst ms"
 [ "$worst" -lt 3000 ] || bad "a read took $worst ms against a scribbling writer"
 if [ -n "$STAT" ]; then
-  hstat --watch=0.1 --count 10 "$VICTIM"
+  hstat -p "$VICTIM" 0.1 10
   if [ "$SRC" -lt 124 ]; then ok "hakmem-stat --watch against a scribbling writer: exit $SRC in $SDT ms, no crash or hang"
   else bad "hakmem-stat --watch against a scribbling writer: exit $SRC"; fi
   # the list mode skips unreadable segments and does not fail

@@ -69,14 +69,14 @@ expect() {
 # An error: exit code, exactly one line on stderr naming the pid and the reason.
 expect_error() {   # rc pid text args...
   local want=$1 pid=$2 text=$3; shift 3
-  expect "$want" "$STAT" "$@" "$pid"
+  expect "$want" "$STAT" "$@" -p "$pid"
   [ "$(wc -l <"$tmp/err")" = 1 ] || { cat "$tmp/err"; fail "$* $pid: stderr is not one line"; }
   grep -q "^hakmem-stat: pid $pid: .*$text" "$tmp/err" || { cat "$tmp/err"; fail "$* $pid: wrong message"; }
   [ ! -s "$tmp/out" ] || { cat "$tmp/out"; fail "$* $pid: printed on stdout"; }
 }
 
 json() {   # pid file
-  expect 0 "$STAT" --json "$1"
+  expect 0 "$STAT" --json -p "$1"
   cp "$tmp/out" "$2"
 }
 
@@ -165,7 +165,7 @@ echo "== mid-run: list, PID, JSON, Prometheus, watch"
 expect 0 "$STAT"
 head -n 1 "$tmp/out" | grep -q "PID.*COMMAND.*MODE.*HIT%.*CACHED.*PENDING.*FLUSHES" || fail "list header"
 grep -Eq "^ *$A +churn +fixed " "$tmp/out" || { cat "$tmp/out"; fail "churn not listed"; }
-expect 0 "$STAT" "$A"
+expect 0 "$STAT" -p "$A"
 for w in counters gauges knobs control "size classes" large_allocs batch_bytes_flushed ring_cap applied_seq; do
   grep -q "$w" "$tmp/out" || fail "PID view lacks $w"
 done
@@ -177,22 +177,33 @@ check_invariants "$tmp/a1.json" 640          # 2 threads x 32 blocks x 10 rounds
 python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if d["hit_rate"] < 0.45 else "hit rate %s with cap 4?" % d["hit_rate"])' "$tmp/a1.json"
 expect 0 "$STAT" --json
 jget "$tmp/out" "[p['pid'] for p in d]" | grep -qw "$A" || fail "--json list lacks $A"
-expect 0 "$STAT" --prometheus "$A"
+expect 0 "$STAT" --prometheus -p "$A"
+check_prometheus "$tmp/out" "$A"
+expect 0 "$STAT" -P -p "$A"
 check_prometheus "$tmp/out" "$A"
 expect 0 "$STAT" --prometheus
 check_prometheus "$tmp/out" "$A"
-expect 0 "$STAT" --watch=0.1 --count 3 "$A"
+# the bcc/vmstat form: positional [interval [count]], seconds with a fraction
+expect 0 "$STAT" -p "$A" 0.1 3
+[ "$(grep -c 'refresh' "$tmp/out")" = 3 ] || { cat "$tmp/out"; fail "'-p PID 0.1 3' did not give 3 refreshes"; }
+grep -q "every 0.1s" "$tmp/out" || { cat "$tmp/out"; fail "'-p PID 0.1 3': not every 0.1 s"; }
+expect 0 "$STAT" --watch=0.1 --count 3 -p "$A"
 [ "$(grep -c 'refresh' "$tmp/out")" = 3 ] || { cat "$tmp/out"; fail "--count 3 did not give 3 refreshes"; }
+# "--watch 2" is the interval 2, never a pid (--watch's value is optional)
+expect 0 "$STAT" --watch 0.1 2 -p "$A"
+[ "$(grep -c 'refresh' "$tmp/out")" = 2 ] || { cat "$tmp/out"; fail "'--watch 0.1 2' did not give 2 refreshes"; }
+grep -q "^pid $A (churn)" "$tmp/out" || { cat "$tmp/out"; fail "'--watch 0.1 2 -p PID' did not watch PID"; }
 grep -q "per second" "$tmp/out" || fail "watch view lacks rates"
-expect 0 "$STAT" --watch=0.1 --count 2 --json "$A"
+expect 0 "$STAT" --watch=0.1 --count 2 --json -p "$A"
 [ "$(wc -l <"$tmp/out")" = 2 ] || fail "--watch --json: not 2 lines"
 python3 -c 'import json,sys; l=[json.loads(x) for x in open(sys.argv[1])]; assert "rates" in l[1] and l[1]["rates"]["large_allocs"] == 0' "$tmp/out"
-expect 0 "$STAT" --watch=0.1 --count 2
+expect 0 "$STAT" 0.1 2
+[ "$(grep -c 'refresh' "$tmp/out")" = 2 ] || { cat "$tmp/out"; fail "'0.1 2' did not give 2 refreshes"; }
 grep -Eq "^ *$A +churn" "$tmp/out" || fail "watch of all processes lacks $A"
 
 # churn sleeps in sigwait: the library's background thread applies the request.
 echo "== --set ring_cap=0 while churn sleeps: applied by the library's own thread"
-expect 0 "$STAT" --set ring_cap=0 "$A"
+expect 0 "$STAT" --set ring_cap=0 -p "$A"
 grep -q "^pid $A: request 1 (ring_cap) applied after" "$tmp/out" || { cat "$tmp/out"; fail "--set output"; }
 grep -q "ring_cap *0 (requested 0, was 4)" "$tmp/out" || { cat "$tmp/out"; fail "--set read-back"; }
 json "$A" "$tmp/a1b.json"
@@ -229,7 +240,7 @@ assert all(c["cap"] == 0 for c in b["classes"]), b["classes"]
 PY
 
 echo "== --set ring_cap=64 --no-wait; phase 3 hits again"
-expect 0 "$STAT" --set ring_cap=64 --no-wait "$A"
+expect 0 "$STAT" --set ring_cap=64 --no-wait -p "$A"
 grep -q "request 2 posted" "$tmp/out" || fail "--no-wait output"
 kill -USR1 "$A"
 wait_paused "$tmp/a.out" 3
@@ -246,8 +257,8 @@ assert d["mmap_calls"] < d["large_allocs"] / 4, d
 PY
 
 echo "== after the last round: plain view, then the process exits while watched"
-expect 0 "$STAT" "$A"
-"$STAT" --watch=0.1 "$A" >"$tmp/watch.out" 2>&1 &
+expect 0 "$STAT" -p "$A"
+"$STAT" -p "$A" 0.1 >"$tmp/watch.out" 2>&1 &
 W=$!; bg+=("$W")
 sleep 0.3
 kill -USR1 "$A"
@@ -267,7 +278,7 @@ C=$CHURN_PID
 wait_paused "$tmp/b.out" 1
 json "$C" "$tmp/b1.json"
 [ "$(jget "$tmp/b1.json" 'd["gauges"]["bytes_cached"] > 0')" = True ] || fail "nothing cached before trim"
-expect 0 "$STAT" --trim "$C"
+expect 0 "$STAT" --trim -p "$C"
 grep -q "request 1 (trim) applied" "$tmp/out" || { cat "$tmp/out"; fail "trim output"; }
 json "$C" "$tmp/b2.json"
 python3 - "$tmp/b1.json" "$tmp/b2.json" <<'PY'
@@ -278,13 +289,13 @@ assert b["counters"]["trims"] == a["counters"]["trims"] + 1
 assert b["counters"]["evict_idle_trim"] - a["counters"]["evict_idle_trim"] == a["gauges"]["blocks_cached"]
 assert b["gauges"]["bytes_pending"] == 0                   # a trim flushes Batch
 PY
-expect 0 "$STAT" --set ring_cap=8 --set batch_threshold=1M "$C"
+expect 0 "$STAT" --set ring_cap=8 --set batch_threshold=1M -p "$C"
 grep -q "ring_cap *8 " "$tmp/out" && grep -q "batch_threshold *1048576 " "$tmp/out" || { cat "$tmp/out"; fail "set output"; }
 json "$C" "$tmp/b3.json"
 [ "$(jget "$tmp/b3.json" '(d["knobs"]["ring_cap"], d["knobs"]["batch_threshold"])')" = "(8, 1048576)" ] || fail "knobs not applied"
-expect 0 "$STAT" --set ring_cap=100000 "$C"
+expect 0 "$STAT" --set ring_cap=100000 -p "$C"
 grep -q "ring_cap *512 (requested 100000" "$tmp/out" && grep -q "clamped" "$tmp/out" || { cat "$tmp/out"; fail "clamp not reported"; }
-expect 0 "$STAT" --set BATCH-THRESHOLD=2g --json "$C"
+expect 0 "$STAT" --set BATCH-THRESHOLD=2g --json -p "$C"
 [ "$(jget "$tmp/out" 'd["knobs"]["batch_threshold"]')" = $((1 << 30)) ] || fail "2G not clamped to 1G"
 check_invariants "$tmp/out"
 
@@ -292,7 +303,7 @@ echo "== a process without the background thread (no large allocation yet): exit
 run_churn "$tmp/d.out" -r 0 --pause                 # never allocates a large block
 D=$CHURN_PID
 wait_paused "$tmp/d.out" 1
-expect 11 "$STAT" --set ring_cap=2 --timeout 0.3 "$D"
+expect 11 "$STAT" --set ring_cap=2 --timeout 0.3 -p "$D"
 [ "$(wc -l <"$tmp/err")" = 1 ] || fail "timeout: not one line"
 grep -q "^hakmem-stat: pid $D: request 1 (ring_cap) not applied within 0.3 s" "$tmp/err" || { cat "$tmp/err"; fail "timeout message"; }
 json "$D" "$tmp/d1.json"
@@ -302,13 +313,21 @@ kill -USR1 "$D"
 wait "$D" || fail "churn D failed"
 
 echo "== usage errors: exit 2"
-for args in "--bogus" "--set bogus=1 $C" "--set ring_cap=abc $C" "--set batch_threshold=12Q $C" \
-            "--set ring_cap $C" "--trim" "$C $C" "abc" "0" "--watch=0 $C" "--count 2 $C" "--gc --json" \
-            "--json --prometheus" "--no-wait $C" "--watch --set ring_cap=1 $C"; do
+for args in "--bogus" "--set bogus=1 -p $C" "--set ring_cap=abc -p $C" "--set batch_threshold=12Q -p $C" \
+            "--set ring_cap -p $C" "--trim" "-p $C 1 2 3" "abc" "0" "-p abc" "-p" "--watch=0 -p $C" \
+            "--count 2 -p $C" "--gc --json" "--json --prometheus" "--no-wait -p $C" \
+            "--watch --set ring_cap=1 -p $C" "--watch=1 2 -p $C" "$C"; do
   # shellcheck disable=SC2086
   expect 2 "$STAT" $args
-  [ "$(wc -l <"$tmp/err")" = 1 ] || fail "usage error '$args': not one line"
+  # one line saying what is wrong, then the pointer to --help
+  [ "$(wc -l <"$tmp/err")" = 2 ] && [ "$(sed -n 2p "$tmp/err")" = "Try 'hakmem-stat --help'." ] \
+    || { cat "$tmp/err"; fail "usage error '$args': not 'hakmem-stat: ...' + 'Try ...'"; }
 done
+# the PID of the old positional form, and -p of the old --prometheus: said so
+expect 2 "$STAT" "$C"
+grep -q "for process $C write -p $C" "$tmp/err" || { cat "$tmp/err"; fail "old 'hakmem-stat PID' form not explained"; }
+expect 2 "$STAT" -p
+grep -q -- "-P, --prometheus" "$tmp/err" || { cat "$tmp/err"; fail "old '-p' (prometheus) not explained"; }
 expect 0 "$STAT" --help
 for w in Usage "Exit status" Examples --gc --prometheus node_exporter; do grep -q -- "$w" "$tmp/out" || fail "--help lacks $w"; done
 expect 0 "$STAT" --version
@@ -343,7 +362,7 @@ open(sys.argv[1], "wb").write(b)
 PY
 }
 patch "pass"
-expect 0 "$STAT" "$S"
+expect 0 "$STAT" -p "$S"
 grep -q "pid $S (churn)" "$tmp/out" || fail "copied segment not readable"
 patch "struct.pack_into('<Q', b, 0, 0x1234)"
 expect_error 6 "$S" "bad magic"
@@ -375,7 +394,7 @@ grep -q '^hakmem_stat_errors [1-9]' "$tmp/out" || fail "prometheus: errors not c
 
 echo "== a segment truncated while being watched: SIGBUS is caught, exit 8"
 patch "pass"
-"$STAT" --watch=0.05 "$S" >"$tmp/w.out" 2>"$tmp/w.err" &
+"$STAT" --watch=0.05 -p "$S" >"$tmp/w.out" 2>"$tmp/w.err" &
 W=$!; bg+=("$W")
 sleep 0.4
 truncate -s 8192 "$F"
@@ -398,13 +417,13 @@ expect 0 "$STAT" --gc --dry-run
 grep -q "would remove $SHM/hakmem.$dead " "$tmp/out" || { cat "$tmp/out"; fail "--dry-run"; }
 [ -f "$SHM/hakmem.$dead" ] || fail "--dry-run removed something"
 grep -q "skipped $SHM/hakmem.$((dead + 100000)): not a regular file" "$tmp/out" || fail "symlink not reported"
-expect 0 "$STAT" --gc "$S"                                 # live: kept
+expect 0 "$STAT" --gc -p "$S"                               # live: kept
 grep -q "^0 stale segments removed" "$tmp/out" || { cat "$tmp/out"; fail "--gc of a live pid"; }
 [ -f "$F" ] || fail "--gc removed the segment of a live process"
-expect 0 "$STAT" --gc "$((dead + 100000))"                  # dead, but a symlink: kept
+expect 0 "$STAT" --gc -p "$((dead + 100000))"                  # dead, but a symlink: kept
 [ -L "$SHM/hakmem.$((dead + 100000))" ] || fail "--gc removed a symlink"
 [ -f "$tmp/good" ] || fail "--gc followed a symlink"
-expect 0 "$STAT" --gc "$dead"
+expect 0 "$STAT" --gc -p "$dead"
 grep -q "removed $SHM/hakmem.$dead (pid $dead no longer exists)" "$tmp/out" || { cat "$tmp/out"; fail "--gc output"; }
 grep -q "^1 stale segment removed" "$tmp/out" || fail "--gc summary"
 [ ! -e "$SHM/hakmem.$dead" ] || fail "--gc left the stale segment"

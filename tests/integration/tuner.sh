@@ -54,7 +54,7 @@ PP=$!
 PIDS+=("$PP")
 for _ in $(seq 100); do [ -e "/dev/shm/hakmem.$PP" ] && break; sleep 0.05; done
 [ -e "/dev/shm/hakmem.$PP" ] || { cat "$TMP/driven.out"; fail "no segment /dev/shm/hakmem.$PP"; }
-"$TUNER" --db "$DB" --pid "$PP" --drive --interval 100 >"$TMP/tuner.out" 2>&1 &
+"$TUNER" --db "$DB" --pid "$PP" --drive --interval 0.1 >"$TMP/tuner.out" 2>&1 &
 TP=$!
 PIDS+=("$TP")
 wait "$PP"; prc=$?
