@@ -2,7 +2,7 @@
 #   make            build/libhakmem.so, build/libhakmem.a, build/hakmem-stat
 #   make test       install missing packages, build, run unit + integration tests (T=filter)
 #   make demo       install missing packages, build, run the demo workload
-#   make install PREFIX=/usr/local   (DESTDIR honoured)
+#   make install PREFIX=/usr/local   (DESTDIR honoured; make uninstall with the same values)
 #   V=1 shows every command; O=dir puts the build elsewhere; EXTRA_CFLAGS adds flags.
 
 # `make` alone builds everything: rules above `all` (the flags stamp below,
@@ -11,6 +11,13 @@
 
 O        ?= build
 PREFIX   ?= /usr/local
+# Where `make install` puts things (GNU names; each may be set on its own).
+BINDIR   ?= $(PREFIX)/bin
+SBINDIR  ?= $(PREFIX)/sbin
+LIBDIR   ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+MANDIR   ?= $(PREFIX)/share/man
 CC       ?= cc
 SAN      ?=
 V        ?= 0
@@ -98,7 +105,7 @@ all: lib tools
 help:
 	@sed -n '2,7p' Makefile | sed 's/^# \{0,1\}//'
 
-lib: $(O)/libhakmem.so $(O)/libhakmem.a $(O)/hakmem.pc
+lib: $(O)/libhakmem.so $(O)/libhakmem.a $(O)/hakmem.pc $(O)/hakmem-static.pc
 
 $(O)/obj:
 	$(Q)mkdir -p $@
@@ -120,9 +127,31 @@ $(O)/libhakmem_core.a: $(CORE_OBJS)
 	$(call msg,AR,$@)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(O)/hakmem.pc: Makefile | $(O)/obj
+# pkg-config files, for the install prefix: hakmem.pc links the shared library
+# (-lhakmem), hakmem-static.pc the archive (by path, whole: every malloc
+# replacement and the constructor come along) with the libraries it needs.
+# They are rewritten when PREFIX/LIBDIR/INCLUDEDIR change ($(O)/pc.vars holds
+# the values, like lib.flags), so `make install PREFIX=/x` after a plain
+# `make` installs files that name /x.
+PC_VARS := $(PREFIX) $(LIBDIR) $(INCLUDEDIR)
+ifeq ($(filter clean help,$(MAKECMDGOALS)),)
+ifneq ($(file <$(O)/pc.vars),$(PC_VARS))
+$(shell mkdir -p $(O))
+$(file >$(O)/pc.vars,$(PC_VARS))
+endif
+endif
+# ${prefix}-relative when under PREFIX, as pkg-config --define-prefix expects.
+pc_dir = $(patsubst $(PREFIX)/%,$${prefix}/%,$(1))
+PC_HEAD = prefix=$(PREFIX)\nlibdir=$(call pc_dir,$(LIBDIR))\nincludedir=$(call pc_dir,$(INCLUDEDIR))\n\n
+PC_LIBS_PRIVATE := -pthread -ldl
+
+$(O)/hakmem.pc: Makefile $(O)/pc.vars include/hakmem.h | $(O)/obj
 	$(call msg,GEN,$@)
-	$(Q)printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: hakmem\nDescription: drop-in large-block allocator (BigCache + Batch)\nVersion: 0.1.0\nLibs: -L$${libdir} -lhakmem\nLibs.private: -pthread -ldl\nCflags: -I$${includedir}\n' '$(PREFIX)' > $@
+	$(Q)printf '%b' '$(PC_HEAD)Name: hakmem\nDescription: drop-in large-block allocator (BigCache + Batch)\nVersion: $(HAK_VERSION)\nLibs: -L$${libdir} -lhakmem\nLibs.private: $(PC_LIBS_PRIVATE)\nCflags: -I$${includedir}\n' > $@
+
+$(O)/hakmem-static.pc: Makefile $(O)/pc.vars include/hakmem.h | $(O)/obj
+	$(call msg,GEN,$@)
+	$(Q)printf '%b' '$(PC_HEAD)Name: hakmem-static\nDescription: drop-in large-block allocator, linked from libhakmem.a\nVersion: $(HAK_VERSION)\nLibs: -Wl,--whole-archive $${libdir}/libhakmem.a -Wl,--no-whole-archive $(PC_LIBS_PRIVATE)\nCflags: -I$${includedir}\n' > $@
 
 tools: $(TOOLS)
 
@@ -150,9 +179,15 @@ $(O)/env-doc: tools/env-doc.c $(O)/obj/options.o $(O)/obj/log.o $(O)/obj/parse.o
 	$(call msg,CCLD,$@)
 	$(Q)$(CC) $(BASE_CFLAGS) $(DEPFLAGS) -o $@ $< $(O)/obj/options.o $(O)/obj/log.o $(O)/obj/parse.o
 
-# Rewrite the HAKMEM_* table in README.md from the option table.
+# Rewrite the HAKMEM_* table in README.md and the ENVIRONMENT entries of
+# man/hakmem.3 (between the lines .\" ENV-TABLE:BEGIN / END) from the option table.
 env-doc: $(O)/env-doc
 	$(Q)python3 scripts/replace_block.py README.md ENV-TABLE $(O)/env-doc
+	$(Q)$(O)/env-doc --man > $(O)/env-doc.man
+	$(Q)awk -v gen=$(O)/env-doc.man '/^\.\\" ENV-TABLE:END/ { while ((getline l < gen) > 0) print l; skip = 0 } \
+	  !skip { print } /^\.\\" ENV-TABLE:BEGIN/ { skip = 1 }' man/hakmem.3 > $(O)/hakmem.3.tmp
+	$(Q)cmp -s $(O)/hakmem.3.tmp man/hakmem.3 || cp $(O)/hakmem.3.tmp man/hakmem.3
+	$(Q)rm -f $(O)/hakmem.3.tmp
 
 # ---- setup: every Debian package the project needs, installed when missing ----
 deps:
@@ -170,20 +205,40 @@ demo: deps
 	$(Q)$(MAKE) --no-print-directory all test-build
 	$(Q)bash scripts/demo.sh $(O)
 
-install: lib
+# ---- install ----
+# Everything `make install` puts in place (paths below $(DESTDIR)); uninstall
+# removes exactly this list.  The tools are the hakmem-* programs $(TOOLS)
+# holds (hakmem-probe only when it could be built; it is a root tool, so it
+# goes to sbin, beside its page in section 8).
+INSTALL_BIN_TOOLS  := $(filter-out $(O)/hakmem-probe,$(filter $(O)/hakmem-%,$(TOOLS)))
+INSTALL_SBIN_TOOLS := $(filter $(O)/hakmem-probe,$(TOOLS))
+MAN_PAGES := $(wildcard man/*.[1-8])
+INSTALLED := $(addprefix $(BINDIR)/,$(notdir $(INSTALL_BIN_TOOLS))) \
+             $(addprefix $(SBINDIR)/,$(notdir $(INSTALL_SBIN_TOOLS))) \
+             $(LIBDIR)/libhakmem.so $(LIBDIR)/libhakmem.a \
+             $(INCLUDEDIR)/hakmem.h $(INCLUDEDIR)/hakmem/shm.h \
+             $(PKGCONFIGDIR)/hakmem.pc $(PKGCONFIGDIR)/hakmem-static.pc \
+             $(foreach m,$(MAN_PAGES),$(MANDIR)/man$(subst .,,$(suffix $(m)))/$(notdir $(m)))
+HAK_VERSION := $(shell sed -n 's/^\#define HAKMEM_VERSION "\(.*\)"/\1/p' include/hakmem.h)
+
+install: lib $(INSTALL_BIN_TOOLS) $(INSTALL_SBIN_TOOLS)
 	$(call msg,INSTALL,$(DESTDIR)$(PREFIX))
-	$(Q)install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/hakmem $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
-	$(Q)install -m 0755 $(O)/libhakmem.so $(DESTDIR)$(PREFIX)/lib/
-	$(Q)install -m 0644 $(O)/libhakmem.a $(DESTDIR)$(PREFIX)/lib/
-	$(Q)install -m 0644 include/hakmem.h $(DESTDIR)$(PREFIX)/include/
-	$(Q)install -m 0644 include/hakmem/shm.h $(DESTDIR)$(PREFIX)/include/hakmem/
-	$(Q)install -m 0644 $(O)/hakmem.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
-	$(Q)if [ -f $(O)/hakmem-stat ]; then install -m 0755 $(O)/hakmem-stat $(DESTDIR)$(PREFIX)/bin/; fi
+	$(Q)install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR)/hakmem $(DESTDIR)$(PKGCONFIGDIR)
+	$(Q)install -m 0755 $(O)/libhakmem.so $(DESTDIR)$(LIBDIR)/
+	$(Q)install -m 0644 $(O)/libhakmem.a $(DESTDIR)$(LIBDIR)/
+	$(Q)install -m 0644 include/hakmem.h $(DESTDIR)$(INCLUDEDIR)/
+	$(Q)install -m 0644 include/hakmem/shm.h $(DESTDIR)$(INCLUDEDIR)/hakmem/
+	$(Q)install -m 0644 $(O)/hakmem.pc $(O)/hakmem-static.pc $(DESTDIR)$(PKGCONFIGDIR)/
+	$(if $(INSTALL_BIN_TOOLS),$(Q)install -d $(DESTDIR)$(BINDIR) && install -m 0755 $(INSTALL_BIN_TOOLS) $(DESTDIR)$(BINDIR)/)
+	$(if $(INSTALL_SBIN_TOOLS),$(Q)install -d $(DESTDIR)$(SBINDIR) && install -m 0755 $(INSTALL_SBIN_TOOLS) $(DESTDIR)$(SBINDIR)/)
+	$(Q)for m in $(MAN_PAGES); do d=$(DESTDIR)$(MANDIR)/man$${m##*.}; \
+	  install -d $$d && install -m 0644 $$m $$d/ || exit 1; done
+	$(if $(INSTALL_SBIN_TOOLS),,@printf '  %-8s %s\n' "NOTE" "hakmem-probe was not built (see $(O)/bpf/SKIPPED): not installed")
 
 uninstall:
-	$(Q)rm -f $(DESTDIR)$(PREFIX)/lib/libhakmem.so $(DESTDIR)$(PREFIX)/lib/libhakmem.a \
-	  $(DESTDIR)$(PREFIX)/include/hakmem.h $(DESTDIR)$(PREFIX)/include/hakmem/shm.h \
-	  $(DESTDIR)$(PREFIX)/lib/pkgconfig/hakmem.pc $(DESTDIR)$(PREFIX)/bin/hakmem-stat
+	$(call msg,UNINSTALL,$(DESTDIR)$(PREFIX))
+	$(Q)rm -f $(addprefix $(DESTDIR),$(INSTALLED) $(SBINDIR)/hakmem-probe $(MANDIR)/man8/hakmem-probe.8)
+	$(Q)rmdir $(DESTDIR)$(INCLUDEDIR)/hakmem 2>/dev/null || true
 
 clean:
 	$(call msg,CLEAN,$(O))

@@ -99,7 +99,7 @@ static void usage(FILE *f) {
         "  -- CMD ARGS...       run CMD with libhakmem.so preloaded, traced from its exec;\n"
         "                       hakmem-probe then exits with CMD's exit status\n"
         "  -L, --lib PATH       libhakmem.so to probe (default: from /proc/PID/maps with -p;\n"
-        "                       else $LD_PRELOAD, $HAKMEM_LIB, or next to this program)\n"
+        "                       else $LD_PRELOAD, $HAKMEM_LIB, next to this program or in ../lib)\n"
         "      --no-preload     with --: do not add the library to CMD's LD_PRELOAD\n"
         "  -i, --interval SEC   print a summary every SEC seconds (fractions allowed)\n"
         "  -d, --duration SEC   stop after SEC seconds (the target keeps running)\n"
@@ -347,6 +347,9 @@ static int lib_for_command(struct libinfo *li) {
                 if (slash) {
                     *slash = '\0';
                     snprintf(cand, sizeof cand, "%.*s/libhakmem.so", (int)(sizeof cand - 16), self);
+                    /* installed: PREFIX/sbin/hakmem-probe, PREFIX/lib/libhakmem.so */
+                    if (access(cand, R_OK) != 0)
+                        snprintf(cand, sizeof cand, "%.*s/../lib/libhakmem.so", (int)(sizeof cand - 24), self);
                 }
             }
         }

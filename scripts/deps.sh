@@ -11,7 +11,7 @@ PKGS=(
   libcmocka-dev libsqlite3-dev sqlite3
   libbpf-dev bpftool libelf-dev zlib1g-dev systemtap-sdt-dev bpftrace
   libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4
-  python3 xz-utils git perl gzip zstd bzip2 file procps
+  python3 xz-utils git perl gzip zstd bzip2 file procps man-db groff-base
   chromium chromium-driver prometheus curl
 )
 
