@@ -162,26 +162,12 @@ hak_block_t *hak_bigcache_pop(uint32_t c) {
     return b;
 }
 
-/* Take the newest block of ring c, or NULL; no hit/miss accounting. */
-static hak_block_t *take_newest(uint32_t c) {
-    if (cached_hint(c) == 0) return NULL;
-    hak_ring_t *r = &rings[c];
-    hak_shm_class_t *s = &hak_seg->classes[c];
-    hak_block_t *b = NULL;
-    hak_lock(&r->lock);
-    if (r->count > 0) {
-        cls_begin(s);
-        r->count--;
-        b = r->v[(r->tail + r->count) % HAK_RING_CAP_MAX];
-        if (r->lent < HAK_RING_CAP_MAX) r->lent++;
-        cls_end(s, r);
-    }
-    hak_unlock(&r->lock);
-    if (b != NULL) block_out(b);
-    return b;
-}
-
-hak_block_t *hak_bigcache_take_for_grow(uint32_t c, size_t len, size_t head) {
+/* Take the newest block of ring c, or NULL; when len is nonzero, only if its
+ * mapping holds len bytes and its second VMA, if any, starts within head.
+ * A block lent to another class's miss counts in the ring's lent (the misses
+ * it causes here are not a demand for a bigger ring); one taken for the
+ * class's own demand (a realloc growing into the class) is a hit of the class. */
+static hak_block_t *take_newest(uint32_t c, size_t len, size_t head, bool lend) {
     if (cached_hint(c) == 0) return NULL;
     hak_ring_t *r = &rings[c];
     hak_shm_class_t *s = &hak_seg->classes[c];
@@ -189,12 +175,13 @@ hak_block_t *hak_bigcache_take_for_grow(uint32_t c, size_t len, size_t head) {
     hak_lock(&r->lock);
     if (r->count > 0) {
         hak_block_t *n = r->v[(r->tail + r->count - 1) % HAK_RING_CAP_MAX];
-        if (n->map_size >= len && n->split <= head &&
-            atomic_load_explicit(&n->user, memory_order_relaxed) == n->map_base) {
+        if (len == 0 || (n->map_size >= len && n->split <= head &&
+                         atomic_load_explicit(&n->user, memory_order_relaxed) == n->map_base)) {
             cls_begin(s);
             r->count--;
             b = n;
-            cls_inc(&s->hits, 1);       /* demand of this class, met by its ring */
+            if (!lend) cls_inc(&s->hits, 1);
+            else if (r->lent < HAK_RING_CAP_MAX) r->lent++;
             cls_end(s, r);
         }
     }
@@ -203,9 +190,13 @@ hak_block_t *hak_bigcache_take_for_grow(uint32_t c, size_t len, size_t head) {
     return b;
 }
 
+hak_block_t *hak_bigcache_take_for_grow(uint32_t c, size_t len, size_t head) {
+    return take_newest(c, len, head, false);
+}
+
 hak_block_t *hak_bigcache_pop_near(uint32_t c) {
     for (uint32_t k = 1; k <= HAK_NEAR_CLASSES && c + k < HAK_NCLASSES; k++) {
-        hak_block_t *b = take_newest(c + k);
+        hak_block_t *b = take_newest(c + k, 0, 0, true);
         if (b != NULL) return b;
     }
     return NULL;
@@ -213,7 +204,7 @@ hak_block_t *hak_bigcache_pop_near(uint32_t c) {
 
 hak_block_t *hak_bigcache_pop_smaller(uint32_t c) {
     for (uint32_t k = 1; k <= HAK_NEAR_CLASSES && k <= c; k++) {
-        hak_block_t *b = take_newest(c - k);
+        hak_block_t *b = take_newest(c - k, 0, 0, true);
         if (b != NULL) return b;
     }
     return NULL;
