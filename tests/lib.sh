@@ -23,11 +23,8 @@
 #   need_cmd CMD PACKAGE                      skip when a command is not installed
 #   at_exit CMD...      run CMD at exit (before T is removed), last registered first
 #   bg CMD...           start CMD in the background; killed at exit; $! is its pid
-# The caller chooses its shell options; this file sets -u -o pipefail, and
-# -e unless LIB_SH_NO_ERREXIT=1 is set before sourcing it.
-
-set -u -o pipefail
-[ "${LIB_SH_NO_ERREXIT:-0}" = 1 ] || set -e
+# The caller sets its shell options (set -euo pipefail, or less) before
+# sourcing this file; it changes none of them.
 
 NAME=$(basename "$0" .sh)
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The replaced malloc family through its public symbols: preloaded, and linked
 # statically from libhakmem.a; plus HAKMEM_MODE=off really passes through.
+set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 LD_PRELOAD=$LIB "$PROGS/api_preload"
 

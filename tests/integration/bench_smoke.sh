@@ -7,7 +7,7 @@
 # checksums, the seed's command line works, and the exit codes hold (2 usage,
 # 1 failed worker, 0 with a skipped allocator).
 # Exit 0 pass, 77 skip (reason on the last line), anything else fail.
-LIB_SH_NO_ERREXIT=1
+set -u
 . "$(dirname "$0")/../lib.sh"
 BIN=$B/bench_allocators_hakmem
 

@@ -12,7 +12,7 @@
 #      windows were counted, and at least one line per counted flush printed;
 #   3. once more stopped by SIGINT (Ctrl-C) instead of the deadline: still equal.
 # Exit 0 pass, 77 skip (reason on the last line), anything else fail.
-LIB_SH_NO_ERREXIT=1
+set -u -o pipefail
 . "$(dirname "$0")/../lib.sh"
 CHURN=$PROGS/churn
 SCRIPT=$ROOT/bpf/flushes.bt

@@ -21,17 +21,13 @@
 # Also `chromium --dump-dom` of the same file (no WebDriver) shows the plots.
 # Exit 0 pass, 77 skip (reason on the last line), anything else fail.
 set -u
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-B=${HAKMEM_BUILD:-$ROOT/build}
-LIB=${HAKMEM_LIB:-$B/libhakmem.so}
+. "$(dirname "$0")/../lib.sh"
 REPORT=$B/hakmem-report
 PHASED=$B/tests/progs/phased
 CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
 DRIVER=${CHROMEDRIVER:-/usr/bin/chromedriver}
 ARTIFACT_DIR=$B/test-logs
 
-skip() { echo "SKIP: $*"; exit 77; }
-fail() { echo "FAIL: $*"; exit 1; }
 
 [ -f "$LIB" ] || skip "libhakmem.so not built ($LIB)"
 [ -x "$REPORT" ] || skip "hakmem-report not built ($REPORT)"
@@ -41,13 +37,12 @@ fail() { echo "FAIL: $*"; exit 1; }
 command -v sqlite3 >/dev/null || skip "sqlite3 CLI missing"
 command -v python3 >/dev/null || skip "python3 missing"
 
-TMP=$(mktemp -d /tmp/hakmem-html-test.XXXXXX)
+TMP=$T
 DPID=
 cleanup() {
   [ -n "$DPID" ] && kill "$DPID" 2>/dev/null && wait "$DPID" 2>/dev/null
-  rm -rf "$TMP"
 }
-trap cleanup EXIT
+at_exit cleanup
 mkdir -p "$ARTIFACT_DIR"
 DB=$TMP/history.db
 q() { sqlite3 -batch -noheader "$DB" "$1"; }

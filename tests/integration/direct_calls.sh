@@ -4,6 +4,7 @@
 # library itself defines is a direct call, never a jump through the PLT
 # (Makefile: -fno-semantic-interposition, -Wl,-Bsymbolic-functions).
 # Checked on the disassembly of the built library.
+set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 need_file "$LIB"
 need_cmd objdump binutils

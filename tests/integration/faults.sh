@@ -15,6 +15,7 @@
 #      /dev/shm/hakmem.<pid>, a symlink there (its target untouched), /dev/shm
 #      not writable (non-root user, private mount namespace), /dev/shm full;
 #      and a stale segment of our own uid is replaced (telemetry on).
+set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 P=$PROGS/fault_preload
 need_exe "$P"

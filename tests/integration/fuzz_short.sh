@@ -5,6 +5,7 @@
 # the regression inputs of crashes found so far), then fuzzes each target for
 # FUZZ_SHORT_SECONDS (default 20).  Fails on any crash; the crashing input is
 # left in $HAKMEM_BUILD/fuzz/crashes/<target>/.
+set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 SECS=${FUZZ_SHORT_SECONDS:-20}
 tmp=$T

@@ -24,9 +24,7 @@
 #      returns data; the server is stopped afterwards.
 # Exit 0 pass, 77 skip (reason on the last line), anything else fail.
 set -u
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-B=${HAKMEM_BUILD:-$ROOT/build}
-LIB=${HAKMEM_LIB:-$B/libhakmem.so}
+. "$(dirname "$0")/../lib.sh"
 TUNER=$B/hakmem-tuner
 STAT=$B/hakmem-stat
 PROBE=$B/hakmem-probe
@@ -34,8 +32,6 @@ PHASED=$B/tests/progs/phased
 PROMETHEUS=${PROMETHEUS:-$(command -v prometheus || echo /usr/bin/prometheus)}
 DASH=$ROOT/dashboards/hakmem-grafana.json
 
-skip() { echo "SKIP: $*"; exit 77; }
-fail() { echo "FAIL: $*"; exit 1; }
 ok() { echo "ok: $*"; }
 
 [ -f "$LIB" ] || skip "libhakmem.so not built ($LIB)"
@@ -47,14 +43,13 @@ command -v python3 >/dev/null || skip "python3 missing"
 command -v cc >/dev/null || skip "cc missing"
 [ -d /dev/shm ] && [ -w /dev/shm ] || skip "no writable /dev/shm"
 
-TMP=$(mktemp -d /tmp/hakmem-prom-test.XXXXXX)
+TMP=$T
 WPID= TPID= PPID_= PROMPID=
 stop() { [ -n "$1" ] && kill "$1" 2>/dev/null && wait "$1" 2>/dev/null; }
 cleanup() {
   stop "$PROMPID"; stop "$TPID"; stop "$PPID_"; stop "$WPID"
-  rm -rf "$TMP"
 }
-trap cleanup EXIT
+at_exit cleanup
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 # get URL [METHOD]: body on stdout; the status code in $TMP/code
 get() {

@@ -19,15 +19,11 @@
 # run, usage, unwritable output -> documented exit codes and messages, no crash.
 # Exit 0 pass, 77 skip (reason on the last line), anything else fail.
 set -u
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-B=${HAKMEM_BUILD:-$ROOT/build}
-LIB=${HAKMEM_LIB:-$B/libhakmem.so}
+. "$(dirname "$0")/../lib.sh"
 REPORT=$B/hakmem-report
 TUNER=$B/hakmem-tuner
 PHASED=$B/tests/progs/phased
 
-skip() { echo "SKIP: $*"; exit 77; }
-fail() { echo "FAIL: $*"; exit 1; }
 ok() { echo "ok: $*"; }
 
 [ -f "$LIB" ] || skip "libhakmem.so not built ($LIB)"
@@ -38,13 +34,12 @@ command -v sqlite3 >/dev/null || skip "sqlite3 CLI missing (apt-get install sqli
 command -v python3 >/dev/null || skip "python3 missing"
 [ -d /dev/shm ] && [ -w /dev/shm ] || skip "no writable /dev/shm"
 
-TMP=$(mktemp -d /tmp/hakmem-report-test.XXXXXX)
+TMP=$T
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-  rm -rf "$TMP"
 }
-trap cleanup EXIT
+at_exit cleanup
 DB=$TMP/history.db
 q() { sqlite3 -batch -noheader "$DB" "$1"; }
 # json FILE EXPR: a python expression over d (the parsed report)

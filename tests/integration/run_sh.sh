@@ -4,7 +4,7 @@
 # must name every skip in the summary line, print why each one skipped, count a
 # silent skip as a failure, and exit non-zero on a skip when CI=true (0 without
 # CI when nothing failed).  A FILTER that matches nothing must fail too.
-LIB_SH_NO_ERREXIT=1
+set -uo pipefail
 . "$(dirname "$0")/../lib.sh"
 fails=0
 bad() { echo "FAIL: $*"; fails=$((fails + 1)); }

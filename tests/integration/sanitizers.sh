@@ -11,6 +11,7 @@
 # Sanitizer builds go to $HAKMEM_BUILD/san-asan and $HAKMEM_BUILD/san-tsan.
 # Exit 0 all clean, 1 any report or failure, 77 when a tool is missing (the
 # available stages still run).  Bounded: about 2-3 minutes on 2 cores.
+set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 STRESS_SECONDS=${STRESS_SECONDS:-8}
 tmp=$T

@@ -10,6 +10,7 @@
 #            history file is created (when SQLite is there);
 #   setuid:  AT_SECURE=1, the defaults hold, no history file appears.
 # Needs root (to make the setuid copy and to switch users): otherwise it skips.
+set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 PROBE=$PROGS/env_probe
 need_exe "$PROBE"

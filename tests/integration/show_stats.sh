@@ -11,6 +11,7 @@
 #   - HAKMEM_HISTORY without HAKMEM_MODE=evolving warns exactly once, also in a
 #     program that forks and runs threads; not in evolving mode.
 # Exit 0 pass, 77 skip (reason on the last line), anything else fail.
+set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 CHURN=$PROGS/churn
 TRIM=$PROGS/trim_probe

@@ -3,6 +3,7 @@
 # segment a program stays single-threaded, so unshare(CLONE_NEWUSER) works as
 # it does under glibc; HAKMEM_BACKGROUND_THREAD=1 asks for the thread (and then
 # unshare fails, which shows the probe can fail); evolving mode runs one.
+set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 P=$PROGS/unshare_probe
 need_exe "$P"

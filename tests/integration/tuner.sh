@@ -16,13 +16,10 @@
 #   - the decisions are in the segment's decision log too.
 # Exit 0 pass, 77 skip (reason on the last line), anything else fail.
 set -u
-B=${HAKMEM_BUILD:-$(cd "$(dirname "$0")/../.." && pwd)/build}
-LIB=${HAKMEM_LIB:-$B/libhakmem.so}
+. "$(dirname "$0")/../lib.sh"
 TUNER=$B/hakmem-tuner
 PHASED=$B/tests/progs/phased
 
-skip() { echo "SKIP: $*"; exit 77; }
-fail() { echo "FAIL: $*"; exit 1; }
 
 [ -f "$LIB" ] || skip "libhakmem.so not built ($LIB)"
 [ -x "$TUNER" ] || skip "hakmem-tuner not built ($TUNER)"
@@ -30,13 +27,12 @@ fail() { echo "FAIL: $*"; exit 1; }
 command -v sqlite3 >/dev/null || skip "sqlite3 CLI missing (apt-get install sqlite3)"
 [ -d /dev/shm ] && [ -w /dev/shm ] || skip "no writable /dev/shm"
 
-TMP=$(mktemp -d /tmp/hakmem-tuner-test.XXXXXX)
+TMP=$T
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-  rm -rf "$TMP"
 }
-trap cleanup EXIT
+at_exit cleanup
 DB=$TMP/history.db
 q() { sqlite3 -batch -noheader "$DB" "$1"; }
 

@@ -10,7 +10,7 @@
 # The run must still end with end_ns set, and the program must exit 0 without
 # hanging (the library waits for its thread, bounded).
 # Exit 0 pass, 77 skip (reason on the last line), anything else fail.
-LIB_SH_NO_ERREXIT=1
+set -u
 . "$(dirname "$0")/../lib.sh"
 PROG=$PROGS/history_exit
 
