@@ -20,9 +20,7 @@
 #   6. README's exit-status table has every row of the tools' --help table
 # Exit 0 pass, 77 skip, else fail.
 set -u
-cd "$(dirname "$0")/../.."
-B=${HAKMEM_BUILD:-$PWD/build}
-LIB=${HAKMEM_LIB:-$B/libhakmem.so}
+. "$(dirname "$0")/../lib.sh"
 STAT=$B/hakmem-stat
 TUNER=$B/hakmem-tuner
 REPORT=$B/hakmem-report
@@ -31,7 +29,6 @@ CHURN=$B/tests/progs/churn
 fails=0
 ok() { echo "ok: $*"; }
 bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
-skip() { echo "SKIP: $*"; exit 77; }
 
 for f in "$STAT" "$TUNER" "$REPORT" "$CHURN" "$LIB"; do [ -e "$f" ] || { echo "FAIL: $f missing (make all test-build)"; exit 1; }; done
 command -v python3 >/dev/null || skip "python3 needed to check JSON"
@@ -41,16 +38,14 @@ if [ -x "$PROBE" ]; then TOOLS+=("$PROBE")
 elif [ -f "$B/bpf/SKIPPED" ]; then echo "note: hakmem-probe not built: $(cat "$B/bpf/SKIPPED")"
 else echo "FAIL: $PROBE missing"; exit 1; fi
 
-T=$(mktemp -d /tmp/hakmem-cli.XXXXXX)
 chmod 755 "$T"
 bg=()
 cleanup() {
   local p
   for p in "${bg[@]}"; do kill -TERM "$p" 2>/dev/null; done
   for p in "${bg[@]}"; do wait "$p" 2>/dev/null; done
-  rm -rf "$T"
 }
-trap cleanup EXIT
+at_exit cleanup
 
 # run CMD...: sets RC, OUT (stdout file $T/out), ERR ($T/err)
 run() { RC=0; "$@" >"$T/out" 2>"$T/err" || RC=$?; }

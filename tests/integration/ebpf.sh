@@ -20,17 +20,12 @@
 #   E  bpf/flushes.bt with bpftrace: one line per flush, counts match.
 # Exit 0 pass, 77 skip (reason on the last line), else fail.
 set -u
-cd "$(dirname "$0")/../.."
-B=${HAKMEM_BUILD:-$PWD/build}
-LIB=${HAKMEM_LIB:-$B/libhakmem.so}
+. "$(dirname "$0")/../lib.sh"
 PROBE=$B/hakmem-probe
 W=$B/tests/progs/mmwork
-T=$(mktemp -d /tmp/hakmem-ebpf.XXXXXX)
 chmod 755 "$T"
-trap 'rm -rf "$T"' EXIT
 fails=0
 
-skip() { echo "SKIP: $*"; exit 77; }
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 ok() { echo "ok: $*"; }
 

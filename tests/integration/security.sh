@@ -17,22 +17,19 @@
 # Readers: tests/progs/shm_probe (the reader API of hakmem/shm.h) always, and
 # $HAKMEM_BUILD/hakmem-stat when it is built (exit codes from its --help).
 set -euo pipefail
-B=${HAKMEM_BUILD:?run through tests/run.sh}
-LIB=${HAKMEM_LIB:?run through tests/run.sh}
-cd "$(dirname "$0")/../.."
+. "$(dirname "$0")/../lib.sh"
 PROBE=$B/tests/progs/shm_probe
 LIVE_PROG=$B/tests/progs/fault_preload
 STAT=$B/hakmem-stat
 for f in "$PROBE" "$LIVE_PROG"; do [ -x "$f" ] || { echo "security: $f missing (make test-build)"; exit 1; }; done
 [ -x "$STAT" ] || STAT=
-tmp=$(mktemp -d)
+tmp=$T
 pids=() shmfiles=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   for f in "${shmfiles[@]}"; do rm -f "$f"; done
-  rm -rf "$tmp"
 }
-trap cleanup EXIT
+at_exit cleanup
 fail=0
 ok() { printf 'ok    %s\n' "$*"; }
 bad() { printf 'FAIL  %s\n' "$*"; fail=1; }

@@ -10,21 +10,18 @@
 # one-line message; --gc removes the segment of a killed process.
 # Exit 0 pass, 77 skip (reason on the last line), anything else fail.
 set -euo pipefail
-B=${HAKMEM_BUILD:?run through tests/run.sh}
-LIB=${HAKMEM_LIB:?run through tests/run.sh}
+. "$(dirname "$0")/../lib.sh"
 STAT=$B/hakmem-stat
 CHURN=$B/tests/progs/churn
 SHM=/dev/shm
 
-skip() { echo "$*"; exit 77; }
-fail() { echo "FAIL: $*" >&2; exit 1; }
 [ -x "$STAT" ] || fail "$STAT missing (make)"
 [ -x "$CHURN" ] || fail "$CHURN missing (make test-build)"
 [ -f "$LIB" ] || fail "$LIB missing (make)"
 command -v python3 >/dev/null || skip "python3 not installed"
 [ -d $SHM ] && [ -w $SHM ] || skip "$SHM is not a writable directory"
 
-tmp=$(mktemp -d)
+tmp=$T
 bg=()          # background pids to stop
 shmfiles=()    # /dev/shm entries this script created
 cleanup() {
@@ -32,9 +29,8 @@ cleanup() {
   for p in "${bg[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   for p in "${bg[@]}"; do wait "$p" 2>/dev/null || true; done
   for p in "${shmfiles[@]}"; do rm -f "$p"; done
-  rm -rf "$tmp"
 }
-trap cleanup EXIT
+at_exit cleanup
 
 # Environment of every workload: known knobs, telemetry on.
 run_churn() {   # outfile, churn args...
