@@ -60,12 +60,7 @@ static inline void hak_cnt_add(int id, uint64_t n) {
     _Atomic uint64_t *c = (_Atomic uint64_t *)&hak_tls.slot->counter[id];
     atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n, memory_order_relaxed);
 }
-static inline void hak_gauge_add(int id, int64_t d) {
-    _Atomic uint64_t *c = (_Atomic uint64_t *)(d >= 0 ? &hak_tls.slot->gauge_in[id] : &hak_tls.slot->gauge_out[id]);
-    uint64_t m = d >= 0 ? (uint64_t)d : (uint64_t)-d;
-    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + m, memory_order_relaxed);
-}
-/* A gauge moved by a known sign: no branch on it. */
+/* Gauges: each slot keeps the sum of its increments and of its decrements. */
 static inline void hak_gauge_up(int id, uint64_t m) {
     _Atomic uint64_t *c = (_Atomic uint64_t *)&hak_tls.slot->gauge_in[id];
     atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + m, memory_order_relaxed);
@@ -73,6 +68,11 @@ static inline void hak_gauge_up(int id, uint64_t m) {
 static inline void hak_gauge_down(int id, uint64_t m) {
     _Atomic uint64_t *c = (_Atomic uint64_t *)&hak_tls.slot->gauge_out[id];
     atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + m, memory_order_relaxed);
+}
+/* A delta of either sign (HAK_GAUGE_UP/DOWN when the sign is known: no branch). */
+static inline void hak_gauge_add(int id, int64_t d) {
+    if (d >= 0) hak_gauge_up(id, (uint64_t)d);
+    else hak_gauge_down(id, (uint64_t)-d);
 }
 #define HAK_CNT(name)        hak_cnt_add(HAK_C_##name, 1)
 #define HAK_CNT_ADD(name, n) hak_cnt_add(HAK_C_##name, (n))
