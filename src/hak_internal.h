@@ -243,6 +243,8 @@ HAK_HIDDEN void hak_knobs_publish(void);
 HAK_HIDDEN void hak_knobs_lock(void);
 HAK_HIDDEN void hak_knobs_unlock(void);
 HAK_HIDDEN void hak_knobs_child_reset(void);
+/* malloc_trim's share: hak_trim when hakmem holds cached or pending bytes; 1 if it did. */
+HAK_HIDDEN int  hak_trim_held(void);
 
 // ---------------------------------------------------------------------------
 // stats.c: per-thread counter slots in the segment

@@ -46,5 +46,7 @@ extern void *__libc_memalign(size_t, size_t) HAK_NOPLT;
 #endif
 HAK_HIDDEN size_t hak_libc_usable_size(void *p);
 HAK_HIDDEN void   hak_libc_resolve(void);
+/* glibc's own malloc_trim(pad) (looked up once), or 0 when there is none. */
+HAK_HIDDEN int    hak_libc_malloc_trim(size_t pad);
 
 #endif

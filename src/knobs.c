@@ -192,6 +192,15 @@ void hak_trim(void) {
     hak_op_end();
 }
 
+int hak_trim_held(void) {
+    if (!hak_active()) return 0;
+    hak_stats_t st;
+    hak_stats_get(&st);             /* rings, front caches and Batch */
+    if (st.bytes_cached + st.bytes_pending == 0) return 0;
+    hak_trim();
+    return 1;
+}
+
 void hak_flush(void) {
     if (!hak_init()) return;
     hak_op_begin();

@@ -9,10 +9,24 @@
 #include "hak_internal.h"
 
 static size_t (*libc_usable)(void *);
+static int (*libc_trim)(size_t);
 
 void hak_libc_resolve(void) {
     if (libc_usable == NULL)
         libc_usable = (size_t (*)(void *))dlvsym(RTLD_NEXT, "malloc_usable_size", "GLIBC_2.2.5");
+}
+
+int hak_libc_malloc_trim(size_t pad) {
+#ifdef HAK_SANITIZER_BUILD
+    return malloc_trim(pad);
+#endif
+    int (*fn)(size_t) = __atomic_load_n(&libc_trim, __ATOMIC_ACQUIRE);
+    if (fn == NULL) {
+        fn = (int (*)(size_t))dlvsym(RTLD_NEXT, "malloc_trim", "GLIBC_2.2.5");
+        __atomic_store_n(&libc_trim, fn, __ATOMIC_RELEASE);
+    }
+    /* (linked statically, RTLD_NEXT may find no other: never call ourselves) */
+    return fn != NULL && fn != malloc_trim ? fn(pad) : 0;
 }
 
 size_t hak_libc_usable_size(void *p) {

@@ -86,29 +86,12 @@ HAK_EXPORT void *pvalloc(size_t n) {
     return memalign(page, n == 0 ? page : hak_align_up(n, page));
 }
 
-#include <dlfcn.h>   /* here, not above: the lines before belong to the fast paths */
-
 /* glibc malloc_trim, extended (tcmalloc's ReleaseFreeMemory): programs call
- * it to give memory back, so it also hands hakmem's cached blocks (rings and
- * every thread's front cache) to Batch and flushes Batch (hak_trim), then
- * runs glibc's own malloc_trim(pad) on the small-block heap.  Returns 1 if
- * either released memory (hakmem held cached or pending bytes), else 0. */
+ * it to give memory back, so hakmem's cached blocks go too (hak_trim_held),
+ * then glibc's own malloc_trim(pad) runs on the small-block heap.  1 if
+ * either released memory, else 0. */
 HAK_EXPORT int malloc_trim(size_t pad) {
-    static int (*libc_trim)(size_t);
-    hak_stats_t st;
-    int ours = 0;
-    if (hak_active()) {
-        hak_stats_get(&st);
-        if (st.bytes_cached + st.bytes_pending > 0) {
-            hak_trim();
-            ours = 1;
-        }
-    }
-    int (*fn)(size_t) = __atomic_load_n(&libc_trim, __ATOMIC_ACQUIRE);
-    if (fn == NULL) {
-        fn = (int (*)(size_t))dlvsym(RTLD_NEXT, "malloc_trim", "GLIBC_2.2.5");
-        __atomic_store_n(&libc_trim, fn, __ATOMIC_RELEASE);
-    }
-    int theirs = fn != NULL && fn != malloc_trim ? fn(pad) : 0;
+    int ours = hak_trim_held();
+    int theirs = hak_libc_malloc_trim(pad);
     return ours || theirs;
 }
