@@ -72,16 +72,6 @@ static struct {
     const char *lib;
 } opt;
 
-static void die_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void die_msg(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "%s: ", prog_name);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-}
-
 static void usage(FILE *f) {
     fprintf(f,
         "Usage: %s [options] -p PID [interval [count]]\n"
@@ -210,7 +200,7 @@ static int check_privilege(void) {
     char missing[64] = "";
     if (!bpf) strcat(missing, "CAP_BPF");
     if (!perfmon) strcat(missing, *missing ? " and CAP_PERFMON" : "CAP_PERFMON");
-    die_msg("missing privilege: loading the eBPF probe needs CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN); "
+    hak_cli_error("missing privilege: loading the eBPF probe needs CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN); "
             "this process (uid %u) lacks %s. Run it as root with full capabilities, or grant them: "
             "setcap cap_bpf,cap_perfmon+ep %s. "
             "The traced program is not affected.",
@@ -220,7 +210,7 @@ static int check_privilege(void) {
 
 static int check_btf(void) {
     if (access("/sys/kernel/btf/vmlinux", R_OK) == 0) return 0;
-    die_msg("missing kernel BTF: /sys/kernel/btf/vmlinux is %s; the CO-RE probe needs a kernel built "
+    hak_cli_error("missing kernel BTF: /sys/kernel/btf/vmlinux is %s; the CO-RE probe needs a kernel built "
             "with CONFIG_DEBUG_INFO_BTF=y. The traced program is not affected.",
             errno == ENOENT ? "absent" : strerror(errno));
     return HAK_EXIT_UNSUPPORTED;
@@ -235,7 +225,7 @@ static int check_tracefs(void) {
                                       "sys_enter_madvise", "sys_exit_madvise", "sys_enter_mremap", "sys_exit_mremap"};
     snprintf(path, sizeof path, "%s/events", root);
     if (access(path, F_OK) != 0) {
-        die_msg("tracefs is not mounted at %s (the syscall tracepoints need it): "
+        hak_cli_error("tracefs is not mounted at %s (the syscall tracepoints need it): "
                 "mount -t tracefs tracefs /sys/kernel/tracing",
                 root);
         return HAK_EXIT_UNSUPPORTED;
@@ -243,7 +233,7 @@ static int check_tracefs(void) {
     for (size_t i = 0; i < sizeof tps / sizeof tps[0]; i++) {
         snprintf(path, sizeof path, "%s/events/syscalls/%s/id", root, tps[i]);
         if (access(path, R_OK) != 0) {
-            die_msg("syscall tracepoint syscalls:%s is not available (%s: %s); the kernel needs "
+            hak_cli_error("syscall tracepoint syscalls:%s is not available (%s: %s); the kernel needs "
                     "CONFIG_FTRACE_SYSCALLS=y",
                     tps[i], path, strerror(errno));
             return HAK_EXIT_UNSUPPORTED;
@@ -273,7 +263,7 @@ static int lib_from_maps(int pid, const char *want, struct libinfo *li) {
     snprintf(path, sizeof path, "/proc/%d/maps", pid);
     FILE *f = fopen(path, "r");
     if (!f) {
-        die_msg("cannot read %s: %s", path, strerror(errno));
+        hak_cli_error("cannot read %s: %s", path, strerror(errno));
         return errno == ENOENT || errno == ESRCH ? HAK_EXIT_NOPROC
                : errno == EACCES || errno == EPERM ? HAK_EXIT_PERM : HAK_EXIT_ERROR;
     }
@@ -314,7 +304,7 @@ static int lib_from_maps(int pid, const char *want, struct libinfo *li) {
     }
     fclose(f);
     if (!found) {
-        die_msg("process %d has no %s mapped (not running under hakmem? start it with LD_PRELOAD=libhakmem.so)",
+        hak_cli_error("process %d has no %s mapped (not running under hakmem? start it with LD_PRELOAD=libhakmem.so)",
                 pid, *wantreal ? wantreal : "libhakmem*.so");
         return HAK_EXIT_NOHAKMEM;
     }
@@ -356,7 +346,7 @@ static int lib_for_command(struct libinfo *li) {
     }
     struct stat st;
     if (!*cand || stat(cand, &st) != 0) {
-        die_msg("cannot find libhakmem.so%s%s%s%s: give it with --lib PATH", *cand ? " at " : "", cand,
+        hak_cli_error("cannot find libhakmem.so%s%s%s%s: give it with --lib PATH", *cand ? " at " : "", cand,
                 *cand ? ": " : "", *cand ? strerror(errno) : "");
         return HAK_EXIT_ERROR;
     }
@@ -515,7 +505,7 @@ static void publish(void) {
     if (!seg_open) return;
     if (seg.map_size < sizeof(hak_shm_t) || (fcntl(seg.fd, F_GETFL) & O_ACCMODE) != O_RDWR) {
         static bool warned;
-        if (!warned) die_msg("--publish: /dev/shm/hakmem.%d is not writable by this process", target_pid);
+        if (!warned) hak_cli_error("--publish: /dev/shm/hakmem.%d is not writable by this process", target_pid);
         warned = true;
         return;
     }
@@ -849,14 +839,14 @@ static int attach_usdt(const struct libinfo *li, int pid) {
             continue;
         }
         if (absent) {
-            die_msg("%s has no hakmem:%s USDT probe (%s): the library was built without HAK_HAVE_SDT "
+            hak_cli_error("%s has no hakmem:%s USDT probe (%s): the library was built without HAK_HAVE_SDT "
                     "(sys/sdt.h from systemtap-sdt-dev); rebuild it with probes",
                     li->path, u[i].name, err == ESRCH ? "no .note.stapsdt section" : "not in its USDT notes");
             return HAK_EXIT_UNSUPPORTED;
         }
         char msg[128];
         libbpf_strerror(-err, msg, sizeof msg);
-        die_msg("attaching USDT hakmem:%s in %s (pid %d): %s%s", u[i].name, li->path, pid, msg,
+        hak_cli_error("attaching USDT hakmem:%s in %s (pid %d): %s%s", u[i].name, li->path, pid, msg,
                 opt.verbose ? "" : " (run with -v for libbpf's details)");
         return errno_exit(err);
     }
@@ -868,7 +858,7 @@ static int load_probe(const struct libinfo *li, int pid) {
     skel = hakmem_bpf__open();
     if (!skel) {
         int err = errno;
-        die_msg("opening the BPF object: %s", strerror(err));
+        hak_cli_error("opening the BPF object: %s", strerror(err));
         return errno_exit(err);
     }
     skel->rodata->target_tgid = (uint32_t)pid;
@@ -877,7 +867,7 @@ static int load_probe(const struct libinfo *li, int pid) {
     skel->rodata->trace_outside = opt.outside;
     int err = hakmem_bpf__load(skel);
     if (err) {
-        die_msg("loading the BPF program: %s%s", strerror(-err),
+        hak_cli_error("loading the BPF program: %s%s", strerror(-err),
                 (-err == EPERM || -err == EACCES) ? " (missing privilege: needs CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN)"
                 : -err == EINVAL ? " (kernel too old? needs >= 5.17 for bpf_find_vma/bpf_loop; run with -v)"
                                  : "");
@@ -887,13 +877,13 @@ static int load_probe(const struct libinfo *li, int pid) {
     skel->bss->hak_hi = li->hi;
     err = hakmem_bpf__attach(skel);   /* the tracepoints; SEC("usdt") is skipped by libbpf 1.1 */
     if (err) {
-        die_msg("attaching the syscall tracepoints: %s", strerror(-err));
+        hak_cli_error("attaching the syscall tracepoints: %s", strerror(-err));
         return -err == ENOENT ? HAK_EXIT_UNSUPPORTED : errno_exit(err);
     }
     rb = ring_buffer__new(bpf_map__fd(skel->maps.events), on_event, NULL, NULL);
     if (!rb) {
         err = errno;
-        die_msg("ring buffer: %s", strerror(err));
+        hak_cli_error("ring buffer: %s", strerror(err));
         return errno_exit(err);
     }
     return 0;
@@ -914,14 +904,14 @@ static int preflight(void) {
 static int spawn_waiting(const struct libinfo *li, int *go_fd, int *status_fd) {
     int go[2], st[2];
     if (pipe2(go, O_CLOEXEC) != 0 || pipe2(st, O_CLOEXEC) != 0) {
-        die_msg("pipe: %s", strerror(errno));
+        hak_cli_error("pipe: %s", strerror(errno));
         return -1;
     }
     fflush(stdout);
     fflush(stderr);
     pid_t pid = fork();
     if (pid < 0) {
-        die_msg("fork: %s", strerror(errno));
+        hak_cli_error("fork: %s", strerror(errno));
         return -1;
     }
     if (pid == 0) {
@@ -978,7 +968,7 @@ int main(int argc, char **argv) {
     if (opt.pid) {
         target_pid = opt.pid;
         if (kill(target_pid, 0) != 0 && errno == ESRCH) {
-            die_msg("pid %d: no such process", target_pid);
+            hak_cli_error("pid %d: no such process", target_pid);
             return HAK_EXIT_NOPROC;
         }
         rc = lib_from_maps(target_pid, opt.lib, &li);
@@ -1015,13 +1005,13 @@ int main(int argc, char **argv) {
     hak_cli_install_stop(1);
 
     if (child > 0) {
-        if (write(go_fd, "g", 1) != 1) die_msg("cannot release the command: %s", strerror(errno));
+        if (write(go_fd, "g", 1) != 1) hak_cli_error("cannot release the command: %s", strerror(errno));
         close(go_fd);
         int e = 0;
         ssize_t n = read(st_fd, &e, sizeof e);
         close(st_fd);
         if (n == (ssize_t)sizeof e) {
-            die_msg("cannot run %s: %s", opt.cmd[0], strerror(e));
+            hak_cli_error("cannot run %s: %s", opt.cmd[0], strerror(e));
             waitpid(child, NULL, 0);
             ring_buffer__free(rb);
             hakmem_bpf__destroy(skel);
@@ -1060,7 +1050,7 @@ int main(int argc, char **argv) {
         if (wake != UINT64_MAX && (wake - now) / 1000000 < 100) timeout = (int)((wake - now) / 1000000) + 1;
         int n = poll(pfd, pidfd >= 0 ? 2 : 1, timeout);
         if (n < 0 && errno != EINTR) {
-            die_msg("poll: %s", strerror(errno));
+            hak_cli_error("poll: %s", strerror(errno));
             break;
         }
         ring_buffer__consume(rb);

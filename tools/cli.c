@@ -45,12 +45,23 @@ int hak_cli_exit_of_shm(int err) {
 // ---------------------------------------------------------------------------
 static void try_help(void) { fprintf(stderr, "Try '%s --help'.\n", cli_prog); }
 
-int hak_cli_usage_error(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
+static void vmessage(const char *fmt, va_list ap) {
     fprintf(stderr, "%s: ", cli_prog);
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
+}
+
+void hak_cli_error(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vmessage(fmt, ap);
+    va_end(ap);
+}
+
+int hak_cli_usage_error(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vmessage(fmt, ap);
     va_end(ap);
     try_help();
     return HAK_EXIT_USAGE;

@@ -59,6 +59,8 @@ int hak_cli_exit_of_shm(int err);
 void hak_cli_init(const char *prog);
 const char *hak_cli_prog(void);
 
+/* "tool: <message>" on stderr (an error that is not the command line's). */
+void hak_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* "tool: <message>" + "Try 'tool --help'." on stderr; returns HAK_EXIT_USAGE. */
 int hak_cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
