@@ -296,25 +296,38 @@ HAK_HIDDEN hak_block_t *hak_tcache_evict_oldest(hak_tcache_t *tc);
  * that orders the two. */
 #define HAK_TC_LD(x)    __atomic_load_n(&(x), __ATOMIC_RELAXED)
 #define HAK_TC_ST(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
-/* Pop a block of class c (inside an op bracket), or NULL. */
-static inline hak_block_t *hak_tcache_pop(uint32_t c) {
+/* Take the newest block whose class is in [lo, hi] out of this thread's
+ * front cache (inside an op bracket), or NULL. */
+static inline hak_block_t *hak_tcache_take(uint32_t lo, uint32_t hi) {
     hak_tcache_t *tc = &hak_tls.tc;
     uint32_t n = HAK_TC_LD(tc->n);
     for (uint32_t i = n; i-- > 0;) {
         hak_block_t *b = HAK_TC_LD(tc->v[i]);
-        if (b->cls != c) continue;
+        if (b->cls < lo || b->cls > hi) continue;
         for (uint32_t k = i + 1; k < n; k++) HAK_TC_ST(tc->v[k - 1], HAK_TC_LD(tc->v[k]));
         HAK_TC_ST(tc->n, n - 1);
         HAK_TC_ST(tc->bytes, HAK_TC_LD(tc->bytes) - b->size);
         atomic_store_explicit(&b->state, HAK_BLOCK_LIVE, memory_order_relaxed);
-        HAK_CNT(cache_hits);
-        HAK_CNT(tcache_hits);
         HAK_GAUGE_DOWN(bytes_cached, b->size);
         HAK_GAUGE_DOWN(blocks_cached, 1);
         HAK_GAUGE_DOWN(blocks_tcached, 1);
         return b;
     }
     return NULL;
+}
+/* A hit: a block of class c from the front cache, or NULL. */
+static inline hak_block_t *hak_tcache_pop(uint32_t c) {
+    hak_block_t *b = hak_tcache_take(c, c);
+    if (b != NULL) {
+        HAK_CNT(cache_hits);
+        HAK_CNT(tcache_hits);
+    }
+    return b;
+}
+/* A miss of class c served by a block of a bigger class (one doubling at
+ * most) from the front cache: the thread's most recently used memory. */
+static inline hak_block_t *hak_tcache_pop_near(uint32_t c) {
+    return hak_tcache_take(c + 1, c + HAK_NEAR_CLASSES);
 }
 /* Keep freed block b (CACHED, class-shaped) in the front cache; returns the
  * block that must go on to its ring instead (b itself, or the oldest one

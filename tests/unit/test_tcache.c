@@ -1,5 +1,6 @@
 /* test_tcache.c - the per-thread front cache: a hit takes no lock and writes
- * nothing shared (the class record is not touched), bounds in blocks and
+ * nothing shared (the class record is not touched), a miss served by a
+ * bigger block of the front cache, bounds in blocks and
  * bytes, ring cap 0 bypasses it, thread exit returns its blocks, a trim
  * empties a sleeping thread's cache, a block freed by another thread is
  * reused correctly, and a forked child adopts the caches of the threads that
@@ -66,6 +67,41 @@ static void test_bounds(void **state) {
     hak_free(p);
     assert_int_equal(gauge(HAK_G_blocks_cached), 0);
     assert_int_equal(hak_set_ring_cap(4), 0);
+}
+
+/* A miss whose exact class is in no cache is served by the newest front-cache
+ * block of a bigger class (one doubling at most): the thread's most recently
+ * used memory, before the rings, Batch or a fresh mapping. */
+static void test_miss_served_by_front_cache_near(void **state) {
+    (void)state;
+    uint32_t c = hak_size_class(1 << 20);
+    void *a = hak_alloc((size_t)hak_class_size(c + 1));      /* one class up */
+    void *b = hak_alloc((size_t)hak_class_size(c + 2));      /* two classes up, freed last: newest */
+    void *far = hak_alloc((size_t)hak_class_size(c + HAK_NEAR_CLASSES + 1));   /* beyond one doubling */
+    memset(b, 0x5a, 4096);
+    hak_free(far);
+    hak_free(a);
+    hak_free(b);
+    assert_int_equal(gauge(HAK_G_blocks_tcached), 3);
+    uint64_t m0 = cnt(HAK_C_mmap_calls), near0 = cnt(HAK_C_warm_near), miss0 = cnt(HAK_C_cache_misses);
+    uint64_t gen0 = hak_seg->classes[c + 2].gen;
+    void *p = hak_alloc(1 << 20);
+    assert_ptr_equal(p, b);                                  /* the newest block that fits */
+    assert_int_equal(((unsigned char *)p)[4095], 0x5a);      /* warm: its pages came along */
+    assert_int_equal(hak_usable_size(p), hak_class_size(c + 2));
+    assert_int_equal(cnt(HAK_C_cache_misses), miss0 + 1);    /* a miss of its class, served warm */
+    assert_int_equal(cnt(HAK_C_warm_near), near0 + 1);
+    assert_int_equal(cnt(HAK_C_mmap_calls), m0);
+    assert_int_equal(hak_seg->classes[c + 2].gen, gen0);     /* no ring was touched */
+    assert_int_equal(gauge(HAK_G_blocks_tcached), 2);
+    void *q = hak_alloc(1 << 20);
+    assert_ptr_equal(q, a);                                  /* then the next one */
+    void *r = hak_alloc(1 << 20);                            /* 'far' is not near: fresh memory */
+    assert_ptr_not_equal(r, far);
+    assert_int_equal(cnt(HAK_C_mmap_calls), m0 + 1);
+    hak_free(p);
+    hak_free(q);
+    hak_free(r);
 }
 
 /* ---- other threads ---- */
@@ -196,6 +232,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_hit_writes_nothing_shared, setup),
         cmocka_unit_test_setup(test_bounds, setup),
+        cmocka_unit_test_setup(test_miss_served_by_front_cache_near, setup),
         cmocka_unit_test_setup(test_thread_exit_returns_blocks, setup),
         cmocka_unit_test_setup(test_trim_empties_sleeping_thread, setup),
         cmocka_unit_test_setup(test_cross_thread_free, setup),
