@@ -1,9 +1,9 @@
 /*
  * alloc.c - the allocation path of a large block:
- *   size class -> front cache, then BigCache ring of that class: hit? reuse (no syscall)
+ *   size class -> this thread's front cache: the block it freed last of the
+ *                 class or up to one doubling bigger (no lock, no syscall)
+ *              -> BigCache ring of that class: hit? reuse (no syscall)
  *              -> miss? warm memory hakmem already holds, in this order:
- *                   a bigger block (one doubling at most) in this thread's
- *                   front cache: the memory it used last, no lock;
  *                   a block of the class (or up to one doubling bigger)
  *                   still pending in Batch, taken back before its munmap;
  *                   a cached block of a bigger class (one doubling at most);
@@ -23,12 +23,7 @@ void (*_Atomic hak_first_large_hook)(void);
 
 /* A miss of ring c served from warm memory, or NULL. */
 static hak_block_t *warm_miss(uint32_t c) {
-    hak_block_t *b = hak_tcache_pop_near(c);
-    if (b != NULL) {
-        HAK_CNT(warm_near);
-        return b;
-    }
-    b = hak_batch_rescue(c, c + HAK_NEAR_CLASSES);
+    hak_block_t *b = hak_batch_rescue(c, c + HAK_NEAR_CLASSES);
     if (b != NULL) return b;
     b = hak_bigcache_pop_near(c);
     if (b != NULL) {

@@ -315,19 +315,22 @@ static inline hak_block_t *hak_tcache_take(uint32_t lo, uint32_t hi) {
     }
     return NULL;
 }
-/* A hit: a block of class c from the front cache, or NULL. */
+/* The block this thread freed last among those that fit class c: of the class
+ * itself (a hit) or of a bigger class, one doubling at most (a miss served
+ * warm, counted as warm_near).  The most recently used memory is the cheapest
+ * to touch again (its pages and page-table entries are still hot), so recency
+ * wins over an exact fit here.  Inside an op bracket; NULL if none. */
 static inline hak_block_t *hak_tcache_pop(uint32_t c) {
-    hak_block_t *b = hak_tcache_take(c, c);
-    if (b != NULL) {
+    hak_block_t *b = hak_tcache_take(c, c + HAK_NEAR_CLASSES);
+    if (b == NULL) return NULL;
+    if (b->cls == c) {
         HAK_CNT(cache_hits);
         HAK_CNT(tcache_hits);
+    } else {
+        HAK_CNT(cache_misses);
+        HAK_CNT(warm_near);
     }
     return b;
-}
-/* A miss of class c served by a block of a bigger class (one doubling at
- * most) from the front cache: the thread's most recently used memory. */
-static inline hak_block_t *hak_tcache_pop_near(uint32_t c) {
-    return hak_tcache_take(c + 1, c + HAK_NEAR_CLASSES);
 }
 /* Keep freed block b (CACHED, class-shaped) in the front cache; returns the
  * block that must go on to its ring instead (b itself, or the oldest one

@@ -71,7 +71,8 @@ static void test_bounds(void **state) {
 
 /* A miss whose exact class is in no cache is served by the newest front-cache
  * block of a bigger class (one doubling at most): the thread's most recently
- * used memory, before the rings, Batch or a fresh mapping. */
+ * used memory, before the rings, Batch or a fresh mapping; and the newest block
+ * that fits wins over an older one of the exact class. */
 static void test_miss_served_by_front_cache_near(void **state) {
     (void)state;
     uint32_t c = hak_size_class(1 << 20);
@@ -102,6 +103,21 @@ static void test_miss_served_by_front_cache_near(void **state) {
     hak_free(p);
     hak_free(q);
     hak_free(r);
+    /* recency beats an exact fit: r (the class itself) freed before p (bigger) */
+    hak_trim();
+    r = hak_alloc(1 << 20);
+    p = hak_alloc((size_t)hak_class_size(c + 1));
+    hak_free(r);
+    hak_free(p);
+    uint64_t h0 = cnt(HAK_C_tcache_hits);
+    q = hak_alloc(1 << 20);
+    assert_ptr_equal(q, p);
+    assert_int_equal(cnt(HAK_C_tcache_hits), h0);           /* not a hit of the class: served warm */
+    void *s2 = hak_alloc(1 << 20);
+    assert_ptr_equal(s2, r);                                 /* the exact one next: a hit */
+    assert_int_equal(cnt(HAK_C_tcache_hits), h0 + 1);
+    hak_free(q);
+    hak_free(s2);
 }
 
 /* ---- other threads ---- */
