@@ -6,6 +6,7 @@
 #define HAK_RADIX_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "hak_types.h"
@@ -29,6 +30,17 @@ static inline hak_block_t *hak_registry_chunk(const void *p) {
     if (likely(leaf == NULL)) return NULL;
     return atomic_load_explicit(&(*leaf)[(u >> HAK_CHUNK_SHIFT) & (((size_t)1 << HAK_LEAF_BITS) - 1)],
                                 memory_order_acquire);
+}
+/* The lowest user pointer any block has had (UINTPTR_MAX before the first):
+ * it only ever falls (hak_registry_insert).  A pointer below it is no hakmem
+ * block's and lies in no hakmem block, so free() hands it to glibc on a
+ * compare: the main arena's heap (brk) lies below the mmap area, where the
+ * kernel places large blocks.  A program that frees a pointer got the block
+ * after its insert (the handoff that made it free it orders the two), so a
+ * relaxed load cannot see a stale value that is still above it. */
+extern _Atomic uintptr_t hak_registry_lo HAK_HIDDEN;
+static inline bool hak_registry_below_all(const void *p) {
+    return (uintptr_t)p < atomic_load_explicit(&hak_registry_lo, memory_order_relaxed);
 }
 /* Lock-free exact lookup: the block whose user pointer is p, or NULL. */
 static inline hak_block_t *hak_registry_lookup(const void *p) {

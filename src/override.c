@@ -22,10 +22,15 @@ HAK_EXPORT void *malloc(size_t n) {
     if (likely(n < hak_large_threshold)) return hak_libc_malloc(n);
     return hak_alloc(n);
 }
-/* One load for most small blocks (no hakmem block in their 4 GiB region),
- * two otherwise; a pointer into the first 64 KiB of a hakmem block is caught
- * here and reported, whatever the bytes in front of it look like. */
+/* A compare for the blocks of glibc's main heap (below every hakmem block);
+ * otherwise one load (no hakmem block in the pointer's 4 GiB region) or two.
+ * A pointer into the first 64 KiB of a hakmem block is caught here and
+ * reported, whatever the bytes in front of it look like. */
 HAK_EXPORT void free(void *p) {
+    if (likely(hak_registry_below_all(p))) {
+        hak_libc_free(p);
+        return;
+    }
     hak_block_t *b = hak_registry_chunk(p);
     if (likely(b == NULL)) {
         hak_libc_free(p);

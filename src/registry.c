@@ -23,6 +23,7 @@
 #define root        hak_registry_root
 
 _Atomic(hak_leaf_t *) hak_registry_root[(size_t)1 << HAK_ROOT_BITS];
+_Atomic uintptr_t hak_registry_lo = UINTPTR_MAX;
 
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static hak_block_t *meta_free;
@@ -87,6 +88,10 @@ int hak_registry_insert(hak_block_t *b) {
     if (unlikely(n > 0) && atomic_compare_exchange_strong(&hak_registry_fail_next, &n, n - 1)) return -ENOMEM;
     _Atomic(hak_block_t *) *s = slot_of(atomic_load_explicit(&b->user, memory_order_relaxed), true);
     if (s == NULL) return -ENOMEM;
+    uintptr_t u = atomic_load_explicit(&b->user, memory_order_relaxed);
+    uintptr_t lo = atomic_load_explicit(&hak_registry_lo, memory_order_relaxed);
+    while (u < lo && !atomic_compare_exchange_weak_explicit(&hak_registry_lo, &lo, u, memory_order_relaxed,
+                                                            memory_order_relaxed)) {}
     atomic_store_explicit(s, b, memory_order_release);
     return 0;
 }

@@ -49,6 +49,35 @@ static void test_foreign_pointers(void **state) {
 }
 
 /* Many live blocks: every start maps to its own metadata. */
+/* free()'s first test: below the lowest user pointer any block has had, no
+ * block can be; the bound falls with every insert below it, and no address of
+ * a live block is ever under it. */
+static void test_low_bound(void **state) {
+    (void)state;
+    char *p = hak_alloc(3 << 20);
+    assert_non_null(p);
+    assert_false(hak_registry_below_all(p));
+    assert_false(hak_registry_below_all(p + (3 << 20) - 1));
+    uintptr_t lo = atomic_load(&hak_registry_lo);
+    assert_true(lo <= (uintptr_t)p);
+    /* a block registered lower (no memory needed: the registry keeps addresses) */
+    hak_block_t *b = hak_block_new();
+    assert_non_null(b);
+    uintptr_t u = (lo - ((uintptr_t)64 << 20)) & ~(((uintptr_t)64 << 10) - 1);
+    atomic_store(&b->user, u);
+    b->size = (size_t)1 << 20;
+    assert_true(hak_registry_below_all((void *)u));
+    assert_int_equal(hak_registry_insert(b), 0);
+    assert_int_equal(atomic_load(&hak_registry_lo), u);
+    assert_false(hak_registry_below_all((void *)u));
+    assert_true(hak_registry_below_all((void *)(u - 1)));
+    assert_ptr_equal(hak_registry_lookup((void *)u), b);
+    hak_registry_remove(b);
+    hak_block_delete(b);
+    assert_int_equal(atomic_load(&hak_registry_lo), u);      /* it never rises */
+    hak_free(p);
+}
+
 static void test_many_blocks(void **state) {
     (void)state;
     enum { N = 300 };
@@ -72,6 +101,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_exact_lookup),
         cmocka_unit_test(test_foreign_pointers),
+        cmocka_unit_test(test_low_bound),
         cmocka_unit_test(test_many_blocks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
