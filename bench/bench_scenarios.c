@@ -564,7 +564,7 @@ static void reset_peak_rss(void) {   /* "5" resets VmHWM to VmRSS (Linux >= 4.0)
     }
 }
 
-/* hakmem's counters: the telemetry segment, else hak_stats_get().  Either way
+/* hakmem's counters: the telemetry segment, else hak_stats_get_sized().  Either way
  * they land in a hak_stats_t, whose fields are generated from HAK_COUNTERS /
  * HAK_GAUGES (include/hakmem.h), so a counter added there is here too. */
 typedef struct hakc {
@@ -599,10 +599,10 @@ static void hak_read(hakc_t *h) {
         hak_shm_close(&sh);
         if (h->ok) return;
     }
-    void (*get)(hak_stats_t *) = (void (*)(hak_stats_t *))dlsym(RTLD_DEFAULT, "hak_stats_get");
+    /* the ABI-checked form: the preloaded library may be another build */
+    int (*get)(hak_stats_t *, size_t) = (int (*)(hak_stats_t *, size_t))dlsym(RTLD_DEFAULT, "hak_stats_get_sized");
     uint64_t (*knob)(int) = (uint64_t (*)(int))dlsym(RTLD_DEFAULT, "hak_knob_get");
-    if (get == NULL) return;
-    get(&h->st);
+    if (get == NULL || get(&h->st, sizeof h->st) != 0) return;
     const char *m = getenv("HAKMEM_MODE");
     h->ok = 1;
     h->mode = m && strcmp(m, "evolving") == 0 ? HAK_MODE_EVOLVING : m && strcmp(m, "off") == 0 ? HAK_MODE_OFF

@@ -92,20 +92,33 @@ HAKMEM_API void     hak_trim(void);
 /* Flush Batch now, whatever its pending bytes. */
 HAKMEM_API void     hak_flush(void);
 
-/* A copy of this process's counters: one field per HAK_COUNTERS and
+/* A copy of this process's counters: a header that says which layout the
+ * library filled (size and version), then one field per HAK_COUNTERS and
  * HAK_GAUGES entry of hakmem/shm.h (same name, meaning and order: the struct is
  * generated from those lists, so it can never miss one), then two figures
- * derived from them.  It grows when a counter is added: rebuild callers with the
- * header of the library they call. */
+ * derived from them.  The layout changes when a counter is added (the version
+ * goes up); the header stays the first 8 bytes for ever, so a caller built
+ * against another hakmem.h can tell, through hak_stats_get_sized. */
+#define HAK_STATS_VERSION 2u            /* 1: 0.1.0's struct without this header */
 #define HAK_X_STATS_FIELD(name, help) uint64_t name;
 typedef struct hak_stats {
+    uint32_t size;                     /* sizeof(hak_stats_t) in the library that filled it */
+    uint32_t version;                  /* HAK_STATS_VERSION of that library */
     HAK_COUNTERS(HAK_X_STATS_FIELD)    /* large_allocs, cache_hits, evict_*, batch_*, munmap_calls, warm_* ... */
     HAK_GAUGES(HAK_X_STATS_FIELD)      /* bytes_mapped, bytes_cached, bytes_pending ... (now) */
     uint64_t evictions;                /* blocks handed to Batch, all reasons (sum of evict_*) */
     uint64_t peak_bytes_mapped;        /* high-water mark of bytes_mapped */
 } hak_stats_t;
 #undef HAK_X_STATS_FIELD
+/* Fill *out, sized by this header (the caller and the library agree). */
 HAKMEM_API void     hak_stats_get(hak_stats_t *out);
+/* The ABI-checked form, for callers that may meet another build of the
+ * library (dlsym, plugins): size is sizeof(*out) in the caller.  Returns 0
+ * and fills *out when it matches the library's hak_stats_t; otherwise writes
+ * only the header (size and version of the library's layout; nothing if
+ * size < 8) and returns -EINVAL, so a mismatch is an error, not an overrun.
+ * -EFAULT for out == NULL. */
+HAKMEM_API int      hak_stats_get_sized(hak_stats_t *out, size_t size);
 
 /* Print this process's counters, as HAKMEM_SHOW_STATS=1 does at exit (like
  * jemalloc's malloc_stats_print and mimalloc's mi_stats_print_out): a

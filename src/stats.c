@@ -14,9 +14,11 @@
  * check around a snapshot.
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <linux/futex.h>
 #include <linux/membarrier.h>
 #include <sched.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -295,8 +297,26 @@ void hak_stats_child_fold(void) {
         hak_tls.slot->owner_tid = (uint64_t)syscall(SYS_gettid);
 }
 
+_Static_assert(offsetof(hak_stats_t, size) == 0 && offsetof(hak_stats_t, version) == 4,
+               "hak_stats_t's header is its first 8 bytes, in every version");
+
+int hak_stats_get_sized(hak_stats_t *out, size_t size) {
+    if (out == NULL) return -EFAULT;
+    if (size != sizeof *out) {
+        if (size >= 2 * sizeof(uint32_t)) {
+            uint32_t hdr[2] = {(uint32_t)sizeof *out, HAK_STATS_VERSION};
+            memcpy(out, hdr, sizeof hdr);
+        }
+        return -EINVAL;
+    }
+    hak_stats_get(out);
+    return 0;
+}
+
 void hak_stats_get(hak_stats_t *out) {
     memset(out, 0, sizeof *out);
+    out->size = (uint32_t)sizeof *out;
+    out->version = HAK_STATS_VERSION;
     if (!hak_init()) return;
     uint64_t c[HAK_NCOUNTERS];
     int64_t g[HAK_NGAUGES];

@@ -201,8 +201,8 @@ static void test_file_at_exit(void **state) {
 
 /* hak_stats_t is generated from the X-macro lists: one field per counter and
  * gauge, each the value the slots sum to (this test is single-threaded). */
-_Static_assert(sizeof(hak_stats_t) == (HAK_NCOUNTERS + HAK_NGAUGES + 2) * sizeof(uint64_t),
-               "hak_stats_t = every counter, every gauge, evictions, peak_bytes_mapped");
+_Static_assert(sizeof(hak_stats_t) == (1 + HAK_NCOUNTERS + HAK_NGAUGES + 2) * sizeof(uint64_t),
+               "hak_stats_t = size and version, every counter, every gauge, evictions, peak_bytes_mapped");
 static void test_stats_struct(void **state) {
     (void)state;
     void *p[6];
@@ -220,13 +220,44 @@ static void test_stats_struct(void **state) {
     assert_int_equal(st.evictions, st.evict_ring_full + st.evict_cap_lowered + st.evict_budget + st.evict_idle_trim +
                                        st.evict_uncacheable);
     assert_true(st.peak_bytes_mapped >= st.bytes_mapped);
+    assert_int_equal(st.size, sizeof st);
+    assert_int_equal(st.version, HAK_STATS_VERSION);
     hak_free(p[5]);
+}
+
+/* The ABI-checked form: a caller whose hak_stats_t differs (another header)
+ * gets -EINVAL and the library's size and version, and nothing past them is
+ * written; the right size fills everything. */
+static void test_stats_sized(void **state) {
+    (void)state;
+    unsigned char buf[sizeof(hak_stats_t) + 64];
+    memset(buf, 0xee, sizeof buf);
+    size_t old = sizeof(hak_stats_t) - 29 * sizeof(uint64_t);       /* a shorter, older layout */
+    assert_int_equal(hak_stats_get_sized((hak_stats_t *)(void *)buf, old), -EINVAL);
+    uint32_t hdr[2];
+    memcpy(hdr, buf, sizeof hdr);
+    assert_int_equal(hdr[0], sizeof(hak_stats_t));
+    assert_int_equal(hdr[1], HAK_STATS_VERSION);
+    for (size_t i = sizeof hdr; i < sizeof buf; i++) assert_int_equal(buf[i], 0xee);   /* no overrun */
+    memset(buf, 0xee, sizeof buf);
+    assert_int_equal(hak_stats_get_sized((hak_stats_t *)(void *)buf, 4), -EINVAL);      /* no room for the header */
+    for (size_t i = 0; i < sizeof buf; i++) assert_int_equal(buf[i], 0xee);
+    assert_int_equal(hak_stats_get_sized(NULL, sizeof(hak_stats_t)), -EFAULT);
+    hak_stats_t st, ref;
+    void *p = hak_alloc(1 << 20);
+    assert_int_equal(hak_stats_get_sized(&st, sizeof st), 0);
+    hak_stats_get(&ref);
+    assert_int_equal(st.size, sizeof st);
+    assert_int_equal(st.large_allocs, ref.large_allocs);
+    assert_int_equal(st.blocks_live, ref.blocks_live);
+    hak_free(p);
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_summary_figures), cmocka_unit_test(test_json), cmocka_unit_test(test_path),
         cmocka_unit_test(test_print_live), cmocka_unit_test(test_file_at_exit), cmocka_unit_test(test_stats_struct),
+        cmocka_unit_test(test_stats_sized),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
