@@ -303,7 +303,7 @@ static inline hak_block_t *hak_tcache_take(uint32_t lo, uint32_t hi) {
     uint32_t n = HAK_TC_LD(tc->n);
     for (uint32_t i = n; i-- > 0;) {
         hak_block_t *b = HAK_TC_LD(tc->v[i]);
-        if (b->cls < lo || b->cls > hi) continue;
+        if (b->cls - lo > hi - lo) continue;   /* unsigned: one compare for the range */
         for (uint32_t k = i + 1; k < n; k++) HAK_TC_ST(tc->v[k - 1], HAK_TC_LD(tc->v[k]));
         HAK_TC_ST(tc->n, n - 1);
         HAK_TC_ST(tc->bytes, HAK_TC_LD(tc->bytes) - b->size);
