@@ -121,6 +121,7 @@ typedef struct bench_cell {
     uint64_t hak_blocks_flushed, hak_munmap;
     double   blocks_per_munmap;
     double   decisions_min;    /* median tuner decisions per minute of scenario time; -1 = n/a */
+    double   decisions_run;    /* median tuner decisions per run; -1 = n/a */
 } bench_cell_t;
 
 typedef struct bench_run {

@@ -37,7 +37,7 @@ void bench_summarize(bench_run_t *r) {
             if (!cell_ok(c)) continue;
             double flt[BENCH_MAX_REPEAT], peak[BENCH_MAX_REPEAT], start[BENCH_MAX_REPEAT];
             double first[BENCH_MAX_REPEAT], first_op[BENCH_MAX_REPEAT], steady[BENCH_MAX_REPEAT];
-            double dec[BENCH_MAX_REPEAT];
+            double dec[BENCH_MAX_REPEAT], decn[BENCH_MAX_REPEAT];
             uint64_t ops = 0, mm = 0, mu = 0, ma = 0, mr = 0, bf = 0;
             int nfirst = 0, nsteady = 0, ndec = 0;
             c->idle_mib = -1;
@@ -58,13 +58,17 @@ void bench_summarize(bench_run_t *r) {
                     first_op[nfirst++] = (double)s->first_ns / (double)s->first_ops;
                 }
                 if (s->rounds > 0) steady[nsteady++] = (double)s->steady_ps_op / 1000.0;
-                if (s->has_hak && s->ns > 0) dec[ndec++] = (double)s->hak_decisions_run * 60e9 / (double)s->ns;
+                if (s->has_hak && s->ns > 0) {
+                    decn[ndec] = (double)s->hak_decisions_run;
+                    dec[ndec++] = (double)s->hak_decisions_run * 60e9 / (double)s->ns;
+                }
             }
             c->first_ns = nfirst ? median(first, nfirst) : -1;
             c->first_ns_op = nfirst ? median(first_op, nfirst) : -1;
             c->steady_ns_op = nsteady ? median(steady, nsteady) : -1;
             c->steady_rounds = c->runs[0].rounds;
             c->decisions_min = ndec ? median(dec, ndec) : -1;
+            c->decisions_run = ndec ? median(decn, ndec) : -1;
             c->blocks_per_munmap = -1;
             c->ns_med = median(c->ns_op, c->nruns);
             c->ns_min = c->ns_max = c->ns_op[0];
@@ -168,17 +172,20 @@ static double target_of(const char *scen, int *vs_system) {
 /* First round against the steady state, peak RSS against the peers, release
  * batching and tuner activity: one row per cell, like the details table. */
 static void print_rounds_table(const bench_run_t *r, FILE *f) {
-    char b1[32], b2[32], b3[32], b4[32], b5[32], b6[32], b7[32];
+    char b1[32], b2[32], b3[32], b4[32], b5[32], b6[32], b7[32], b8[32], dec[80];
     fprintf(f, "\n### First round and steady state, peak RSS, release batching (median of %d run%s)\n\n", r->repeat,
             r->repeat > 1 ? "s" : "");
     fprintf(f, "| scenario | allocator | 1st round ms | 1st round ns/op | steady ns/op | 1st / steady "
-               "| peak RSS x lowest peer | blocks/munmap | decisions/min |\n");
+               "| peak RSS x lowest peer | blocks/munmap | decisions per run (/min) |\n");
     fprintf(f, "|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
     for (int k = 0; k < r->nscen; k++)
         for (int a = 0; a < r->nalloc; a++) {
             const bench_cell_t *c = &r->cell[a][k];
             if (!cell_ok(c)) continue;
             const char *na = "-";
+            if (c->decisions_min >= 0)
+                snprintf(dec, sizeof dec, "%s (%s)", fmt_num(b7, sizeof b7, c->decisions_run),
+                         fmt_num(b8, sizeof b8, c->decisions_min));
             fprintf(f, "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", bench_scenarios[r->scen[k]].name,
                     r->alloc[a]->name, c->first_ns >= 0 ? fmt_num(b1, sizeof b1, c->first_ns / 1e6) : na,
                     c->first_ns_op >= 0 ? fmt_num(b2, sizeof b2, c->first_ns_op) : na,
@@ -187,13 +194,14 @@ static void print_rounds_table(const bench_run_t *r, FILE *f) {
                                                                : na,
                     c->peak_ratio > 0 ? fmt_num(b5, sizeof b5, c->peak_ratio) : na,
                     c->blocks_per_munmap >= 0 ? fmt_num(b6, sizeof b6, c->blocks_per_munmap) : na,
-                    c->decisions_min >= 0 ? fmt_num(b7, sizeof b7, c->decisions_min) : na);
+                    c->decisions_min >= 0 ? dec : na);
         }
     fprintf(f, "\n1st round: the start of the pattern, before any cache or tuner has seen it (what a round is, per "
                "scenario: bench/README.md); steady: the median ns/op of the rounds after it. peak RSS x lowest peer: "
                "this row's peak RSS / the lowest peak among the peers. blocks/munmap: hakmem's blocks released by Batch "
-               "flushes / its munmap calls (- = no munmap, or a peer). decisions/min: tuner decisions logged during the "
-               "scenario per minute of its wall time (hakmem rows).\n");
+               "flushes / its munmap calls (- = no munmap, or a peer). decisions per run: tuner decisions logged during "
+               "one run of the scenario, and in brackets per minute of its wall time (hakmem rows; a run of a second "
+               "with one decision reads as 60/min).\n");
 }
 
 void bench_print_table(const bench_run_t *r, FILE *f) {
