@@ -2,7 +2,7 @@
 # Real programs under LD_PRELOAD=libhakmem.so, each output compared with the
 # same command run without hakmem, and proof that hakmem served large blocks:
 #   python3  large bytes/bytearrays built, grown, sliced, hashed; asserts from
-#            inside (ctypes -> hak_stats_get, /dev/shm/hakmem.<pid> header)
+#            inside (ctypes -> hak_stats_get_sized, /dev/shm/hakmem.<pid> header)
 #   python3  multiprocessing (fork) pool hashing 16 MiB buffers in workers
 #   sqlite3  0.3-8 MiB zeroblob/randomblob rows, 64 KiB pages, copy, update, VACUUM
 #   xz -T2   64 MiB compressed + decompressed          (segment watched live)
@@ -189,19 +189,25 @@ out("list_blocks", b"".join(bytes([i]) * (65536 + i * 4096) for i in range(64)))
 s = base[: 2 * MiB].decode("latin-1") * 4
 out("str_regex", re.sub("a", "AA", s).encode("latin-1"))
 if os.environ.get("HAKMEM_TEST_EXPECT"):
-    # hak_stats_get through ctypes: field names parsed from include/hakmem.h
+    # hak_stats_get_sized through ctypes: field types and names parsed from include/hakmem.h
     hdr = open(os.environ["HAKMEM_TEST_HEADER"]).read()
     # (the struct is generated from the X-macro lists of hakmem/shm.h: expand them)
     shm = open(os.path.join(os.path.dirname(os.environ["HAKMEM_TEST_HEADER"]), "hakmem", "shm.h")).read()
     xlist = lambda name: re.findall(r"X\((\w+),", re.search(r"#define %s\(X\)((?:.*\\\n)*.*)" % name, shm).group(1))
     body = re.search(r"typedef struct hak_stats \{(.*?)\} hak_stats_t;", hdr, re.S).group(1)
     body = re.sub(r"/\*.*?\*/", "", body, flags=re.S)
-    body = re.sub(r"\b(HAK_COUNTERS|HAK_GAUGES)\(\w+\)", lambda m: " ".join(n + ";" for n in xlist(m.group(1))), body)
-    names = re.findall(r"\b([a-z_]+)\b(?=\s*[,;])", body)
+    body = re.sub(r"\b(HAK_COUNTERS|HAK_GAUGES)\(\w+\)",
+                  lambda m: " ".join("uint64_t " + n + ";" for n in xlist(m.group(1))), body)
+    fields = re.findall(r"\b(uint32_t|uint64_t)\s+([a-z_]+)\s*;", body)
+    names = [n for _, n in fields]
+    ctype = {"uint32_t": ctypes.c_uint32, "uint64_t": ctypes.c_uint64}
     class Stats(ctypes.Structure):
-        _fields_ = [(n, ctypes.c_uint64) for n in names]
+        _fields_ = [(n, ctype[t]) for t, n in fields]
     st = Stats()
-    ctypes.CDLL(None).hak_stats_get(ctypes.byref(st))
+    # the ABI-checked form: this layout, parsed from the header, against the library's
+    rc = ctypes.CDLL(None).hak_stats_get_sized(ctypes.byref(st), ctypes.c_size_t(ctypes.sizeof(st)))
+    assert rc == 0, "hak_stats_get_sized: %d (library: %d bytes, version %d; parsed: %d bytes)" % (
+        rc, st.size, st.version, ctypes.sizeof(st))
     fig = {n: getattr(st, n) for n in names}
     print("hakmem: " + " ".join(f"{k}={v}" for k, v in fig.items()), file=sys.stderr)
     assert fig["large_allocs"] > 0, "hakmem served no large allocation"
