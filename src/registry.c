@@ -86,9 +86,10 @@ _Atomic int hak_registry_fail_next;
 int hak_registry_insert(hak_block_t *b) {
     int n = atomic_load_explicit(&hak_registry_fail_next, memory_order_relaxed);
     if (unlikely(n > 0) && atomic_compare_exchange_strong(&hak_registry_fail_next, &n, n - 1)) return -ENOMEM;
-    _Atomic(hak_block_t *) *s = slot_of(atomic_load_explicit(&b->user, memory_order_relaxed), true);
-    if (s == NULL) return -ENOMEM;
     uintptr_t u = atomic_load_explicit(&b->user, memory_order_relaxed);
+    _Atomic(hak_block_t *) *s = slot_of(u, true);
+    if (s == NULL) return -ENOMEM;
+    /* free()'s lower bound falls before the block can be handed out */
     uintptr_t lo = atomic_load_explicit(&hak_registry_lo, memory_order_relaxed);
     while (u < lo && !atomic_compare_exchange_weak_explicit(&hak_registry_lo, &lo, u, memory_order_relaxed,
                                                             memory_order_relaxed)) {}
