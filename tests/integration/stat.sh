@@ -169,8 +169,11 @@ json "$A" "$tmp/a1.json"
 check_invariants "$tmp/a1.json" 640          # 2 threads x 32 blocks x 10 rounds
 [ "$(jget "$tmp/a1.json" 'd["knobs"]["ring_cap"]')" = 4 ] || fail "ring_cap is not 4"
 [ "$(jget "$tmp/a1.json" 'd["comm"]')" = churn ] || fail "comm"
-# 32 blocks per thread and round; 4 fit the ring, 8 more each thread's front cache
-python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if d["hit_rate"] < 0.45 else "hit rate %s with cap 4?" % d["hit_rate"])' "$tmp/a1.json"
+# 32 blocks per thread and round; 4 fit the ring, 8 more each thread's front
+# cache: about 0.3 when the two threads' rounds do not overlap, more when one
+# frees into the ring while the other allocates (0.46 seen on CI); phase 3,
+# whose ring holds every block, must exceed 0.8 (below)
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if d["hit_rate"] < 0.65 else "hit rate %s with cap 4?" % d["hit_rate"])' "$tmp/a1.json"
 expect 0 "$STAT" --json
 jget "$tmp/out" "[p['pid'] for p in d]" | grep -qw "$A" || fail "--json list lacks $A"
 expect 0 "$STAT" --prometheus -p "$A"
