@@ -49,7 +49,12 @@ if k != l:
     print("FAIL: %s: @munmap_calls_kernel %d != @munmap_calls_lib %d" % (what, k, l)); sys.exit(1)
 if what.startswith("deadline") and (k == 0 or n == 0):
     print("FAIL: %s: nothing counted in 2 s of flushing" % what); sys.exit(1)
-if len(rows) < n:
+# A line per counted window.  bpftrace prints them from its output buffer;
+# when SIGINT stops it, the last few may still be in that buffer and are not
+# printed (4056 lines for 4059 windows seen on CI), while the counters, which
+# END prints from maps, stay exact: there a deficit of at most 1% is allowed.
+slack = max(8, n // 100) if what == "SIGINT" else 0
+if len(rows) < n - slack:
     print("FAIL: %s: %d lines for %d counted windows" % (what, len(rows), n)); sys.exit(1)
 EOF
 }
