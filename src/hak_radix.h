@@ -41,7 +41,7 @@ static inline hak_block_t *hak_registry_chunk(const void *p) {
  * relaxed load cannot see a stale value that is still above it. */
 extern _Atomic uintptr_t hak_registry_lo HAK_HIDDEN;
 static inline bool hak_registry_below_all(const void *p) {
-#if HAK_SANITIZER_BUILD
+#ifdef HAK_SANITIZER_BUILD
     return (uintptr_t)p < atomic_load_explicit(&hak_registry_lo, memory_order_relaxed);
 #else
     /* A plain load: an aligned 8-byte load is atomic on every target of

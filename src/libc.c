@@ -19,7 +19,7 @@ void hak_libc_resolve(void) {
 int hak_libc_malloc_trim(size_t pad) {
 #ifdef HAK_SANITIZER_BUILD
     return malloc_trim(pad);
-#endif
+#else
     int (*fn)(size_t) = __atomic_load_n(&libc_trim, __ATOMIC_ACQUIRE);
     if (fn == NULL) {
         fn = (int (*)(size_t))dlvsym(RTLD_NEXT, "malloc_trim", "GLIBC_2.2.5");
@@ -27,6 +27,7 @@ int hak_libc_malloc_trim(size_t pad) {
     }
     /* (linked statically, RTLD_NEXT may find no other: never call ourselves) */
     return fn != NULL && fn != malloc_trim ? fn(pad) : 0;
+#endif
 }
 
 size_t hak_libc_usable_size(void *p) {
