@@ -131,6 +131,8 @@ HAK_HIDDEN int   hak_os_unmap(uintptr_t base, size_t len);
 HAK_HIDDEN void *hak_os_remap(uintptr_t base, size_t old_len, size_t new_len, size_t split);
 /* MADV_HUGEPAGE on a whole mapping that grew past 2 MiB (THP mode madvise). */
 HAK_HIDDEN void  hak_os_advise_huge(uintptr_t base, size_t len);
+/* Give the pages of [base, base+len) back (MADV_DONTNEED); the mapping stays.  0 or -errno. */
+HAK_HIDDEN int   hak_os_release(uintptr_t base, size_t len);
 /* Anonymous zeroed memory for metadata (never released). NULL on failure. */
 HAK_HIDDEN void *hak_os_meta_alloc(size_t len);
 /* Release non-block memory (metadata/segment mappings). */
@@ -159,6 +161,12 @@ HAK_HIDDEN void hak_thp_mapped(hak_block_t *b);
 HAK_HIDDEN void hak_thp_sample(hak_block_t *b);
 static inline void hak_thp_on_free(hak_block_t *b) {
     if (unlikely(b->flags & HAK_BF_PROBE)) hak_thp_sample(b);
+}
+/* A warm block of 4 KiB pages handed out again: huge pages from now on for
+ * the pages it has yet to touch, if its class has chosen them since. */
+HAK_HIDDEN void hak_thp_reuse(hak_block_t *b);
+static inline void hak_thp_on_reuse(hak_block_t *b) {
+    if (b->size >= HAK_HUGE_PAGE && !(b->flags & HAK_BF_HUGE)) hak_thp_reuse(b);
 }
 
 // ---------------------------------------------------------------------------

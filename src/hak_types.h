@@ -31,6 +31,9 @@ typedef struct hak_block {
     size_t    split;            /* 0, or where the mapping's second VMA starts: a block that a
                                    realloc grew into a cached block's pages (its own pages first,
                                    then that block's warm tail); mremap moves the two together */
+    size_t    touched;          /* bytes from user its uses may have made resident: the largest
+                                   request it served since its tail was last released (alloc.c);
+                                   only an estimate, it never decides correctness */
 } hak_block_t;
 #define HAK_BF_HUGE  0x1u       /* mapped (or grown) with MADV_HUGEPAGE */
 #define HAK_BF_PROBE 0x2u       /* THP probe: 4 KiB pages, sampled at free (thp.c) */

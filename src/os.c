@@ -240,6 +240,11 @@ void hak_os_advise_huge(uintptr_t base, size_t len) {
     (void)madvise((void *)base, len, MADV_HUGEPAGE);
 }
 
+int hak_os_release(uintptr_t base, size_t len) {
+    HAK_CNT(madvise_calls);
+    return madvise((void *)base, len, MADV_DONTNEED) == 0 ? 0 : -errno;
+}
+
 long hak_os_resident(uintptr_t base, size_t len, unsigned char *vec) {
     if (mincore((void *)base, len, vec) != 0) return -errno;
     long n = 0;

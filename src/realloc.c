@@ -89,6 +89,7 @@ static int grow(hak_block_t *b, uint32_t c, size_t n, bool *inplace) {
         }
     }
     b->size = size;
+    b->touched = size;      /* a warm tail of x's may have come along */
     /* Cache it under its new class only if it looks like a block of that
      * class: page-aligned start of its mapping, and 2 MiB-aligned when THP
      * applies (a later malloc from the ring expects huge pages). */
@@ -122,6 +123,7 @@ void *hak_large_realloc(hak_block_t *b, size_t n) {
     }
     hak_op_begin();
     if (n <= b->size) {
+        if (b->touched < n) b->touched = n;
         HAK_CNT(realloc_inplace);
         hak_op_end();
         return p;

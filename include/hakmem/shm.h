@@ -34,7 +34,7 @@
 #include <stddef.h>
 
 #define HAK_SHM_MAGIC        0x4d454d4b4148ULL  /* "HAKMEM\0\0" little endian */
-#define HAK_SHM_VERSION      3u
+#define HAK_SHM_VERSION      4u
 #define HAK_SHM_NAME_FMT     "/hakmem.%d"       /* shm_open name; /dev/shm/hakmem.<pid> */
 #define HAK_SHM_DIR          "/dev/shm"
 #define HAK_SHM_PREFIX       "hakmem."
@@ -90,7 +90,9 @@
     X(warm_rescued_bytes,    "block bytes taken back from Batch") \
     X(tcache_hits,           "cache hits served by the thread's own front cache (no lock, no shared write)") \
     X(tcache_puts,           "freed blocks kept in the thread's own front cache") \
-    X(thp_samples,           "freed blocks whose touched pages were sampled (mincore) for the THP choice")
+    X(thp_samples,           "freed blocks whose touched pages were sampled (mincore) for the THP choice") \
+    X(lent_tail_released,    "blocks of a bigger class lent to a smaller request whose unused resident tail was released") \
+    X(lent_tail_bytes,       "bytes those releases gave back (MADV_DONTNEED; the mapping stays, a bigger use refaults them)")
 
 /* Gauges: X(name, help).  Each slot keeps two monotonic sums per gauge, what it
  * added (gauge_in) and what it removed (gauge_out); the value is

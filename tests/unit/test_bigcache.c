@@ -382,6 +382,63 @@ static void test_ghosts_published(void **state) {
     for (int i = 0; i < 12; i++) hak_free(v[i]);
 }
 
+/* Pages from user + from to user + to that are resident. */
+static long resident(const unsigned char *p, size_t from, size_t to) {
+    static unsigned char vec[(64 << 20) / 4096];
+    assert_true(to - from <= sizeof vec * 4096);
+    assert_int_equal(mincore((void *)(p + from), to - from, vec), 0);
+    long n = 0;
+    for (size_t i = 0; i < (to - from) / 4096; i++) n += vec[i] & 1;
+    return n;
+}
+
+/* A bigger block lent to a smaller request gives back the resident tail an
+ * earlier use left, when it is big (>= 8 MiB and a quarter of the block):
+ * the request's part stays warm, the tail is released once, not at every
+ * lend; a small tail stays. */
+static void test_lent_tail_released(void **state) {
+    (void)state;
+    const size_t mib = (size_t)1 << 20;
+    unsigned char *p = hak_alloc(24 * mib);                 /* class 24 MiB */
+    assert_non_null(p);
+    memset(p, 0x44, 24 * mib);
+    hak_free(p);
+    uint64_t r0 = cnt(HAK_C_lent_tail_released), b0 = cnt(HAK_C_lent_tail_bytes);
+    uint64_t ma0 = cnt(HAK_C_madvise_calls), mm0 = cnt(HAK_C_mmap_calls), n0 = cnt(HAK_C_warm_near);
+    unsigned char *q = hak_alloc(12 * mib + 1);             /* class 14 MiB: 24 MiB is 3 classes up */
+    assert_ptr_equal(q, p);
+    assert_int_equal(cnt(HAK_C_warm_near), n0 + 1);
+    assert_int_equal(cnt(HAK_C_mmap_calls), mm0);
+    assert_int_equal(cnt(HAK_C_lent_tail_released), r0 + 1);
+    assert_int_equal(cnt(HAK_C_lent_tail_bytes), b0 + 10 * mib);       /* [14 MiB, 24 MiB) */
+    assert_int_equal(cnt(HAK_C_madvise_calls), ma0 + 1);
+    assert_int_equal(resident(q, 14 * mib, 24 * mib), 0);
+    assert_int_equal(resident(q, 0, 12 * mib), (long)(12 * mib / 4096));   /* the request's part: warm */
+    assert_int_equal(q[12 * mib], 0x44);
+    assert_int_equal(hak_usable_size(q), 24 * mib);
+    q[24 * mib - 1] = 1;                                     /* all of it still usable: a fresh zero page */
+    assert_int_equal(q[24 * mib - 2], 0);
+    hak_free(q);
+    /* lent again: nothing more to give back (only its last page was touched) */
+    q = hak_alloc(12 * mib + 1);
+    assert_ptr_equal(q, p);
+    assert_int_equal(cnt(HAK_C_lent_tail_released), r0 + 1);
+    assert_int_equal(cnt(HAK_C_madvise_calls), ma0 + 1);
+    hak_free(q);
+    /* a tail of 6 MiB (a 20 MiB block lent to a 14 MiB request) stays */
+    void *big = hak_alloc(24 * mib);                         /* takes p: s must be the one lent */
+    assert_ptr_equal(big, p);
+    unsigned char *s = hak_alloc(20 * mib);
+    memset(s, 0x55, 20 * mib);
+    hak_free(s);
+    unsigned char *t = hak_alloc(13 * mib);
+    assert_ptr_equal(t, s);
+    assert_int_equal(cnt(HAK_C_lent_tail_released), r0 + 1);
+    assert_int_equal(resident(t, 14 * mib, 20 * mib), (long)(6 * mib / 4096));
+    hak_free(t);
+    hak_free(big);
+}
+
 int main(void) {
     hak_tcache_max_bytes = 0;      /* the rings themselves (test_tcache.c has the front cache) */
     const struct CMUnitTest tests[] = {
@@ -391,6 +448,7 @@ int main(void) {
         cmocka_unit_test_setup(test_budget, setup),
         cmocka_unit_test_setup(test_ghosts, setup),
         cmocka_unit_test_setup(test_near_class_reuse, setup),
+        cmocka_unit_test_setup(test_lent_tail_released, setup),
         cmocka_unit_test_setup(test_reshape_smaller, setup),
         cmocka_unit_test_setup(test_realloc_into_cached, setup),
         cmocka_unit_test_setup(test_realloc_into_cached_off, setup),
