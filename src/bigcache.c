@@ -191,7 +191,11 @@ static hak_block_t *take_newest(uint32_t c, size_t len, size_t head, bool lend) 
 }
 
 hak_block_t *hak_bigcache_take_for_grow(uint32_t c, size_t len, size_t head) {
-    return take_newest(c, len, head, false);
+    for (uint32_t k = 0; k <= HAK_NEAR_CLASSES && c + k < HAK_NCLASSES; k++) {
+        hak_block_t *b = take_newest(c + k, len, head, k > 0);
+        if (b != NULL) return b;
+    }
+    return NULL;
 }
 
 hak_block_t *hak_bigcache_pop_near(uint32_t c) {

@@ -200,7 +200,8 @@ HAK_HIDDEN void         hak_bigcache_put(hak_block_t *b);
 #define HAK_RESHAPE_MIN  ((size_t)512 << 10)   /* grow smaller blocks only for classes >= this */
 HAK_HIDDEN hak_block_t *hak_bigcache_pop_near(uint32_t c);
 /* For a realloc growing into class c with head bytes of its own: the newest
- * cached block of c if its mapping holds len bytes and its second VMA, if
+ * cached block of c, or else of a class up to HAK_NEAR_CLASSES bigger (lent,
+ * as to a malloc), if its mapping holds len bytes and its second VMA, if
  * any, starts within the head that the grower's pages replace. LIVE, or NULL. */
 HAK_HIDDEN hak_block_t *hak_bigcache_take_for_grow(uint32_t c, size_t len, size_t head);
 HAK_HIDDEN hak_block_t *hak_bigcache_pop_smaller(uint32_t c);

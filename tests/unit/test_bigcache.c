@@ -382,16 +382,6 @@ static void test_ghosts_published(void **state) {
     for (int i = 0; i < 12; i++) hak_free(v[i]);
 }
 
-/* Pages from user + from to user + to that are resident. */
-static long resident(const unsigned char *p, size_t from, size_t to) {
-    static unsigned char vec[(64 << 20) / 4096];
-    assert_true(to - from <= sizeof vec * 4096);
-    assert_int_equal(mincore((void *)(p + from), to - from, vec), 0);
-    long n = 0;
-    for (size_t i = 0; i < (to - from) / 4096; i++) n += vec[i] & 1;
-    return n;
-}
-
 /* A bigger block lent to a smaller request gives back the resident tail an
  * earlier use left, when it is big (>= 8 MiB and a quarter of the block):
  * the request's part stays warm, the tail is released once, not at every
@@ -412,8 +402,8 @@ static void test_lent_tail_released(void **state) {
     assert_int_equal(cnt(HAK_C_lent_tail_released), r0 + 1);
     assert_int_equal(cnt(HAK_C_lent_tail_bytes), b0 + 10 * mib);       /* [14 MiB, 24 MiB) */
     assert_int_equal(cnt(HAK_C_madvise_calls), ma0 + 1);
-    assert_int_equal(resident(q, 14 * mib, 24 * mib), 0);
-    assert_int_equal(resident(q, 0, 12 * mib), (long)(12 * mib / 4096));   /* the request's part: warm */
+    assert_int_equal(resident_pages(q + 14 * mib, 10 * mib), 0);
+    assert_int_equal(resident_pages(q, 12 * mib), 12 * mib / 4096);   /* the request's part: warm */
     assert_int_equal(q[12 * mib], 0x44);
     assert_int_equal(hak_usable_size(q), 24 * mib);
     q[24 * mib - 1] = 1;                                     /* all of it still usable: a fresh zero page */
@@ -434,9 +424,44 @@ static void test_lent_tail_released(void **state) {
     unsigned char *t = hak_alloc(13 * mib);
     assert_ptr_equal(t, s);
     assert_int_equal(cnt(HAK_C_lent_tail_released), r0 + 1);
-    assert_int_equal(resident(t, 14 * mib, 20 * mib), (long)(6 * mib / 4096));
+    assert_int_equal(resident_pages(t + 14 * mib, 6 * mib), 6 * mib / 4096);
     hak_free(t);
     hak_free(big);
+}
+
+/* A realloc grows into a cached block of a bigger class too (one doubling at
+ * most, as a malloc would borrow it): the growth is its warm pages, and the
+ * next growths up to its size are in place. */
+static void test_realloc_into_bigger_cached(void **state) {
+    (void)state;
+    const size_t mib = (size_t)1 << 20;
+    unsigned char *x = hak_alloc(24 * mib);
+    memset(x, 0x5a, 24 * mib);
+    hak_free(x);                                           /* cached in the 24 MiB ring */
+    unsigned char *p = hak_alloc(8 * mib);
+    for (size_t i = 0; i < 8 * mib; i += 4096) p[i] = (unsigned char)(i >> 12);
+    uint64_t mm0 = cnt(HAK_C_mmap_calls), w0 = cnt(HAK_C_warm_realloc), ip0 = cnt(HAK_C_realloc_inplace);
+    unsigned char *q = hak_realloc(p, 13 * mib);           /* class 14 MiB: 24 MiB is 3 classes up */
+    assert_ptr_equal(q, x);
+    assert_int_equal(cnt(HAK_C_warm_realloc), w0 + 1);
+    assert_int_equal(cnt(HAK_C_mmap_calls), mm0);
+    assert_int_equal(hak_usable_size(q), 14 * mib);
+    for (size_t i = 0; i < 8 * mib; i += 4096) assert_int_equal(q[i], (unsigned char)(i >> 12));
+    assert_int_equal(resident_pages(q + 8 * mib, 16 * mib), 16 * mib / 4096);   /* warm, untouched yet */
+    unsigned char *r = hak_realloc(q, 22 * mib);           /* within the mapping it took over */
+    assert_ptr_equal(r, q);
+    assert_int_equal(cnt(HAK_C_realloc_inplace), ip0 + 1);
+    assert_int_equal(hak_usable_size(r), 24 * mib);
+    hak_free(r);
+    /* two doublings away is too far: a 32 MiB block stays where it is */
+    unsigned char *y = hak_alloc(32 * mib);
+    hak_free(y);
+    p = hak_alloc(4 * mib);
+    uint64_t w1 = cnt(HAK_C_warm_realloc);
+    q = hak_realloc(p, 5 * mib);                           /* class 5 MiB; 32 MiB is 11 classes up */
+    assert_ptr_not_equal(q, y);
+    assert_int_equal(cnt(HAK_C_warm_realloc), w1);
+    hak_free(q);
 }
 
 int main(void) {
@@ -452,6 +477,7 @@ int main(void) {
         cmocka_unit_test_setup(test_reshape_smaller, setup),
         cmocka_unit_test_setup(test_realloc_into_cached, setup),
         cmocka_unit_test_setup(test_realloc_into_cached_off, setup),
+        cmocka_unit_test_setup(test_realloc_into_bigger_cached, setup),
         cmocka_unit_test_setup(test_realloc_grow_rounds, setup),
         cmocka_unit_test_setup(test_class_cap, setup),
         cmocka_unit_test_setup(test_lent_not_ghost, setup),
