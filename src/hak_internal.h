@@ -65,6 +65,7 @@ typedef struct hak_options {
     char     history[256];      /* HAKMEM_HISTORY path, "" = none */
     uint64_t show_stats;        /* HAKMEM_SHOW_STATS: summary on stderr at exit (showstats.c) */
     char     stats_file[256];   /* HAKMEM_STATS_FILE: JSON at exit, "%p" = pid, "" = none */
+    uint64_t given;             /* bit i: option i of the table was set in the environment */
 } hak_options_t;
 
 typedef struct hak_option_def {
@@ -78,6 +79,8 @@ typedef struct hak_option_def {
 enum { HAK_OPT_SIZE, HAK_OPT_UINT, HAK_OPT_BOOL, HAK_OPT_ENUM, HAK_OPT_STR };
 
 extern hak_options_t hak_opt HAK_HIDDEN;
+/* Whether the environment set option name (not just its default). */
+HAK_HIDDEN bool hak_option_given(const char *name);
 /* Fill hak_opt from the environment (getter may be NULL = secure_getenv).  Bad values
  * warn and keep the default; out-of-range values warn and are clamped. */
 HAK_HIDDEN void hak_options_load(const char *(*getter)(const char *));

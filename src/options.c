@@ -73,6 +73,7 @@ static const hak_option_def_t hak_option_defs[] = {
      "%p = pid; empty = none)", OPT(stats_file)},
 };
 #define HAK_NOPTIONS (sizeof hak_option_defs / sizeof hak_option_defs[0])
+_Static_assert(HAK_NOPTIONS <= 64, "hak_options_t.given has a bit per option");
 
 const hak_option_def_t *hak_option_table(size_t *n) {
     *n = HAK_NOPTIONS;
@@ -134,6 +135,7 @@ void hak_options_load(const char *(*getter)(const char *)) {
             continue;
         }
         uint64_t v = d->def;
+        if (s != NULL && *s != '\0' && i < 64) hak_opt.given |= (uint64_t)1 << i;
         if (s != NULL && *s != '\0') {
             uint64_t pv = 0;
             int rc = parse_value(d, s, &pv);
@@ -153,6 +155,12 @@ void hak_options_load(const char *(*getter)(const char *)) {
     if (hak_opt.history[0] != '\0' && hak_opt.mode != HAK_MODE_EVOLVING)
         hak_warn("HAKMEM_HISTORY=%s is ignored: history is recorded only with HAKMEM_MODE=evolving (mode is %s)",
                  hak_opt.history, mode_names[hak_opt.mode]);
+}
+
+bool hak_option_given(const char *name) {
+    for (size_t i = 0; i < HAK_NOPTIONS && i < 64; i++)
+        if (strcmp(hak_option_defs[i].name, name) == 0) return (hak_opt.given >> i) & 1;
+    return false;
 }
 
 static void print_value(const hak_option_def_t *d, char *buf, size_t len) {

@@ -73,6 +73,8 @@ static tuner_decision_t dec[TUNER_MAX_DECISIONS];
 static tuner_db_t *db;
 static int64_t db_run;
 static uint64_t signal_seen;             /* hak_seg->tune_signal last acted on */
+static tuner_decision_t opening;         /* the opening move, applied at start, logged by the thread */
+static int have_opening;
 
 static bool stopping(void) { return atomic_load_explicit(&evolve_state, memory_order_relaxed) != 1; }
 
@@ -208,6 +210,13 @@ static void *evolve_main(void *arg) {
         tuner_init(&tstate, &cfg);
         open_history();
         signal_seen = tune_signal_now();
+        if (have_opening) {
+            /* logged like the others; not graded (it predicts no flush cost) */
+            uint64_t seq = tuner_shm_log_decision(hak_seg, &opening, hak_wall_ns());
+            if (db) tuner_db_decision(db, db_run, hak_wall_ns(), seq, &opening);
+            log_decision(&opening);
+            have_opening = 0;
+        }
     }
     uint64_t period_ns = hak_opt.tune_interval_ms * 1000000ull;
     /* a signalled tick comes at most this soon after the previous one:
@@ -246,15 +255,30 @@ static void *evolve_main(void *arg) {
     return NULL;
 }
 
+/* The opening move (tuner_opening), unless the user chose the threshold:
+ * made here, in the thread of the first large allocation, because the
+ * program's first frees may come before the tuner thread runs at all. */
+static void open_batch(void) {
+    if (hak_opt.mode != HAK_MODE_EVOLVING || hak_option_given("HAKMEM_BATCH_THRESHOLD")) return;
+    if (tuner_opening(atomic_load(&hak_cache_max_bytes), atomic_load(&hak_batch_threshold), &opening) == 0) return;
+    hak_knob_set(HAKMEM_KNOB_BATCH_THRESHOLD, opening.new_value);
+    have_opening = 1;
+}
+
 void hak_evolve_start_slow(void) {
     int expect = 0;
     if (!atomic_compare_exchange_strong(&evolve_state, &expect, 1)) return;
+    open_batch();
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     int rc = pthread_create(&evolve_thread, &attr, evolve_main, NULL);
     if (rc != 0) {
         atomic_store(&evolve_state, 3);
+        if (have_opening) {             /* no tuner to give the pending bytes back: as it was */
+            hak_knob_set(HAKMEM_KNOB_BATCH_THRESHOLD, opening.old_value);
+            have_opening = 0;
+        }
         hak_warn("cannot start the background thread (%s): %s", strerror(rc),
                  hak_opt.mode == HAK_MODE_EVOLVING ? "knobs stay fixed" : "control requests apply on the next large op");
     }

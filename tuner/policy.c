@@ -35,6 +35,7 @@ const char *tuner_reason_name(uint32_t reason) {
         [TUNER_R_IDLE] = "idle",
         [TUNER_R_BOUNDS] = "bounds",
         [TUNER_R_THP_TOUCH] = "thp_touch",
+        [TUNER_R_OPENING] = "opening",
     };
     return reason < TUNER_NREASONS ? names[reason] : "unknown";
 }

@@ -72,6 +72,7 @@ enum tuner_reason {
     TUNER_R_IDLE = 7,           /* trim, and class caps back to the global cap: no large-block activity for idle_ms */
     TUNER_R_BOUNDS = 8,         /* knob was outside the configured bounds */
     TUNER_R_THP_TOUCH = 9,      /* THP state of a class from the share of its pages the program touches */
+    TUNER_R_OPENING = 10,       /* threshold at the tuner's start: hold evicted blocks for the first repetition */
     TUNER_NREASONS
 };
 
@@ -196,6 +197,15 @@ void tuner_cfg_default(tuner_cfg_t *cfg, const hak_snapshot_t *s);
 
 /* Reset st for a new process; cfg fields left 0 take their defaults. */
 void tuner_init(tuner_state_t *st, const tuner_cfg_t *cfg);
+
+/* The tuner's opening move, made when it starts (before its first interval:
+ * the first repetition of a pattern may come sooner), from the byte budget
+ * and the threshold in force: the batch threshold that holds the blocks a
+ * first round evicts pending in Batch, where the next round's misses take
+ * them back warm (policy_batch.c).  Writes one BATCH_THRESHOLD decision
+ * (reason opening) to *out and returns 1, or returns 0 when the threshold in
+ * force already holds that much. */
+int tuner_opening(uint64_t budget, uint64_t threshold, tuner_decision_t *out);
 
 /* One policy step on the interval prev -> cur.  Writes at most max (and at most
  * TUNER_MAX_DECISIONS) decisions to out and returns how many.  prev may be NULL

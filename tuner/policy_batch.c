@@ -23,6 +23,17 @@
  *   held    pending bytes that sat with no flush for 4 holds lower it to
  *           what is pending, so they get released.
  * Between th / 4 and 1.5 x th nothing moves: a steady workload stops here.
+ *
+ *   opening (tuner_opening, when the tuner starts): budget / 4 (a power of
+ *           two, at most batch_max).  A first round's frees come before any
+ *           interval, and every block its rings cannot keep would be
+ *           unmapped at once, so the next round - the first repetition -
+ *           would map and fault all of them again.  Held pending, they are
+ *           taken back warm by its misses (measured: 100 x 2 MiB rounds,
+ *           the second round 39 ms -> 1.1 ms), and the cap rule has seen
+ *           the demand by the round after.  Pending bytes are bounded by it;
+ *           the held rule, the cheap-flush halvings and the idle trim give
+ *           them back.
  * Predictions are in flush ns per MiB released: c - s + s x th_old / th_new,
  * with s = f_fix x MiB / th_old the saveable part now.
  */
@@ -38,6 +49,12 @@ static uint64_t pow2_ceil(uint64_t v) {
     return (uint64_t)1 << (64 - __builtin_clzll(v - 1));
 }
 static uint64_t pow2_floor(uint64_t v) { return v ? (uint64_t)1 << (63 - __builtin_clzll(v)) : 0; }
+
+int tuner_opening(uint64_t budget, uint64_t threshold, tuner_decision_t *out) {
+    uint64_t v = pow2_floor(min64(budget / 4, BATCH_HARD_MAX));
+    if (v <= threshold) return 0;
+    return tuner_emit(out, 0, 1, HAK_KNOB_BATCH_THRESHOLD, NONE32, threshold, v, TUNER_R_OPENING, NONE32, 0.0, 0.0);
+}
 
 int tuner_policy_batch(tuner_state_t *st, const hak_snapshot_t *prev, const hak_snapshot_t *cur, tuner_decision_t *out,
                        int n, int max) {
