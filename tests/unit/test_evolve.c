@@ -24,6 +24,7 @@
 #include <cmocka.h>
 
 #include "hak_internal.h"
+#include "../../tuner/policy.h"
 
 #define MiB ((size_t)1 << 20)
 
@@ -44,6 +45,29 @@ static void churn(int rounds) {
         }
         for (int i = 0; i < 8; i++) hak_free(p[i]);
     }
+}
+
+/* The tuner's opening: at the first large allocation the batch threshold is
+ * a quarter of the budget (HAKMEM_BATCH_THRESHOLD is not set here), and the
+ * thread logs it as a decision (reason opening). */
+static void test_opening(void **state) {
+    (void)state;
+    void *p = hak_alloc(2 * MiB);
+    assert_non_null(p);
+    assert_int_equal(load(&hak_seg->knobs.batch_threshold), load(&hak_seg->knobs.cache_max_bytes) / 4);
+    const hak_shm_decision_t *d = NULL;
+    for (int i = 0; i < 1000 && d == NULL; i++) {
+        for (uint64_t n = 0, head = load(&hak_seg->decision_head); n < head && d == NULL; n++)
+            if (hak_seg->decisions[n % HAK_SHM_DECISIONS].reason == TUNER_R_OPENING)
+                d = &hak_seg->decisions[n % HAK_SHM_DECISIONS];
+        struct timespec ts = {0, 10000000L};
+        nanosleep(&ts, NULL);
+    }
+    assert_non_null(d);
+    assert_int_equal(d->knob, HAK_KNOB_BATCH_THRESHOLD);
+    assert_int_equal(d->old_value, 4 * MiB);
+    assert_int_equal(d->new_value, load(&hak_seg->knobs.cache_max_bytes) / 4);
+    hak_free(p);
 }
 
 static void test_tune_signal_wakes_tuner(void **state) {
@@ -91,6 +115,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_opening),
         cmocka_unit_test(test_tune_signal_wakes_tuner),
     };
     return cmocka_run_group_tests_name("evolve", tests, NULL, NULL);

@@ -41,6 +41,20 @@ char *secure_getenv(const char *name) {
     return real ? real(name) : NULL;
 }
 
+/* hak_option_given tells a value the environment set (even the default's)
+ * from the default itself; an empty value is not set. */
+static void test_given(void **state) {
+    (void)state;
+    load((const char *const[]){"HAKMEM_BATCH_THRESHOLD", "4M", "HAKMEM_RING_CAP", "", NULL});
+    assert_true(hak_option_given("HAKMEM_BATCH_THRESHOLD"));
+    assert_int_equal(hak_opt.batch_threshold, 4 << 20);
+    assert_false(hak_option_given("HAKMEM_RING_CAP"));
+    assert_false(hak_option_given("HAKMEM_MODE"));
+    assert_false(hak_option_given("HAKMEM_NO_SUCH_OPTION"));
+    load((const char *const[]){NULL});
+    assert_false(hak_option_given("HAKMEM_BATCH_THRESHOLD"));
+}
+
 static void test_parse_size(void **state) {
     (void)state;
     uint64_t v;
@@ -167,6 +181,7 @@ int main(void) {
         cmocka_unit_test(test_bad_and_out_of_range),
         cmocka_unit_test(test_default_getter_is_secure_getenv),
         cmocka_unit_test(test_table_is_complete),
+        cmocka_unit_test(test_given),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

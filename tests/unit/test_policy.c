@@ -363,6 +363,26 @@ static void test_names(void **state) {
     assert_string_equal(tuner_grade_name(TUNER_GRADE_REFUTED), "refuted");
 }
 
+/* The opening: a quarter of the budget as a power of two, at most 1 GiB,
+ * only when it is more than the threshold in force. */
+static void test_opening(void **state) {
+    (void)state;
+    tuner_decision_t d;
+    memset(&d, 0, sizeof d);
+    assert_int_equal(tuner_opening((uint64_t)1 << 30, 4 * MiB, &d), 1);
+    assert_int_equal(d.knob, HAK_KNOB_BATCH_THRESHOLD);
+    assert_int_equal(d.reason, TUNER_R_OPENING);
+    assert_int_equal(d.old_value, 4 * MiB);
+    assert_int_equal(d.new_value, 256 * MiB);
+    assert_string_equal(tuner_reason_name(d.reason), "opening");
+    assert_int_equal(tuner_opening(100 * MiB, 4 * MiB, &d), 1);
+    assert_int_equal(d.new_value, 16 * MiB);                  /* 25 MiB, rounded down */
+    assert_int_equal(tuner_opening((uint64_t)64 << 30, 4 * MiB, &d), 1);
+    assert_int_equal(d.new_value, (uint64_t)1 << 30);         /* batch_max */
+    assert_int_equal(tuner_opening((uint64_t)1 << 30, 256 * MiB, &d), 0);   /* holds that much already */
+    assert_int_equal(tuner_opening(8 * MiB, 4 * MiB, &d), 0);               /* a budget too small to hold more */
+}
+
 /* Working set 8 -> 120 blocks of 2 MiB: the cap covers it within a couple of
  * intervals, stays in budget, and the hit rate follows. */
 static void test_phased_demand_raises_cap(void **state) {
@@ -1141,6 +1161,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hist_covered),
         cmocka_unit_test(test_names),
+        cmocka_unit_test(test_opening),
         cmocka_unit_test(test_phased_demand_raises_cap),
         cmocka_unit_test(test_budget_respected),
         cmocka_unit_test(test_quiet_decays_slowly),
