@@ -38,8 +38,8 @@ static int grow_into(hak_block_t *b, hak_block_t *x) {
 /* Make b hold class c's size (or n page-rounded bytes when c is NONE):
  * in place when its mapping's slack covers it, else into a cached block of
  * class c or up to one doubling bigger (grow_into: a growing buffer goes on
- * growing, in place from then on, over that block's warm pages), else mremap (the kernel grows the mapping or moves its
- * page tables; never a copy).  On success b's mapping, user pointer, registry
+ * growing, in place from then on, over that block's warm pages), else mremap
+ * (the kernel grows the mapping or moves its page tables; never a copy).  On success b's mapping, user pointer, registry
  * entry, size and class are updated; *inplace tells which way it went.  0, or
  * -ENOMEM with b unchanged. */
 static int grow(hak_block_t *b, uint32_t c, size_t n, bool *inplace) {
