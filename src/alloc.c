@@ -95,7 +95,7 @@ static hak_block_t *map_fresh(uint32_t c, size_t n, size_t align) {
     b->cls = c;
     b->flags = flags;
     b->split = 0;
-    b->touched = 0;
+    b->touched = size;
     atomic_store_explicit(&b->state, HAK_BLOCK_LIVE, memory_order_relaxed);
     if (hak_registry_insert(b) != 0) {
         hak_batch_add(b, HAK_EVICT_UNCACHEABLE);   /* only Batch may release it */
@@ -132,13 +132,16 @@ void *hak_large_alloc(size_t n, size_t align, bool zero) {
         }
         fresh = true;
     }
-    /* what this use may make resident: its class, or the whole block */
-    size_t use = c != HAK_CLASS_NONE ? hak_class_size(c) : b->size;
     if (!fresh) {
-        if (b->cls != c && use < b->size) release_lent_tail(b, use);
-        hak_thp_on_reuse(b);
+        /* what this use may make resident: its class's size, or all of it */
+        if (unlikely(b->cls != c)) {
+            size_t use = c != HAK_CLASS_NONE ? hak_class_size(c) : b->size;
+            if (use < b->size) release_lent_tail(b, use);
+            if (b->touched < use) b->touched = use;
+        } else {
+            b->touched = b->size;   /* a store to a line the pop wrote: cheaper than a test */
+        }
     }
-    if (b->touched < use) b->touched = use;
     HAK_CNT(large_allocs);
     HAK_GAUGE_UP(bytes_live, b->size);
     HAK_GAUGE_UP(blocks_live, 1);

@@ -160,16 +160,12 @@ HAK_HIDDEN bool hak_thp_class_wants_huge(uint32_t c);
 HAK_HIDDEN bool hak_thp_block_fits(const hak_block_t *b);
 /* A probe block was just mapped: count the touched pages of the one before. */
 HAK_HIDDEN void hak_thp_mapped(hak_block_t *b);
-/* A probe block is being freed: count its touched pages (undecided classes only). */
+/* A probe block is being freed: count its touched pages (undecided classes
+ * only); if its class has chosen huge pages since, it gets them from now on
+ * for the pages it has yet to touch (it is no probe any more). */
 HAK_HIDDEN void hak_thp_sample(hak_block_t *b);
 static inline void hak_thp_on_free(hak_block_t *b) {
     if (unlikely(b->flags & HAK_BF_PROBE)) hak_thp_sample(b);
-}
-/* A warm block of 4 KiB pages handed out again: huge pages from now on for
- * the pages it has yet to touch, if its class has chosen them since. */
-HAK_HIDDEN void hak_thp_reuse(hak_block_t *b);
-static inline void hak_thp_on_reuse(hak_block_t *b) {
-    if (b->size >= HAK_HUGE_PAGE && !(b->flags & HAK_BF_HUGE)) hak_thp_reuse(b);
 }
 
 // ---------------------------------------------------------------------------

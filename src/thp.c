@@ -173,9 +173,21 @@ static void sample_locked(hak_block_t *b, uint32_t c) {
     }
 }
 
+/* A probe of a class that chose huge pages after it was mapped: 2 MiB-aligned,
+ * its length a 2 MiB multiple (map_fresh); the whole mapping, one VMA flag. */
+static void upgrade(hak_block_t *b) {
+    uintptr_t u = atomic_load_explicit(&b->user, memory_order_relaxed);
+    if (hak_os_thp_effective() != 1 || u != b->map_base || (u & (HAK_HUGE_PAGE - 1)) != 0) return;
+    hak_os_advise_huge(b->map_base, b->map_size);
+    b->flags = (b->flags | HAK_BF_HUGE) & ~HAK_BF_PROBE;
+}
+
 void hak_thp_sample(hak_block_t *b) {
     uint32_t c = b->cls;
-    if (c >= HAK_NCLASSES || atomic_load_explicit(&state[c], memory_order_relaxed) != HAK_CTHP_UNDECIDED) return;
+    if (c >= HAK_NCLASSES) return;
+    uint32_t st = atomic_load_explicit(&state[c], memory_order_relaxed);
+    if (st == HAK_CTHP_HUGE) upgrade(b);
+    if (st != HAK_CTHP_UNDECIDED) return;
     if (atomic_exchange_explicit(&sample_lock.v, 1, memory_order_acquire)) return;   /* busy: skip this one */
     if (last_probe[c] == b) last_probe[c] = NULL;     /* counted now, not again at the next map */
     if (last_any == b) last_any = NULL;
@@ -204,19 +216,6 @@ void hak_thp_mapped(hak_block_t *b) {
         atomic_load_explicit(&state[pc], memory_order_relaxed) == HAK_CTHP_UNDECIDED)
         sample_locked(prev, pc);
     hak_unlock(&sample_lock);
-}
-
-void hak_thp_reuse(hak_block_t *b) {
-    uint32_t c = b->cls;
-    if (c >= HAK_NCLASSES || hak_os_thp_effective() != 1 ||
-        atomic_load_explicit(&state[c], memory_order_relaxed) != HAK_CTHP_HUGE)
-        return;
-    /* a probe of the class, mapped before the choice: 2 MiB-aligned, its
-     * length a 2 MiB multiple (map_fresh); the whole mapping, one VMA flag */
-    uintptr_t u = atomic_load_explicit(&b->user, memory_order_relaxed);
-    if (u != b->map_base || (u & (HAK_HUGE_PAGE - 1)) != 0) return;
-    hak_os_advise_huge(b->map_base, b->map_size);
-    b->flags = (b->flags | HAK_BF_HUGE) & ~HAK_BF_PROBE;
 }
 
 int hak_set_class_thp(unsigned cls, unsigned st) {
