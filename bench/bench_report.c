@@ -160,8 +160,9 @@ static int find_alloc(const bench_run_t *r, const char *name) {
  * or against system for the pass-through scenarios; 0 = no ns/op target. */
 static double target_of(const char *scen, int *vs_system) {
     static const struct { const char *s; double t; } t[] = {
-        {"cold-churn", 0.5}, {"phased", 0.5}, {"realloc-grow", 0.5}, {"mixed", 0.8},
-        {"vm", 1.0}, {"threads", 1.0}, {"malloc-large", 1.0}, {"small", 1.05}, {"small-threads", 1.03},
+        {"cold-churn", 0.5}, {"phased", 0.5}, {"realloc-grow", 0.5}, {"mixed", 0.8}, {"large", 0.8},
+        {"partial", 0.8}, {"malloc-large", 0.8}, {"vm", 1.0}, {"threads", 1.0}, {"small", 1.03},
+        {"small-threads", 1.03},
     };
     *vs_system = strcmp(scen, "small") == 0 || strcmp(scen, "small-threads") == 0;
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
