@@ -55,9 +55,9 @@ static hak_block_t *warm_miss(uint32_t c) {
  * to a 12 MiB request, holds 10 MiB for nothing).  Give them back when they
  * are worth the madvise and the refault (the kernel zeroes them again) that
  * a later bigger use of b pays: LENT_TAIL_MIN and a quarter of the block.
- * Measured (5 runs each): with 8 MiB, 5-25 MiB blocks peak at 418 MiB
- * instead of 449 at the same speed; with 2 MiB, 64 KiB-8 MiB churn ran 3x
- * slower, with 4 MiB 2x.  Whole huge pages of a THP block, so none is split.
+ * Measured (bench, 3 runs each): with 8 MiB, 5-25 MiB blocks peak at 418
+ * MiB instead of 449 at the same speed; with 2 MiB, mixed (64 KiB-8 MiB)
+ * ran 7x slower in steady state, with 4 MiB 2x.  Whole huge pages of a THP block, so none is split.
  * The mapping stays; the program may still use all of b->size
  * (malloc_usable_size): those pages come back zeroed. */
 static void release_lent_tail(hak_block_t *b, size_t keep) {
@@ -133,10 +133,13 @@ void *hak_large_alloc(size_t n, size_t align, bool zero) {
         fresh = true;
     }
     if (!fresh) {
-        /* what this use may make resident: its class's size, or all of it */
+        /* what this use may make resident: its class's size.  A warm block
+         * of another class is a bigger one, lent, or a smaller one grown to
+         * exactly that size (class NONE when misaligned: nothing to release);
+         * a class-NONE request is always mapped fresh. */
         if (unlikely(b->cls != c)) {
-            size_t use = c != HAK_CLASS_NONE ? hak_class_size(c) : b->size;
-            if (use < b->size) release_lent_tail(b, use);
+            size_t use = hak_class_size(c);
+            release_lent_tail(b, use);
             if (b->touched < use) b->touched = use;
         } else {
             b->touched = b->size;   /* a store to a line the pop wrote: cheaper than a test */

@@ -190,21 +190,19 @@ static hak_block_t *take_newest(uint32_t c, size_t len, size_t head, bool lend) 
     return b;
 }
 
-hak_block_t *hak_bigcache_take_for_grow(uint32_t c, size_t len, size_t head) {
-    for (uint32_t k = 0; k <= HAK_NEAR_CLASSES && c + k < HAK_NCLASSES; k++) {
+/* The newest block of class c + from .. c + HAK_NEAR_CLASSES, the lowest
+ * class first (take_newest's len and head); of a class above c, lent. */
+static hak_block_t *take_near(uint32_t c, uint32_t from, size_t len, size_t head) {
+    for (uint32_t k = from; k <= HAK_NEAR_CLASSES && c + k < HAK_NCLASSES; k++) {
         hak_block_t *b = take_newest(c + k, len, head, k > 0);
         if (b != NULL) return b;
     }
     return NULL;
 }
 
-hak_block_t *hak_bigcache_pop_near(uint32_t c) {
-    for (uint32_t k = 1; k <= HAK_NEAR_CLASSES && c + k < HAK_NCLASSES; k++) {
-        hak_block_t *b = take_newest(c + k, 0, 0, true);
-        if (b != NULL) return b;
-    }
-    return NULL;
-}
+hak_block_t *hak_bigcache_take_for_grow(uint32_t c, size_t len, size_t head) { return take_near(c, 0, len, head); }
+
+hak_block_t *hak_bigcache_pop_near(uint32_t c) { return take_near(c, 1, 0, 0); }
 
 hak_block_t *hak_bigcache_pop_smaller(uint32_t c) {
     for (uint32_t k = 1; k <= HAK_NEAR_CLASSES && k <= c; k++) {

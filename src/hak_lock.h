@@ -5,6 +5,7 @@
 #define HAK_LOCK_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 
 #include "hak_base.h"
 
@@ -18,6 +19,8 @@ static inline void hak_lock(hak_lock_t *l) {
     if (likely(!atomic_exchange_explicit(&l->v, 1, memory_order_acquire))) return;
     hak_lock_slow(l);
 }
+/* True if taken; never waits (callers that may skip their work when busy). */
+static inline bool hak_trylock(hak_lock_t *l) { return !atomic_exchange_explicit(&l->v, 1, memory_order_acquire); }
 static inline void hak_unlock(hak_lock_t *l) { atomic_store_explicit(&l->v, 0, memory_order_release); }
 static inline void hak_lock_init(hak_lock_t *l) { atomic_store_explicit(&l->v, 0, memory_order_relaxed); }
 

@@ -135,8 +135,8 @@ void hak_options_load(const char *(*getter)(const char *)) {
             continue;
         }
         uint64_t v = d->def;
-        if (s != NULL && *s != '\0' && i < 64) hak_opt.given |= (uint64_t)1 << i;
         if (s != NULL && *s != '\0') {
+            hak_opt.given |= (uint64_t)1 << i;
             uint64_t pv = 0;
             int rc = parse_value(d, s, &pv);
             if (rc == 0) {
@@ -158,7 +158,7 @@ void hak_options_load(const char *(*getter)(const char *)) {
 }
 
 bool hak_option_given(const char *name) {
-    for (size_t i = 0; i < HAK_NOPTIONS && i < 64; i++)
+    for (size_t i = 0; i < HAK_NOPTIONS; i++)
         if (strcmp(hak_option_defs[i].name, name) == 0) return (hak_opt.given >> i) & 1;
     return false;
 }

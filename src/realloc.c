@@ -39,9 +39,9 @@ static int grow_into(hak_block_t *b, hak_block_t *x) {
  * in place when its mapping's slack covers it, else into a cached block of
  * class c or up to one doubling bigger (grow_into: a growing buffer goes on
  * growing, in place from then on, over that block's warm pages), else mremap
- * (the kernel grows the mapping or moves its page tables; never a copy).  On success b's mapping, user pointer, registry
- * entry, size and class are updated; *inplace tells which way it went.  0, or
- * -ENOMEM with b unchanged. */
+ * (the kernel grows the mapping or moves its page tables; never a copy).
+ * On success b's mapping, user pointer, registry entry, size and class are
+ * updated; *inplace tells which way it went.  0, or -ENOMEM with b unchanged. */
 static int grow(hak_block_t *b, uint32_t c, size_t n, bool *inplace) {
     size_t size = c != HAK_CLASS_NONE ? hak_class_size(c) : hak_align_up(n, HAK_PAGE);
     uintptr_t u = atomic_load_explicit(&b->user, memory_order_relaxed);

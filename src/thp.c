@@ -101,7 +101,7 @@ void hak_thp_init(void) {
 /* Undecided class c, the pool saying huge: c becomes HUGE unless its own
  * samples so far say otherwise.  True if it did. */
 static bool adopt_pool(uint32_t c) {
-    if (atomic_exchange_explicit(&sample_lock.v, 1, memory_order_acquire)) return false;   /* busy: next time */
+    if (!hak_trylock(&sample_lock)) return false;   /* busy: next time */
     bool ok = atomic_load_explicit(&state[c], memory_order_relaxed) == HAK_CTHP_UNDECIDED &&
               (samples[c] == 0 || permille_sum[c] / samples[c] >= HUGE_PERMILLE);
     if (ok) {
@@ -188,7 +188,7 @@ void hak_thp_sample(hak_block_t *b) {
     uint32_t st = atomic_load_explicit(&state[c], memory_order_relaxed);
     if (st == HAK_CTHP_HUGE) upgrade(b);
     if (st != HAK_CTHP_UNDECIDED) return;
-    if (atomic_exchange_explicit(&sample_lock.v, 1, memory_order_acquire)) return;   /* busy: skip this one */
+    if (!hak_trylock(&sample_lock)) return;   /* busy: skip this one */
     if (last_probe[c] == b) last_probe[c] = NULL;     /* counted now, not again at the next map */
     if (last_any == b) last_any = NULL;
     sample_locked(b, c);
@@ -198,7 +198,7 @@ void hak_thp_sample(hak_block_t *b) {
 void hak_thp_mapped(hak_block_t *b) {
     uint32_t c = b->cls;
     if (c >= HAK_NCLASSES || !(b->flags & HAK_BF_PROBE)) return;
-    if (atomic_exchange_explicit(&sample_lock.v, 1, memory_order_acquire)) return;
+    if (!hak_trylock(&sample_lock)) return;
     hak_block_t *prev = last_probe[c];
     uint32_t pc = c;
     last_probe[c] = b;
