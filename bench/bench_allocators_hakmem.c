@@ -25,6 +25,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/utsname.h>
@@ -86,6 +87,10 @@ static void usage(FILE *f) {
         "  --idle-ms MS        sleep after the scenario before reading 'idle RSS' (default 1000;\n"
         "                      measured in one extra untimed run, the strace run when there is one)\n"
         "  --warmup W          untimed rounds of every allocator before the timed ones (default 1)\n"
+        "  --warm-mib M|auto   before every run, touch M MiB (huge pages where THP allows) and free it,\n"
+        "                      so each allocator finds the same warm free memory; auto (default):\n"
+        "                      1.5x the highest peak RSS seen so far in the scenario, 1 GiB at first,\n"
+        "                      64 MiB at least, half of MemAvailable at most; 0: none\n"
         "  --touch page|full   write one word per 4 KiB page (default) or every byte\n"
         "  --seed S            PRNG seed (default 42): every allocator sees the same sequence\n"
         "  --timeout SEC       kill a worker after SEC seconds (default 900)\n"
@@ -377,6 +382,41 @@ static int parse_strace(const char *path, double calls[4]) {
     return found ? 0 : -1;
 }
 
+/* MemAvailable of /proc/meminfo in MiB, 0 when unknown. */
+static long mem_available_mib(void) {
+    FILE *f = fopen("/proc/meminfo", "r");
+    char line[256];
+    long kib = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %ld kB", &kib) == 1) break;
+    if (f) fclose(f);
+    return kib / 1024;
+}
+
+/* The memory to warm before a run of a scenario whose runs so far peaked at
+ * peak KiB, 0 = none yet (see --warm-mib). */
+static long warm_size(const bench_run_t *r, uint64_t peak) {
+    if (r->warm_mib >= 0) return r->warm_mib;
+    long mib = peak ? (long)(peak * 3 / 2 / 1024) : 1024, cap = mem_available_mib() / 2;
+    if (mib < 64) mib = 64;
+    return cap > 0 && mib > cap ? cap : mib;
+}
+
+/* Touch mib MiB of fresh anonymous memory, huge pages where THP allows, and
+ * unmap it.  A guest that hands free memory back to its host (free-page
+ * reporting: this VM) backs it again lazily, at a cost that dwarfs the
+ * allocator's own; freeing it just now makes the next process's faults land
+ * on memory the host already backs, whatever the process before it left. */
+static void warm_memory(long mib) {
+    if (mib <= 0) return;
+    size_t n = (size_t)mib << 20;
+    char *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) return;   /* nothing warmed: the run is as before */
+    (void)madvise(p, n, MADV_HUGEPAGE);
+    for (size_t o = 0; o < n; o += 4096) p[o] = 1;
+    munmap(p, n);
+}
+
 /* The order of the allocators in one round: the canonical order for warm-up
  * rounds, else a permutation drawn from (seed, scenario, round).  Not a plain
  * rotation: on this VM a run is faster when the process before it left huge
@@ -456,7 +496,7 @@ static void record_command(bench_run_t *r, int argc, char **argv) {
 // ---------------------------------------------------------------------------
 enum {
     OPT_WORKER = 256, OPT_JSON, OPT_CSV, OPT_MD, OPT_SVG, OPT_HAKLIB, OPT_LIB, OPT_SYSCALLS, OPT_IDLE,
-    OPT_TOUCH, OPT_SEED, OPT_TIMEOUT, OPT_LIST, OPT_QUIET, OPT_WARMUP,
+    OPT_TOUCH, OPT_SEED, OPT_TIMEOUT, OPT_LIST, OPT_QUIET, OPT_WARMUP, OPT_WARM_MIB,
 };
 
 static const struct option long_opts[] = {
@@ -468,7 +508,8 @@ static const struct option long_opts[] = {
     {"lib", required_argument, 0, OPT_LIB}, {"syscalls", required_argument, 0, OPT_SYSCALLS},
     {"idle-ms", required_argument, 0, OPT_IDLE}, {"touch", required_argument, 0, OPT_TOUCH},
     {"seed", required_argument, 0, OPT_SEED}, {"timeout", required_argument, 0, OPT_TIMEOUT},
-    {"warmup", required_argument, 0, OPT_WARMUP}, {"list", no_argument, 0, OPT_LIST}, {"quiet", no_argument, 0, OPT_QUIET},
+    {"warmup", required_argument, 0, OPT_WARMUP}, {"warm-mib", required_argument, 0, OPT_WARM_MIB},
+    {"list", no_argument, 0, OPT_LIST}, {"quiet", no_argument, 0, OPT_QUIET},
     {"worker", no_argument, 0, OPT_WORKER}, {"help", no_argument, 0, 'h'}, {"version", no_argument, 0, 'V'},
     {0, 0, 0, 0},
 };
@@ -479,7 +520,7 @@ int main(int argc, char **argv) {
     const char *alloc_spec = "all", *scen_spec = "all", *iter_spec = NULL;
     const char *json = NULL, *csv = NULL, *md = NULL, *svg = NULL, *hakmem_lib = NULL;
     static char lib_override[NALLOCS][PATH_MAX];
-    long threads = 0, repeat = 3, idle_ms = 1000, seed = 42, warmup = 1;
+    long threads = 0, repeat = 3, idle_ms = 1000, seed = 42, warmup = 1, warm_mib = -1;
     int worker = 0, list = 0, touch_full = 0;
     bench_run_t *r = &run;
 
@@ -536,6 +577,10 @@ int main(int argc, char **argv) {
             break;
         case OPT_WARMUP:
             if (parse_long(optarg, 0, 10, &warmup)) usage_error("--warmup wants 0..10, not '%s'", optarg);
+            break;
+        case OPT_WARM_MIB:
+            if (strcmp(optarg, "auto") == 0) warm_mib = -1;
+            else if (parse_long(optarg, 0, 1L << 20, &warm_mib)) usage_error("--warm-mib wants auto or 0..1048576, not '%s'", optarg);
             break;
         case OPT_LIST: list = 1; break;
         case OPT_QUIET: quiet = 1; break;
@@ -633,6 +678,7 @@ int main(int argc, char **argv) {
     r->seed = (uint64_t)seed;
     r->idle_ms = idle_ms;
     r->warmup = (int)warmup;
+    r->warm_mib = warm_mib;
     r->touch_full = touch_full;
     record_command(r, argc, argv);
     describe_machine(r);
@@ -690,7 +736,7 @@ int main(int argc, char **argv) {
     for (int k = 0; k < r->nscen; k++) {
         int sc = r->scen[k];
         const char *sn = bench_scenarios[sc].name;
-        uint64_t ref_sum = 0;
+        uint64_t ref_sum = 0, peak_seen = 0;   /* highest VmHWM of the scenario's runs */
         int have_ref = 0;
         /* warm-up rounds (this VM backs freed guest memory lazily: the first
          * runs after a quiet spell pay for it), then the timed rounds */
@@ -706,6 +752,7 @@ int main(int argc, char **argv) {
                 if (c->status == BENCH_FAILED) continue;
                 bench_sample_t s;
                 char err[256];
+                warm_memory(warm_size(r, peak_seen));
                 int rc = run_worker(r, r->alloc[a], sc, r->iters[k], 0, NULL, &s, err, sizeof err);
                 if (rc == 0 && s.ops == 0) {
                     rc = -1;
@@ -723,6 +770,7 @@ int main(int argc, char **argv) {
                     failures++;
                     continue;
                 }
+                if (s.peak_kib > peak_seen) peak_seen = s.peak_kib;
                 if (!have_ref) {
                     ref_sum = s.checksum;
                     have_ref = 1;

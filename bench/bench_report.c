@@ -365,8 +365,8 @@ int bench_write_json(const bench_run_t *r, const char *path) {
     fprintf(f, ", \"thp\": ");
     json_str(f, r->thp);
     fprintf(f, "},\n  \"config\": {\"repeat\": %d, \"threads\": %d, \"seed\": %" PRIu64
-               ", \"idle_ms\": %ld, \"touch\": \"%s\", \"iterations\": {",
-            r->repeat, r->threads, r->seed, r->idle_ms, r->touch_full ? "full" : "page");
+               ", \"idle_ms\": %ld, \"touch\": \"%s\", \"warm_mib\": %ld, \"iterations\": {",
+            r->repeat, r->threads, r->seed, r->idle_ms, r->touch_full ? "full" : "page", r->warm_mib);
     for (int k = 0; k < r->nscen; k++) fprintf(f, "%s\"%s\": %ld", k ? ", " : "", bench_scenarios[r->scen[k]].name, r->iters[k]);
     fprintf(f, "}},\n  \"allocators\": [");
     for (int a = 0; a < r->nalloc; a++) {
@@ -629,8 +629,10 @@ int bench_write_md(const bench_run_t *r, const char *path, const char *svg_name)
     fprintf(f, "- iterations:");
     for (int k = 0; k < r->nscen; k++)
         fprintf(f, "%s %s=%ld", k ? "," : "", bench_scenarios[r->scen[k]].name, r->iters[k]);
-    fprintf(f, "; repeat %d; threads %d; seed %" PRIu64 "; touch %s\n", r->repeat, r->threads, r->seed,
-            r->touch_full ? "every byte" : "one word per 4 KiB page");
+    fprintf(f, "; repeat %d; threads %d; seed %" PRIu64 "; touch %s; memory warmed before each run: ", r->repeat,
+            r->threads, r->seed, r->touch_full ? "every byte" : "one word per 4 KiB page");
+    if (r->warm_mib < 0) fprintf(f, "auto (1.5x the scenario's highest peak RSS so far)\n");
+    else fprintf(f, "%ld MiB\n", r->warm_mib);
     fprintf(f, "- libraries:");
     for (int a = 0; a < r->nalloc; a++)
         fprintf(f, "%s %s=%s", a ? "," : "", r->alloc[a]->name,

@@ -25,7 +25,7 @@ for s in vm cold-churn mixed phased realloc-grow threads malloc-large small part
   grep -q "^  $s " "$T/help" || fail "--help does not list scenario $s"
 done
 for args in "--allocator nosuch" "--scenario nosuch" "--iterations abc" "--iterations vm=0" "--repeat 0" \
-            "--threads x" "--touch half" "--bogus" "extra-arg"; do
+            "--threads x" "--touch half" "--warm-mib -1" "--warm-mib lots" "--bogus" "extra-arg"; do
   # shellcheck disable=SC2086
   "$BIN" $args --syscalls none > /dev/null 2> "$T/usage.err"
   rc=$?
@@ -34,7 +34,7 @@ done
 
 # ---- hakmem and system, vm and small: JSON fields and hakmem's counters ----
 "$BIN" --allocator hakmem,system --scenario vm,small --iterations 20 --repeat 1 --warmup 0 --idle-ms 100 \
-  --hakmem-lib "$LIB" --json "$T/f.json" --csv "$T/f.csv" > "$T/table.md" 2> "$T/run.err" \
+  --warm-mib 32 --hakmem-lib "$LIB" --json "$T/f.json" --csv "$T/f.csv" > "$T/table.md" 2> "$T/run.err" \
   || { cat "$T/run.err"; fail "bench run exited $?"; }
 grep -q '^| vm |' "$T/table.md" && grep -q '^| small |' "$T/table.md" || { cat "$T/table.md"; fail "no table on stdout"; }
 python3 - "$T/f.json" <<'EOF' || fail "JSON check failed"
@@ -47,6 +47,7 @@ def need(cond, msg):
 for k in ("command", "date", "machine", "config", "allocators", "results"):
     need(k in d, "missing top-level field %s" % k)
 need(d["machine"]["nproc"] >= 1 and d["machine"]["kernel"] and d["machine"]["cpu"], "machine description")
+need(d["config"].get("warm_mib") == 32, "config.warm_mib %r, want 32 (--warm-mib 32)" % d["config"].get("warm_mib"))
 cells = {(r["allocator"], r["scenario"]): r for r in d["results"]}
 need(len(cells) == 4, "want 4 results, got %d" % len(cells))
 want_ops = {"vm": 20, "small": 1020}
