@@ -74,7 +74,27 @@ static void release_lent_tail(hak_block_t *b, size_t keep) {
     HAK_CNT_ADD(lent_tail_bytes, to - from);
 }
 
-/* Map a fresh block for class c (or an uncacheable request of n bytes). */
+/* The color of a block mapped at page base: an offset into its first page, a
+ * multiple of a cache line, drawn from the address (a hash of the page number:
+ * no state, and the same block keeps the same color for its life).
+ *
+ * Why: a page-aligned block puts the word at offset k * 4 KiB of every block
+ * in the same cache set (the set index bits are the low 12 address bits, in
+ * L1 and, physical pages being page-aligned too, in L2 and L3).  A program
+ * that walks many blocks page by page, or reads the same header field of
+ * each, then uses 1/64 of every cache level.  jemalloc offsets its large
+ * blocks the same way (opt.cache_oblivious).  Measured on 32 live 4 MiB
+ * buffers, 16-512 KiB of each written a word per page: 111 ms page-aligned,
+ * 41 ms colored (the same loop over blocks of one mapping). */
+static inline size_t color_for(uintptr_t page) {
+    return (size_t)(((uint64_t)(page >> 12) * 0x9E3779B97F4A7C15ull) >> 58) * HAK_COLOR_ALIGN;
+}
+
+/* Map a fresh block for class c (or an uncacheable request of n bytes).  A
+ * block bigger than HAK_COLOR_MIN that keeps 4 KiB pages gets a page of room
+ * past its size and a color (color_for); one that may get huge pages keeps
+ * the 2 MiB geometry and color 0 (a color would put its last bytes in one
+ * more huge page). */
 static hak_block_t *map_fresh(uint32_t c, size_t n, size_t align) {
     size_t size = c != HAK_CLASS_NONE ? hak_class_size(c) : hak_align_up(n, HAK_PAGE);
     uintptr_t base;
@@ -82,12 +102,16 @@ static hak_block_t *map_fresh(uint32_t c, size_t n, size_t align) {
     uint32_t flags = 0;
     int thp = align <= HAK_PAGE && size >= HAK_HUGE_PAGE ? hak_thp_choose(c, &flags) : HAK_OS_THP_NONE;
     if (thp == HAK_OS_THP_HUGE) flags |= HAK_BF_HUGE;
+    size_t extra = c != HAK_CLASS_NONE && size > HAK_COLOR_MIN && thp != HAK_OS_THP_HUGE && !(flags & HAK_BF_PROBE)
+                       ? HAK_PAGE
+                       : 0;
     hak_block_t *b = hak_block_new();
-    void *user = b ? hak_os_map_block(size, align, thp, &base, &len) : NULL;
+    void *user = b ? hak_os_map_block(size, align, thp, extra, &base, &len) : NULL;
     if (user == NULL) {
         if (b) hak_block_delete(b);
         return NULL;
     }
+    if (extra != 0 && align <= HAK_COLOR_ALIGN) user = (char *)user + color_for((uintptr_t)user);
     atomic_store_explicit(&b->user, (uintptr_t)user, memory_order_relaxed);
     b->map_base = base;
     b->map_size = len;
@@ -145,6 +169,11 @@ void *hak_large_alloc(size_t n, size_t align, bool zero) {
             b->touched = b->size;   /* a store to a line the pop wrote: cheaper than a test */
         }
     }
+    /* a request aligned beyond a cache line gets the block's page start (same
+     * registry chunk, so nothing to update); a later malloc keeps it so */
+    if (unlikely(align > HAK_COLOR_ALIGN))
+        atomic_store_explicit(&b->user, hak_page_down(atomic_load_explicit(&b->user, memory_order_relaxed)),
+                              memory_order_relaxed);
     HAK_CNT(large_allocs);
     HAK_GAUGE_UP(bytes_live, b->size);
     HAK_GAUGE_UP(blocks_live, 1);

@@ -176,7 +176,7 @@ static hak_block_t *take_newest(uint32_t c, size_t len, size_t head, bool lend) 
     if (r->count > 0) {
         hak_block_t *n = r->v[(r->tail + r->count - 1) % HAK_RING_CAP_MAX];
         if (len == 0 || (n->map_size >= len && n->split <= head &&
-                         atomic_load_explicit(&n->user, memory_order_relaxed) == n->map_base)) {
+                         hak_page_down(atomic_load_explicit(&n->user, memory_order_relaxed)) == n->map_base)) {
             cls_begin(s);
             r->count--;
             b = n;

@@ -19,6 +19,17 @@
 #define HAK_RING_CAP_MAX   512u            /* upper bound of BIGCACHE_RING_CAP */
 
 static inline size_t hak_align_up(size_t n, size_t a) { return (n + a - 1) & ~(a - 1); }
+static inline uintptr_t hak_page_down(uintptr_t u) { return u & ~(uintptr_t)(HAK_PAGE - 1); }
+
+/* Cache colouring (alloc.c): a block's user pointer may start up to a page
+ * past its page, at a multiple of a cache line; its color is that offset.
+ * A request aligned more strictly than HAK_COLOR_ALIGN gets color 0, and so
+ * do blocks of at most HAK_COLOR_MIN: a buffer that starts there and grows by
+ * realloc must keep offset 0 to reach the 2 MiB geometry (realloc.c; mremap
+ * moves pages, it cannot shift bytes within them). */
+#define HAK_COLOR_ALIGN    64u
+#define HAK_COLOR_MIN      (256u << 10)
+static inline size_t hak_color_of(uintptr_t user) { return user & (HAK_PAGE - 1); }
 
 /* Clamp v into [lo, hi]; *clamped set to 1 when it moved. */
 static inline uint64_t hak_clamp(uint64_t v, uint64_t lo, uint64_t hi, int *clamped) {

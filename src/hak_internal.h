@@ -115,10 +115,13 @@ HAK_HIDDEN size_t   hak_class_size(uint32_t c);
 /* Map a block of size bytes: a 2 MiB-multiple length (the kernel aligns it)
  * when THP is available and size >= 2 MiB, with MADV_HUGEPAGE when thp_choice
  * is HAK_OS_THP_HUGE (MADV_NOHUGEPAGE for SMALL under THP=always); or aligned
- * to align (power of two >= page) when align > page.
+ * to align (power of two >= page) when align > page.  extra > 0 asks for that
+ * much room past size instead of the 2 MiB geometry (a block that will never
+ * get huge pages, room for its color).
  * Fills map_base and map_size; returns the user pointer or NULL (errno ENOMEM). */
 enum { HAK_OS_THP_NONE = 0, HAK_OS_THP_HUGE = 1, HAK_OS_THP_SMALL = 2 };
-HAK_HIDDEN void *hak_os_map_block(size_t size, size_t align, int thp_choice, uintptr_t *map_base, size_t *map_size);
+HAK_HIDDEN void *hak_os_map_block(size_t size, size_t align, int thp_choice, size_t extra, uintptr_t *map_base,
+                                  size_t *map_size);
 /* Pages of [base, base+len) resident now (mincore into vec, len/4096 bytes), or -errno. */
 HAK_HIDDEN long  hak_os_resident(uintptr_t base, size_t len, unsigned char *vec);
 /* Move a mapping back to `to` (MREMAP_FIXED) after a failed realloc. 0 or -errno. */

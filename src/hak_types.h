@@ -23,7 +23,8 @@ typedef struct hak_block {
     _Atomic uintptr_t user;     /* user pointer: the registry key */
     uintptr_t map_base;         /* the mapping that holds the block */
     size_t    map_size;         /* its length (may include alignment slack) */
-    size_t    size;             /* usable bytes from user */
+    size_t    size;             /* usable bytes from user (the user pointer may lie up to a
+                                   page past its page: its color, hak_color_of) */
     uint32_t  cls;              /* size class, or HAK_CLASS_NONE (never cached) */
     _Atomic uint32_t state;     /* enum hak_block_state */
     struct hak_block *next;     /* free list link of metadata records */

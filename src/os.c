@@ -61,10 +61,11 @@ static bool inject_failure(void) {
     return false;
 }
 
-void *hak_os_map_block(size_t size, size_t align, int thp_choice, uintptr_t *map_base, size_t *map_size) {
+void *hak_os_map_block(size_t size, size_t align, int thp_choice, size_t extra, uintptr_t *map_base,
+                       size_t *map_size) {
     bool thp = thp_effective != 0 && size >= HAK_HUGE_PAGE && align <= HAK_PAGE;
     size_t len;
-    if (thp) {
+    if (thp && extra == 0) {
         /* A length that is a multiple of 2 MiB makes the kernel place the
          * mapping 2 MiB-aligned (and next to the previous one, so Batch can
          * coalesce).  The tail beyond size is never touched: address space
@@ -76,7 +77,7 @@ void *hak_os_map_block(size_t size, size_t align, int thp_choice, uintptr_t *map
          * block's mapping, so its release stays one munmap of one range. */
         len = size + align - HAK_PAGE;
     } else {
-        len = size;
+        len = size + extra;
         align = HAK_PAGE;
     }
     if (len < size || inject_failure()) {
@@ -93,7 +94,7 @@ void *hak_os_map_block(size_t size, size_t align, int thp_choice, uintptr_t *map
     }
     uintptr_t base = (uintptr_t)p;
     uintptr_t user = (base + align - 1) & ~(uintptr_t)(align - 1);
-    if (thp && thp_effective == 1 && thp_choice == HAK_OS_THP_HUGE) {
+    if (thp && extra == 0 && thp_effective == 1 && thp_choice == HAK_OS_THP_HUGE) {
         /* The whole mapping, not just [user, user+size): a madvise of part of
          * it would split the VMA, and mremap (realloc) cannot span two VMAs. */
         HAK_CNT(madvise_calls);

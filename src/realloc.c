@@ -11,12 +11,14 @@
 
 #include "hak_internal.h"
 
-/* Grow b (its mapping one VMA, user == map_base) into x, a cached block of
- * the class it grows to: b's pages move onto the head of x's mapping (x's
- * pages there are dropped, and x's own split point, if any, with them), x's
- * tail stays, warm, as the growth.  b takes over x's mapping, as two VMAs
+/* Grow b (its mapping one VMA, its user pointer in the mapping's first page:
+ * at its start, or colored) into x, a cached block of the class it grows to:
+ * b's pages move onto the head of x's mapping (x's pages there are dropped,
+ * and x's own split point, if any, with them), x's tail stays, warm, as the
+ * growth; b keeps its color.  b takes over x's mapping, as two VMAs
  * (b->split); x's record is deleted.  0, or -errno with both unchanged. */
 static int grow_into(hak_block_t *b, hak_block_t *x) {
+    size_t color = hak_color_of(atomic_load_explicit(&b->user, memory_order_relaxed));
     uintptr_t to = x->map_base;
     size_t blen = b->map_size;
     int rc = hak_os_move_onto(b->map_base, blen, to);
@@ -28,7 +30,7 @@ static int grow_into(hak_block_t *b, hak_block_t *x) {
     b->split = blen;
     /* huge pages as x had them; no THP sample of a mix of two blocks' pages */
     b->flags = (b->flags & ~(HAK_BF_HUGE | HAK_BF_PROBE)) | (x->flags & HAK_BF_HUGE);
-    atomic_store_explicit(&b->user, to, memory_order_relaxed);
+    atomic_store_explicit(&b->user, to + color, memory_order_relaxed);
     /* x was registered at this address: its radix leaf exists, so this cannot fail */
     if (hak_registry_insert(b) != 0) hak_fatal("realloc: block %p lost its registry entry", (void *)to);
     hak_block_delete(x);
@@ -45,14 +47,15 @@ static int grow_into(hak_block_t *b, hak_block_t *x) {
 static int grow(hak_block_t *b, uint32_t c, size_t n, bool *inplace) {
     size_t size = c != HAK_CLASS_NONE ? hak_class_size(c) : hak_align_up(n, HAK_PAGE);
     uintptr_t u = atomic_load_explicit(&b->user, memory_order_relaxed);
-    size_t off = u - b->map_base;
+    size_t off = u - b->map_base;       /* < a page: colored (or 0); more: over-aligned */
     size_t len = off + size;
     /* Like a fresh THP block: the mapping a multiple of 2 MiB, so a move can
-     * land 2 MiB-aligned (os.c) and its huge pages move whole. */
+     * land 2 MiB-aligned (os.c) and its huge pages move whole.  Not for a
+     * colored block: its last bytes would start one more huge page. */
     if (hak_os_thp_effective() != 0 && size >= HAK_HUGE_PAGE && off == 0) len = hak_align_up(size, HAK_HUGE_PAGE);
     *inplace = len <= b->map_size;
     hak_block_t *x = NULL;
-    if (!*inplace && c != HAK_CLASS_NONE && off == 0 && b->split == 0 &&
+    if (!*inplace && c != HAK_CLASS_NONE && off < HAK_PAGE && b->split == 0 &&
         likely(hak_opt.warm_reuse) && (x = hak_bigcache_take_for_grow(c, len, b->map_size)) != NULL) {
         if (grow_into(b, x) == 0) {
             HAK_CNT(warm_realloc);
@@ -92,16 +95,23 @@ static int grow(hak_block_t *b, uint32_t c, size_t n, bool *inplace) {
     b->size = size;
     b->touched = size;      /* a warm tail of x's may have come along */
     /* Cache it under its new class only if it looks like a block of that
-     * class: page-aligned start of its mapping, and 2 MiB-aligned when THP
-     * applies (a later malloc from the ring expects huge pages). */
+     * class: its page at the start of its mapping, and, uncolored, 2 MiB-
+     * aligned when THP applies (a later malloc from the ring expects huge
+     * pages).  A colored one keeps the class with what pages it has. */
     u = atomic_load_explicit(&b->user, memory_order_relaxed);
-    bool aligned = hak_os_thp_effective() == 0 || size < HAK_HUGE_PAGE || (u & (HAK_HUGE_PAGE - 1)) == 0;
-    b->cls = (u == b->map_base && aligned) ? c : HAK_CLASS_NONE;
+    bool aligned = hak_os_thp_effective() == 0 || size < HAK_HUGE_PAGE || (u & (HAK_HUGE_PAGE - 1)) == 0 ||
+                   hak_color_of(u) != 0;
+    b->cls = (hak_page_down(u) == b->map_base && aligned) ? c : HAK_CLASS_NONE;
     return 0;
 }
 
+/* A cached block grown for a miss: what it holds is nobody's, so it drops
+ * its color first and grows like an uncolored block (in place, into the 2 MiB
+ * geometry, by mremap). */
 int hak_block_grow(hak_block_t *b, uint32_t c) {
     bool inplace;
+    atomic_store_explicit(&b->user, hak_page_down(atomic_load_explicit(&b->user, memory_order_relaxed)),
+                          memory_order_relaxed);
     return grow(b, c, hak_class_size(c), &inplace);
 }
 
@@ -156,9 +166,10 @@ void *hak_realloc(void *p, size_t n) {
     hak_block_t *near = hak_registry_near(p);
     if (unlikely(near != NULL)) hak_invalid_pointer("realloc", p, near);
     if (n < hak_large_threshold || !hak_active()) return hak_libc_realloc(p, n);
-    /* small -> large */
+    /* small -> large: page-aligned (no color, alloc.c): a growing buffer
+     * likely grows on, and only an uncolored block takes the 2 MiB geometry */
     size_t old = hak_libc_usable_size(p);
-    void *q = hak_large_alloc(n, 0, false);
+    void *q = hak_large_alloc(n, HAK_PAGE, false);
     if (q == NULL) return NULL;
     memcpy(q, p, old < n ? old : n);
     hak_op_begin();

@@ -3,7 +3,8 @@
  *
  * A two-level radix table maps the 64 KiB chunk of an address to the metadata
  * of the block whose USER POINTER lies in that chunk.  Blocks are at least
- * 64 KiB and never overlap, so two user pointers are at least 64 KiB apart and
+ * 64 KiB and never overlap (a colored user pointer starts at most a page into
+ * its mapping, with its size after it), so two user pointers are at least 64 KiB apart and
  * never share a chunk: the mapping is injective.  lookup(p) is lock-free: two
  * loads and a compare of p with the block's user pointer; the bytes around p
  * are never read, so a neighbouring block's contents cannot fool it.
@@ -89,10 +90,11 @@ int hak_registry_insert(hak_block_t *b) {
     uintptr_t u = atomic_load_explicit(&b->user, memory_order_relaxed);
     _Atomic(hak_block_t *) *s = slot_of(u, true);
     if (s == NULL) return -ENOMEM;
-    /* free()'s lower bound falls before the block can be handed out */
-    uintptr_t lo = atomic_load_explicit(&hak_registry_lo, memory_order_relaxed);
-    while (u < lo && !atomic_compare_exchange_weak_explicit(&hak_registry_lo, &lo, u, memory_order_relaxed,
-                                                            memory_order_relaxed)) {}
+    /* free()'s lower bound falls before the block can be handed out; to its
+     * page start, which an aligned hand-out may make the user pointer */
+    uintptr_t lo = atomic_load_explicit(&hak_registry_lo, memory_order_relaxed), pu = hak_page_down(u);
+    while (pu < lo && !atomic_compare_exchange_weak_explicit(&hak_registry_lo, &lo, pu, memory_order_relaxed,
+                                                             memory_order_relaxed)) {}
     atomic_store_explicit(s, b, memory_order_release);
     return 0;
 }
@@ -109,6 +111,7 @@ hak_block_t *hak_registry_near(const void *p) {
     hak_block_t *b = hak_registry_chunk(p);
     if (b == NULL) return NULL;
     uintptr_t user = atomic_load_explicit(&b->user, memory_order_relaxed);
-    if (user != u && u > user && u < user + b->size) return b;
+    /* from the page start: the bytes in front of a colored block are its own */
+    if (user != u && u >= hak_page_down(user) && u < user + b->size) return b;
     return NULL;
 }

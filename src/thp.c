@@ -150,7 +150,7 @@ static void sample_locked(hak_block_t *b, uint32_t c) {
      * which a realloc may be resizing (only its atomic fields are read) */
     size_t pages = hak_class_size(c) / HAK_PAGE;
     if (pages > SAMPLE_MAX_PAGES) pages = SAMPLE_MAX_PAGES;
-    long resident = hak_os_resident(u, pages * HAK_PAGE, vec);
+    long resident = hak_os_resident(hak_page_down(u), pages * HAK_PAGE, vec);
     if (resident >= 0 && atomic_load_explicit(&state[c], memory_order_relaxed) == HAK_CTHP_UNDECIDED) {
         HAK_CNT(thp_samples);
         uint64_t touched = (uint64_t)resident * 1000u / pages;

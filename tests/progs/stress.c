@@ -95,7 +95,7 @@ static _Atomic bool stop_monitor;
 static _Atomic int failing;
 static _Atomic uint64_t tag_seq;
 static uint64_t thp_expected;  /* 2 MiB alignment expected for >= 2 MiB blocks */
-static bool hakmem_active;     /* large blocks served by hakmem (page-aligned) */
+static bool hakmem_active;     /* large blocks served by hakmem (64-byte aligned, maybe colored) */
 static size_t class_sizes[64];
 static int nclass_sizes;
 
@@ -235,10 +235,13 @@ static void check_new(worker_t *w, const void *p, size_t n, size_t align, const 
     if (malloc_usable_size((void *)p) < n)
         fail("thread %d: %s(%zu) = %p: malloc_usable_size %zu < %zu", w->id, fn, n, p, malloc_usable_size((void *)p), n);
     if (hakmem_active && n >= LARGE_MIN) {
-        if ((uintptr_t)p % 4096 != 0) fail("thread %d: %s(%zu) = %p: large block not page-aligned", w->id, fn, n, p);
-        /* new blocks from malloc/calloc (not realloc, not over-aligned requests) */
+        /* a cache line at least: a block may be colored (an offset into its
+         * first page, for blocks that keep 4 KiB pages) */
+        if ((uintptr_t)p % 64 != 0) fail("thread %d: %s(%zu) = %p: large block not 64-byte aligned", w->id, fn, n, p);
+        /* new blocks from malloc/calloc (not realloc, not over-aligned
+         * requests), not colored (those keep 4 KiB pages by choice) */
         if (thp_expected && n >= 2 * MiB && align == 0 && strncmp(fn, "realloc", 7) != 0 &&
-            (uintptr_t)p % (2 * MiB) != 0) {
+            (uintptr_t)p % 4096 == 0 && (uintptr_t)p % (2 * MiB) != 0) {
             w->c.thp_misaligned++;
             if (strict_thp) fail("thread %d: %s(%zu) = %p: block >= 2 MiB not 2 MiB-aligned (THP)", w->id, fn, n, p);
         }

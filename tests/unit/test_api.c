@@ -327,11 +327,15 @@ static void interior_free(void) {
  * hakmem block and return.  Only the registry knows the block is hakmem's. */
 static void interior_free_forged(void) {
     char *p = hak_alloc(1 << 20);
-    uint64_t *hdr = (uint64_t *)(p + 4096);
+    /* the next page, or the block's first one if that is in another 64 KiB
+     * chunk (only the user pointer's chunk is registered) */
+    uintptr_t pg = hak_page_down((uintptr_t)p) + 4096;
+    if ((pg ^ (uintptr_t)p) >> 16) pg -= 4096;
+    uint64_t *hdr = (uint64_t *)pg;
     hdr[0] = 0;                                 /* prev_size */
     hdr[1] = 4096 | 2;                          /* size | IS_MMAPPED */
     abuse_begin(p);
-    hak_free(p + 4096 + 16);
+    hak_free((char *)hdr + 16);
 }
 static void realloc_freed(void) {
     void *p = hak_alloc(1 << 20);

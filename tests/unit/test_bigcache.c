@@ -199,7 +199,8 @@ static void test_realloc_into_cached(void **state) {
     assert_non_null(x);
     memset(x, 0x5a, big);                                  /* all of it resident */
     hak_free(x);                                           /* cached in the 32 MiB ring */
-    unsigned char *p = hak_alloc(small);
+    unsigned char *p = NULL;                               /* uncolored: fits x's 2 MiB geometry */
+    assert_int_equal(hak_memalign((void **)&p, HAK_PAGE, small), 0);
     assert_non_null(p);
     for (size_t i = 0; i < small; i += 4096) p[i] = (unsigned char)(i >> 12);
     uint64_t mm0 = cnt(HAK_C_mmap_calls), w0 = cnt(HAK_C_warm_realloc), mr0 = cnt(HAK_C_realloc_mremap);
@@ -464,6 +465,84 @@ static void test_realloc_into_bigger_cached(void **state) {
     hak_free(q);
 }
 
+/* Cache colouring: a fresh block above HAK_COLOR_MIN that keeps 4 KiB pages
+ * starts at a cache-line multiple into its mapping's first page, with its
+ * whole size inside the mapping; blocks differ in color; smaller ones and
+ * requests aligned beyond a cache line are page-aligned. */
+static void test_color(void **state) {
+    (void)state;
+    const size_t n = (size_t)1 << 20;                      /* < 2 MiB: never huge pages */
+    unsigned char *v[8];
+    size_t colors = 0;
+    for (int i = 0; i < 8; i++) {
+        v[i] = hak_alloc(n);
+        assert_non_null(v[i]);
+        hak_block_t *b = hak_registry_lookup(v[i]);
+        assert_non_null(b);
+        uintptr_t u = (uintptr_t)v[i];
+        assert_true(u % HAK_COLOR_ALIGN == 0);
+        assert_true(hak_page_down(u) == b->map_base);
+        assert_true(u + hak_usable_size(v[i]) <= b->map_base + b->map_size);
+        memset(v[i], i, hak_usable_size(v[i]));            /* every usable byte is writable */
+        colors |= (size_t)1 << (hak_color_of(u) / HAK_COLOR_ALIGN);
+    }
+    assert_true(__builtin_popcountll(colors) >= 2);        /* not all at one offset */
+    for (int i = 0; i < 8; i++) hak_free(v[i]);
+    /* at most HAK_COLOR_MIN: page-aligned */
+    void *s = hak_alloc(HAK_COLOR_MIN);
+    assert_true(((uintptr_t)s & (HAK_PAGE - 1)) == 0);
+    hak_free(s);
+    /* a colored block handed to a page-aligned request from the ring */
+    unsigned char *c = hak_alloc(n);
+    hak_block_t *cb = hak_registry_lookup(c);
+    hak_free(c);
+    void *a = NULL;
+    assert_int_equal(hak_memalign(&a, HAK_PAGE, n), 0);
+    assert_ptr_equal(hak_registry_lookup(a), cb);          /* the same block, a hit */
+    assert_true(((uintptr_t)a & (HAK_PAGE - 1)) == 0);
+    assert_true(hak_owns(a));
+    memset(a, 1, n);
+    hak_free(a);
+    unsigned char *again = hak_alloc(n);                   /* a malloc of it again: valid either way */
+    assert_ptr_equal(hak_registry_lookup(again), cb);
+    hak_free(again);
+}
+
+/* realloc of a colored block: it keeps its color (mremap moves pages, not
+ * bytes within them), into a cached block with room for it, contents kept,
+ * nothing mapped, nothing copied. */
+static void test_color_realloc_into_cached(void **state) {
+    (void)state;
+    const size_t n = (size_t)1 << 20, m = (size_t)1792 << 10;   /* 1 MiB -> 1.75 MiB: 4 KiB pages */
+    unsigned char *p = hak_alloc(n);
+    assert_non_null(p);
+    size_t color = hak_color_of((uintptr_t)p);
+    unsigned char *x = hak_alloc(m);
+    memset(x, 0x5a, m);
+    hak_free(x);                                           /* cached, colored, a page of room */
+    for (size_t i = 0; i < n; i += 512) p[i] = (unsigned char)(i >> 9);
+    uint64_t mm0 = cnt(HAK_C_mmap_calls), w0 = cnt(HAK_C_warm_realloc), cp0 = cnt(HAK_C_realloc_copy);
+    unsigned char *q = hak_realloc(p, m);
+    assert_non_null(q);
+    assert_int_equal(cnt(HAK_C_warm_realloc), w0 + 1);
+    assert_int_equal(cnt(HAK_C_mmap_calls), mm0);
+    assert_int_equal(cnt(HAK_C_realloc_copy), cp0);
+    assert_int_equal(hak_color_of((uintptr_t)q), color);
+    hak_block_t *b = hak_registry_lookup(q);
+    assert_non_null(b);
+    assert_true(hak_page_down((uintptr_t)q) == b->map_base);
+    assert_true((uintptr_t)q + hak_usable_size(q) <= b->map_base + b->map_size);
+    for (size_t i = 0; i < n; i += 512) assert_int_equal(q[i], (unsigned char)(i >> 9));
+    memset(q, 3, hak_usable_size(q));
+    /* and again by mremap, no cached block left: the color stays */
+    unsigned char *r = hak_realloc(q, (size_t)6 << 20);
+    assert_non_null(r);
+    assert_int_equal(hak_color_of((uintptr_t)r), color);
+    assert_int_equal(r[m - 1], 3);
+    assert_int_equal(cnt(HAK_C_realloc_copy), cp0);
+    hak_free(r);
+}
+
 int main(void) {
     hak_tcache_max_bytes = 0;      /* the rings themselves (test_tcache.c has the front cache) */
     const struct CMUnitTest tests[] = {
@@ -483,6 +562,8 @@ int main(void) {
         cmocka_unit_test_setup(test_lent_not_ghost, setup),
         cmocka_unit_test_setup(test_budget_lowered_now, setup),
         cmocka_unit_test_setup(test_ghosts_published, setup),
+        cmocka_unit_test_setup(test_color, setup),
+        cmocka_unit_test_setup(test_color_realloc_into_cached, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,9 +14,15 @@ static void test_exact_lookup(void **state) {
     (void)state;
     char *p = hak_alloc(1 << 20);
     assert_non_null(p);
-    assert_true(((uintptr_t)p & (HAK_PAGE - 1)) == 0);        /* page-aligned */
+    assert_true(((uintptr_t)p & (HAK_COLOR_ALIGN - 1)) == 0);  /* a cache line, maybe colored */
     hak_block_t *b = hak_registry_lookup(p);
     assert_non_null(b);
+    assert_true(hak_page_down((uintptr_t)p) == b->map_base);   /* in its mapping's first page */
+    if (hak_color_of((uintptr_t)p) != 0) {                      /* the bytes in front are the block's */
+        assert_null(hak_registry_lookup((void *)hak_page_down((uintptr_t)p)));
+        assert_ptr_equal(hak_registry_near((void *)hak_page_down((uintptr_t)p)), b);
+        assert_ptr_equal(hak_registry_near(p - HAK_COLOR_ALIGN), b);
+    }
     assert_ptr_equal((void *)atomic_load(&b->user), p);
     assert_true(hak_owns(p));
     assert_null(hak_registry_lookup(p + 1));
