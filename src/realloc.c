@@ -48,7 +48,7 @@ static int grow(hak_block_t *b, uint32_t c, size_t n, bool *inplace) {
     size_t size = c != HAK_CLASS_NONE ? hak_class_size(c) : hak_align_up(n, HAK_PAGE);
     uintptr_t u = atomic_load_explicit(&b->user, memory_order_relaxed);
     size_t off = u - b->map_base;       /* < a page: colored (or 0); more: over-aligned */
-    size_t len = off + size;
+    size_t len = hak_align_up(off + size, HAK_PAGE);
     /* Like a fresh THP block: the mapping a multiple of 2 MiB, so a move can
      * land 2 MiB-aligned (os.c) and its huge pages move whole.  Not for a
      * colored block: its last bytes would start one more huge page. */
@@ -105,13 +105,8 @@ static int grow(hak_block_t *b, uint32_t c, size_t n, bool *inplace) {
     return 0;
 }
 
-/* A cached block grown for a miss: what it holds is nobody's, so it drops
- * its color first and grows like an uncolored block (in place, into the 2 MiB
- * geometry, by mremap). */
 int hak_block_grow(hak_block_t *b, uint32_t c) {
     bool inplace;
-    atomic_store_explicit(&b->user, hak_page_down(atomic_load_explicit(&b->user, memory_order_relaxed)),
-                          memory_order_relaxed);
     return grow(b, c, hak_class_size(c), &inplace);
 }
 

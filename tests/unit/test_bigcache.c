@@ -176,9 +176,10 @@ static void test_reshape_smaller(void **state) {
     hak_free(s);
 }
 
-/* Resident 4 KiB pages of [p, p+len). */
+/* Resident 4 KiB pages of [p, p+len), p's page on (p may be colored). */
 static size_t resident_pages(const void *p, size_t len) {
     size_t n = len / 4096, r = 0;
+    p = (const void *)hak_page_down((uintptr_t)p);
     unsigned char *vec = malloc(n);
     assert_non_null(vec);
     assert_int_equal(mincore((void *)p, len, vec), 0);
@@ -209,7 +210,7 @@ static void test_realloc_into_cached(void **state) {
     size_t p_map = hak_usable_size(p);
     unsigned char *q = hak_realloc(p, big - 4096);
     assert_non_null(q);
-    assert_ptr_equal(q, x);                                /* the cached block's place */
+    assert_ptr_equal(q, (void *)hak_page_down((uintptr_t)x));   /* the cached block's place */
     assert_int_equal(cnt(HAK_C_warm_realloc), w0 + 1);
     assert_int_equal(cnt(HAK_C_realloc_mremap), mr0 + 1);
     assert_int_equal(cnt(HAK_C_mmap_calls), mm0);
@@ -390,8 +391,8 @@ static void test_ghosts_published(void **state) {
 static void test_lent_tail_released(void **state) {
     (void)state;
     const size_t mib = (size_t)1 << 20;
-    unsigned char *p = hak_alloc(24 * mib);                 /* class 24 MiB */
-    assert_non_null(p);
+    unsigned char *p = NULL;                                 /* class 24 MiB, page-aligned (no color) */
+    assert_int_equal(hak_memalign((void **)&p, HAK_PAGE, 24 * mib), 0);
     memset(p, 0x44, 24 * mib);
     hak_free(p);
     uint64_t r0 = cnt(HAK_C_lent_tail_released), b0 = cnt(HAK_C_lent_tail_bytes);
@@ -436,11 +437,13 @@ static void test_lent_tail_released(void **state) {
 static void test_realloc_into_bigger_cached(void **state) {
     (void)state;
     const size_t mib = (size_t)1 << 20;
-    unsigned char *x = hak_alloc(24 * mib);
+    unsigned char *x = NULL, *p = NULL;                    /* page-aligned: whole pages below */
+    assert_int_equal(hak_memalign((void **)&x, HAK_PAGE, 24 * mib), 0);
     memset(x, 0x5a, 24 * mib);
     hak_free(x);                                           /* cached in the 24 MiB ring */
-    unsigned char *p = hak_alloc(8 * mib);
+    assert_int_equal(hak_memalign((void **)&p, HAK_PAGE, 8 * mib), 0);
     for (size_t i = 0; i < 8 * mib; i += 4096) p[i] = (unsigned char)(i >> 12);
+    size_t pmap = hak_registry_lookup(p)->map_size;        /* what moves onto x's head */
     uint64_t mm0 = cnt(HAK_C_mmap_calls), w0 = cnt(HAK_C_warm_realloc), ip0 = cnt(HAK_C_realloc_inplace);
     unsigned char *q = hak_realloc(p, 13 * mib);           /* class 14 MiB: 24 MiB is 3 classes up */
     assert_ptr_equal(q, x);
@@ -448,7 +451,7 @@ static void test_realloc_into_bigger_cached(void **state) {
     assert_int_equal(cnt(HAK_C_mmap_calls), mm0);
     assert_int_equal(hak_usable_size(q), 14 * mib);
     for (size_t i = 0; i < 8 * mib; i += 4096) assert_int_equal(q[i], (unsigned char)(i >> 12));
-    assert_int_equal(resident_pages(q + 8 * mib, 16 * mib), 16 * mib / 4096);   /* warm, untouched yet */
+    assert_int_equal(resident_pages(q + pmap, 24 * mib - pmap), (24 * mib - pmap) / 4096);   /* warm, untouched yet */
     unsigned char *r = hak_realloc(q, 22 * mib);           /* within the mapping it took over */
     assert_ptr_equal(r, q);
     assert_int_equal(cnt(HAK_C_realloc_inplace), ip0 + 1);
@@ -534,13 +537,23 @@ static void test_color_realloc_into_cached(void **state) {
     assert_true((uintptr_t)q + hak_usable_size(q) <= b->map_base + b->map_size);
     for (size_t i = 0; i < n; i += 512) assert_int_equal(q[i], (unsigned char)(i >> 9));
     memset(q, 3, hak_usable_size(q));
-    /* and again by mremap, no cached block left: the color stays */
+    /* and again by mremap, no cached block left: the color stays, the
+     * mapping whole pages (its length too), and it grows on */
     unsigned char *r = hak_realloc(q, (size_t)6 << 20);
     assert_non_null(r);
     assert_int_equal(hak_color_of((uintptr_t)r), color);
     assert_int_equal(r[m - 1], 3);
+    b = hak_registry_lookup(r);
+    assert_non_null(b);
+    assert_true(b->map_base % HAK_PAGE == 0 && b->map_size % HAK_PAGE == 0);
+    assert_true((uintptr_t)r + hak_usable_size(r) <= b->map_base + b->map_size);
+    memset(r, 4, hak_usable_size(r));
+    unsigned char *t = hak_realloc(r, (size_t)9 << 20);
+    assert_non_null(t);
+    assert_int_equal(t[((size_t)6 << 20) - 1], 4);
+    assert_int_equal(hak_color_of((uintptr_t)t), color);
     assert_int_equal(cnt(HAK_C_realloc_copy), cp0);
-    hak_free(r);
+    hak_free(t);
 }
 
 int main(void) {
