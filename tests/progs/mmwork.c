@@ -178,7 +178,9 @@ int main(int argc, char **argv) {
         void *p = malloc(n);
         if (!p) return 1;
         touch(p, n);
-        if (munmap(p, n) != 0) {   /* wrong on purpose: a hakmem block released outside Batch */
+        /* wrong on purpose: a hakmem block released outside Batch (from its
+         * page: the block may be colored, an offset into that page) */
+        if (munmap((void *)((uintptr_t)p & ~(uintptr_t)4095), n) != 0) {
             perror("munmap(rogue)");
             return 1;
         }
