@@ -4,8 +4,8 @@
  * A two-level radix table maps the 64 KiB chunk of an address to the metadata
  * of the block whose USER POINTER lies in that chunk.  Blocks are at least
  * 64 KiB and never overlap (a colored user pointer starts at most a page into
- * its mapping, with its size after it), so two user pointers are at least 64 KiB apart and
- * never share a chunk: the mapping is injective.  lookup(p) is lock-free: two
+ * its mapping, with its size after it), so two user pointers are at least
+ * 64 KiB apart and never share a chunk: the mapping is injective.  lookup(p) is lock-free: two
  * loads and a compare of p with the block's user pointer; the bytes around p
  * are never read, so a neighbouring block's contents cannot fool it.
  *
