@@ -133,7 +133,7 @@ typedef struct bench_run {
     uint64_t seed;
     long idle_ms;
     int  touch_full;
-    long warm_mib;             /* memory touched before each timed run: -1 auto, 0 none */
+    long warm_mib;             /* MiB touched and freed before each run (warm-up and timed): -1 auto, 0 none */
     char command[4096];
     char date[64];
     char kernel[128], cpu[256], thp[64];

@@ -580,7 +580,8 @@ int main(int argc, char **argv) {
             break;
         case OPT_WARM_MIB:
             if (strcmp(optarg, "auto") == 0) warm_mib = -1;
-            else if (parse_long(optarg, 0, 1L << 20, &warm_mib)) usage_error("--warm-mib wants auto or 0..1048576, not '%s'", optarg);
+            else if (parse_long(optarg, 0, 1L << 20, &warm_mib))
+                usage_error("--warm-mib wants auto or 0..1048576, not '%s'", optarg);
             break;
         case OPT_LIST: list = 1; break;
         case OPT_QUIET: quiet = 1; break;

@@ -64,8 +64,9 @@ static bool inject_failure(void) {
 void *hak_os_map_block(size_t size, size_t align, int thp_choice, size_t extra, uintptr_t *map_base,
                        size_t *map_size) {
     bool thp = thp_effective != 0 && size >= HAK_HUGE_PAGE && align <= HAK_PAGE;
+    bool geometry = thp && extra == 0;      /* the 2 MiB geometry, below */
     size_t len;
-    if (thp && extra == 0) {
+    if (geometry) {
         /* A length that is a multiple of 2 MiB makes the kernel place the
          * mapping 2 MiB-aligned (and next to the previous one, so Batch can
          * coalesce).  The tail beyond size is never touched: address space
@@ -94,7 +95,7 @@ void *hak_os_map_block(size_t size, size_t align, int thp_choice, size_t extra, 
     }
     uintptr_t base = (uintptr_t)p;
     uintptr_t user = (base + align - 1) & ~(uintptr_t)(align - 1);
-    if (thp && extra == 0 && thp_effective == 1 && thp_choice == HAK_OS_THP_HUGE) {
+    if (geometry && thp_effective == 1 && thp_choice == HAK_OS_THP_HUGE) {
         /* The whole mapping, not just [user, user+size): a madvise of part of
          * it would split the VMA, and mremap (realloc) cannot span two VMAs. */
         HAK_CNT(madvise_calls);
