@@ -51,10 +51,14 @@ typedef struct hak_ring {
     uint32_t deficit;                   /* current run of ghost-served misses */
     uint32_t lent;                      /* blocks lent to other classes' misses: the next misses
                                            here are theirs, not a demand for a bigger ring */
-    hak_block_t *v[HAK_RING_CAP_MAX];
+    hak_block_t **v;                    /* its slots: ring_slots[class] */
 } __attribute__((aligned(64))) hak_ring_t;
 
+/* The headers sit together and the slots apart: a class's slot page is
+ * touched only when the class caches a block, so the idle process keeps
+ * one small page of ring headers resident, not a page per class. */
 static hak_ring_t rings[HAK_NCLASSES];
+static hak_block_t *ring_slots[HAK_NCLASSES][HAK_RING_CAP_MAX];
 _Atomic int64_t hak_cached_bytes;      /* bytes in all rings: what the byte budget bounds */
 /* Per-class cap plus one (0 = follow hak_ring_cap, so .bss means "global"). */
 _Atomic uint32_t hak_class_cap1[HAK_NCLASSES];
@@ -69,6 +73,7 @@ static inline uint64_t cached_hint(uint32_t c) {
 void hak_bigcache_init(void) {
     for (uint32_t c = 0; c < HAK_NCLASSES; c++) {
         hak_lock_init(&rings[c].lock);
+        rings[c].v = ring_slots[c];
         hak_seg->classes[c].size = hak_class_size(c);
         hak_seg->classes[c].cap = atomic_load(&hak_ring_cap);
         hak_seg->classes[c].class_cap = HAK_CLASS_CAP_GLOBAL;
