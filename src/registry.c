@@ -27,29 +27,33 @@ _Atomic(hak_leaf_t *) hak_registry_root[(size_t)1 << HAK_ROOT_BITS];
 _Atomic uintptr_t hak_registry_lo = UINTPTR_MAX;
 
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
-static hak_block_t *meta_free;
+static hak_block_t *meta_free;              /* records given back */
+static hak_block_t *meta_next, *meta_end;   /* the newest slab's records never used yet */
 
 void hak_registry_lock(void) { pthread_mutex_lock(&reg_lock); }
 void hak_registry_unlock(void) { pthread_mutex_unlock(&reg_lock); }
 void hak_registry_child_reset(void) { pthread_mutex_init(&reg_lock, NULL); }
 
+/* A record: one given back, else the next of a slab handed out in order, so
+ * that a slab's pages become resident only as the program needs records. */
 hak_block_t *hak_block_new(void) {
     pthread_mutex_lock(&reg_lock);
-    if (meta_free == NULL) {
-        size_t slab = (size_t)64 << 10;
-        hak_block_t *v = hak_os_meta_alloc(slab);
-        if (v == NULL) {
-            pthread_mutex_unlock(&reg_lock);
-            return NULL;
-        }
-        size_t n = slab / sizeof *v;
-        for (size_t i = 0; i < n; i++) {
-            v[i].next = meta_free;
-            meta_free = &v[i];
-        }
-    }
     hak_block_t *b = meta_free;
-    meta_free = b->next;
+    if (b != NULL) {
+        meta_free = b->next;
+    } else {
+        if (meta_next == meta_end) {
+            size_t slab = (size_t)64 << 10;
+            hak_block_t *v = hak_os_meta_alloc(slab);
+            if (v == NULL) {
+                pthread_mutex_unlock(&reg_lock);
+                return NULL;
+            }
+            meta_next = v;
+            meta_end = v + slab / sizeof *v;
+        }
+        b = meta_next++;                    /* zeroed by the kernel */
+    }
     pthread_mutex_unlock(&reg_lock);
     b->next = NULL;
     return b;
