@@ -215,7 +215,12 @@ int hak_shm_snapshot(const hak_shm_t *shm, hak_snapshot_t *out) {
         uint64_t gin[HAK_NGAUGES] = {0}, gout[HAK_NGAUGES] = {0};   /* unsigned: hostile values wrap, not UB */
         /* pass 0: effects (gauge_out, effect counters); pass 1: causes */
         for (int pass = 0; pass < 2; pass++) {
-            for (uint32_t i = 0; i < HAK_SHM_SLOTS; i++) {
+            /* Read again for the causes: a slot claimed after the first look
+             * holds no effect pass 0 saw, but may hold the cause of one. */
+            uint64_t nslots = ld_acq(&shm->slots_used);
+            if (nslots > HAK_SHM_SLOTS) return -HAK_SHM_ECORRUPT;
+            if (nslots == 0) nslots = HAK_SHM_SLOTS;          /* a writer that does not keep it */
+            for (uint32_t i = 0; i < nslots; i++) {
                 const hak_shm_slot_t *s = &shm->slots[i];
                 int rc = read_seq_busy(&s->gen, HAK_SHM_SLOT_BUSY(i), s, &slot, sizeof slot / 8, deadline);
                 if (rc != 0) return rc;

@@ -40,6 +40,23 @@ static bool slot_key_ok;
 #define SLOT_FIRST   2u
 
 static _Atomic uint64_t *shared_gen(void) { return (_Atomic uint64_t *)&hak_seg->slots[SLOT_SHARED].gen; }
+
+/* slots[0 .. slots_in_use()) are every slot a thread ever claimed: scans stop
+ * there, so the slots of threads that never existed are never paged in. */
+static uint32_t slots_in_use(void) {
+    uint64_t n = atomic_load_explicit((_Atomic uint64_t *)&hak_seg->slots_used, memory_order_acquire);
+    return n == 0 || n > HAK_SHM_SLOTS ? HAK_SHM_SLOTS : (uint32_t)n;
+}
+
+/* Raise the high-water mark to n before slot n - 1 is claimed, so a reader
+ * that sees anything the claimer counted also sees the slot. */
+static void slots_raise(uint32_t n) {
+    _Atomic uint64_t *used = (_Atomic uint64_t *)&hak_seg->slots_used;
+    uint64_t old = atomic_load_explicit(used, memory_order_relaxed);
+    while (old < n && !atomic_compare_exchange_weak_explicit(used, &old, n, memory_order_seq_cst,
+                                                             memory_order_relaxed)) {
+    }
+}
 void hak_stats_fold_lock(void) { pthread_mutex_lock(&fold_lock); }
 void hak_stats_fold_unlock(void) { pthread_mutex_unlock(&fold_lock); }
 
@@ -148,7 +165,9 @@ void hak_stats_quiesce_begin(void) {
     else atomic_thread_fence(memory_order_seq_cst);
     /* on the overflow slot, this thread itself may be one of the writers inside */
     uint64_t own = inside && t->shared ? 1 : 0;
-    for (uint32_t i = 0; i < HAK_SHM_SLOTS; i++) {
+    /* read after the barrier: every thread inside an operation claimed its slot before it */
+    uint32_t nslots = slots_in_use();
+    for (uint32_t i = 0; i < nslots; i++) {
         hak_shm_slot_t *s = &hak_seg->slots[i];
         if (s == hak_tls.slot) continue;
         uint64_t busy = HAK_SHM_SLOT_BUSY(i), mine = i == SLOT_SHARED ? own : 0;
@@ -172,6 +191,7 @@ void hak_stats_init(void) {
     slot_key_ok = pthread_key_create(&slot_key, slot_release) == 0;
     hak_seg->slots[SLOT_RETIRED].owner_tid = UINT64_MAX;
     hak_seg->slots[SLOT_SHARED].owner_tid = UINT64_MAX;
+    slots_raise(SLOT_FIRST);
 }
 
 /* Take a free slot for this thread: true, or false when all are taken. */
@@ -181,6 +201,7 @@ static bool claim_own(hak_tls_t *t) {
         uint64_t expect = 0;
         if (atomic_load_explicit((_Atomic uint64_t *)&hak_seg->slots[i].owner_tid, memory_order_relaxed) != 0)
             continue;
+        slots_raise(i + 1);
         if (atomic_compare_exchange_strong((_Atomic uint64_t *)&hak_seg->slots[i].owner_tid, &expect, tid)) {
             t->slot = &hak_seg->slots[i];
             t->shared = 0;
@@ -249,7 +270,8 @@ void hak_stats_note_mapped(void) {
     int64_t now = 0;
     /* Approximate but monotonic high-water mark: this thread's view of the
      * sum is exact at operation boundaries of every other thread. */
-    for (uint32_t i = 0; i < HAK_SHM_SLOTS; i++) {
+    uint32_t nslots = slots_in_use();
+    for (uint32_t i = 0; i < nslots; i++) {
         const hak_shm_slot_t *s = &hak_seg->slots[i];
         now += (int64_t)atomic_load_explicit((_Atomic uint64_t *)&s->gauge_in[HAK_G_bytes_mapped], memory_order_relaxed);
         now -= (int64_t)atomic_load_explicit((_Atomic uint64_t *)&s->gauge_out[HAK_G_bytes_mapped], memory_order_relaxed);
@@ -265,7 +287,8 @@ void hak_stats_note_mapped(void) {
 void hak_stats_sum(uint64_t *counter, int64_t *gauge) {
     memset(counter, 0, sizeof(uint64_t) * HAK_NCOUNTERS);
     memset(gauge, 0, sizeof(int64_t) * HAK_NGAUGES);
-    for (uint32_t i = 0; i < HAK_SHM_SLOTS; i++) {
+    uint32_t nslots = slots_in_use();
+    for (uint32_t i = 0; i < nslots; i++) {
         const hak_shm_slot_t *s = &hak_seg->slots[i];
         for (int k = 0; k < HAK_NCOUNTERS; k++)
             counter[k] += atomic_load_explicit((_Atomic uint64_t *)&s->counter[k], memory_order_relaxed);
@@ -283,7 +306,8 @@ void hak_stats_rebase(const hak_shm_t *old, hak_shm_t *s) {
  * thread's slot into the retired slot so they can be reused. */
 void hak_stats_child_fold(void) {
     pthread_mutex_init(&fold_lock, NULL);
-    for (uint32_t i = SLOT_FIRST; i < HAK_SHM_SLOTS; i++) {
+    uint32_t nslots = slots_in_use();
+    for (uint32_t i = SLOT_FIRST; i < nslots; i++) {
         hak_shm_slot_t *s = &hak_seg->slots[i];
         if (s == hak_tls.slot || s->owner_tid == 0) continue;
         if (s->gen & 1) s->gen++;      /* its thread was mid-operation at fork */

@@ -257,7 +257,11 @@ typedef struct hak_shm {
     uint64_t peak_bytes_mapped;        /* high-water mark of bytes_mapped */
     uint64_t tune_signal;              /* bumped by the core when the tuner should look now (a run of
                                           ghost misses); the core also FUTEX_WAKEs control.seq */
-    uint64_t pad0_[5];
+    uint64_t slots_used;               /* slots[0 .. slots_used) are all a thread ever claimed (a
+                                          high-water mark, raised before a claim); readers look at no
+                                          others, so the rest are never paged in.  0 = all (a writer
+                                          that does not keep it); > HAK_SHM_SLOTS = corrupt */
+    uint64_t pad0_[4];
 
     hak_shm_knobs_t   knobs;
     hak_shm_control_t control;

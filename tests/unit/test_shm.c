@@ -78,6 +78,9 @@ static void test_layout(void **state) {
     assert_int_equal(offsetof(hak_shm_t, classes) % 64, 0);
     assert_int_equal(offsetof(hak_shm_t, decisions) % 8, 0);
     assert_int_equal(sizeof(hak_shm_decision_t), 64);
+    /* the slots end the segment, 64 KiB of them (tests/integration/stat.sh garbles them there) */
+    assert_int_equal(sizeof(hak_shm_t) - offsetof(hak_shm_t, slots), 65536);
+    assert_int_equal(offsetof(hak_shm_t, slots_used), offsetof(hak_shm_t, tune_signal) + 8);
     assert_int_equal(sizeof(hak_shm_t) % 64, 0);
     /* the slots are the last member: the reader relies on size covering them */
     assert_int_equal(offsetof(hak_shm_t, slots) + sizeof(((hak_shm_t *)0)->slots), sizeof(hak_shm_t));
@@ -384,6 +387,38 @@ static void test_reader_garbage_counters(void **state) {
         }
     }
     assert_int_equal(roundtrip(s, sizeof *s, &snap), -HAK_SHM_ECORRUPT);
+    free(s);
+}
+
+/* slots_used bounds the slots read: 0 (a writer that does not keep it) means
+ * all of them, more than there are is corrupt, and the slots past it are not
+ * read at all (a busy one there does not hold the reader up). */
+static void test_reader_slots_used(void **state) {
+    (void)state;
+    hak_shm_t *s = img_new(sizeof *s);
+    hak_snapshot_t snap;
+    fill_consistent(s);                                      /* slots 0 and 5 */
+    s->slots[9].gen = 3;                                     /* a writer stuck inside, past the mark */
+    s->slots[9].counter[HAK_C_large_allocs] = 1;             /* and counts no history explains */
+    s->slots_used = 6;
+    assert_int_equal(roundtrip(s, sizeof *s, &snap), 0);
+    assert_int_equal(snap.counter[HAK_C_large_allocs], 10);
+    s->slots_used = 5;                                       /* slot 5 is left out: its cause-less effects */
+    assert_int_equal(roundtrip(s, sizeof *s, &snap), 0);
+    assert_int_equal(snap.counter[HAK_C_large_allocs], 6);
+    s->slots_used = 0;                                       /* all slots: slot 9 is read */
+    assert_int_equal(roundtrip(s, sizeof *s, NULL), -HAK_SHM_EBUSY);
+    s->slots[9].gen = 4;
+    assert_int_equal(roundtrip(s, sizeof *s, NULL), -HAK_SHM_ECORRUPT);
+    s->slots[9].counter[HAK_C_large_allocs] = 0;
+    assert_int_equal(roundtrip(s, sizeof *s, &snap), 0);
+    assert_int_equal(snap.counter[HAK_C_large_allocs], 10);
+    s->slots_used = HAK_SHM_SLOTS;
+    assert_int_equal(roundtrip(s, sizeof *s, NULL), 0);
+    s->slots_used = HAK_SHM_SLOTS + 1;
+    assert_int_equal(roundtrip(s, sizeof *s, NULL), -HAK_SHM_ECORRUPT);
+    s->slots_used = UINT64_MAX;
+    assert_int_equal(roundtrip(s, sizeof *s, NULL), -HAK_SHM_ECORRUPT);
     free(s);
 }
 
@@ -756,6 +791,7 @@ int main(void) {
         cmocka_unit_test(test_reader_bad_header),
         cmocka_unit_test(test_reader_short),
         cmocka_unit_test(test_reader_garbage_counters),
+        cmocka_unit_test(test_reader_slots_used),
         cmocka_unit_test(test_reader_busy),
         cmocka_unit_test(test_reader_not_regular),
         cmocka_unit_test(test_control_block),

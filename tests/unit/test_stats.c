@@ -5,7 +5,9 @@
  * the overflow slot and are still counted exactly, and none of them waits for
  * another (a thread held inside an operation does not stop the rest). */
 #define _GNU_SOURCE
+#include <fcntl.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -108,9 +110,13 @@ static void run_workers(worker_t *w, int n, int ops) {
     free(t);
 }
 
+/* Free slots: those past the high-water mark (never claimed, never paged
+ * in: not looked at) and those below it that no thread owns now. */
 static uint32_t free_slots(void) {
-    uint32_t n = 0;
-    for (uint32_t i = SLOT_FIRST; i < HAK_SHM_SLOTS; i++)
+    uint64_t used = atomic_load((_Atomic uint64_t *)&hak_seg->slots_used);
+    if (used < SLOT_FIRST || used > HAK_SHM_SLOTS) return 0;    /* (no assert here: see run_workers) */
+    uint32_t n = HAK_SHM_SLOTS - (uint32_t)used;
+    for (uint32_t i = SLOT_FIRST; i < used; i++)
         n += atomic_load((_Atomic uint64_t *)&hak_seg->slots[i].owner_tid) == 0;
     return n;
 }
@@ -136,6 +142,43 @@ static void test_claim(void **state) {
         assert_ptr_not_equal(&hak_seg->slots[w[i].slot], hak_tls.slot);   /* not the main thread's */
         for (int j = 0; j < i; j++) assert_int_not_equal(w[i].slot, w[j].slot);
     }
+    /* the high-water mark covers every slot claimed, and no more than the
+     * threads that ever lived here: the main thread and these workers */
+    uint64_t used = atomic_load((_Atomic uint64_t *)&hak_seg->slots_used);
+    for (int i = 0; i < n; i++) assert_true((uint64_t)w[i].slot < used);
+    assert_true(used >= SLOT_FIRST + 1 && used <= SLOT_FIRST + 1 + (uint64_t)n);
+}
+
+/* Pages of this process's page table present in [lo, hi) (/proc/self/pagemap bit 63). */
+static int pages_present(const void *lo, const void *hi) {
+    long pg = sysconf(_SC_PAGESIZE);
+    uintptr_t a = ((uintptr_t)lo + (uintptr_t)pg - 1) & ~((uintptr_t)pg - 1), b = (uintptr_t)hi & ~((uintptr_t)pg - 1);
+    int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC), n = 0;
+    assert_true(fd >= 0);
+    for (uintptr_t p = a; p < b; p += (uintptr_t)pg) {
+        uint64_t e = 0;
+        assert_int_equal(pread(fd, &e, sizeof e, (off_t)(p / (uintptr_t)pg * 8)), (ssize_t)sizeof e);
+        n += (int)(e >> 63);
+    }
+    close(fd);
+    return n;
+}
+
+/* Sums and snapshots read the slots below the high-water mark only, so the
+ * pages of slots no thread ever claimed stay out of the process (idle RSS). */
+static void test_unused_slots_untouched(void **state) {
+    (void)state;
+    hak_free(hak_alloc(1 << 20));
+    hak_stats_t st;
+    hak_stats_get(&st);
+    hak_snapshot_t *snap = malloc(sizeof *snap);
+    assert_non_null(snap);
+    assert_int_equal(hak_shm_snapshot(hak_seg, snap), 0);
+    assert_true(snap->counter[HAK_C_large_allocs] >= 1);
+    free(snap);
+    uint64_t used = atomic_load((_Atomic uint64_t *)&hak_seg->slots_used);
+    assert_true(used >= SLOT_FIRST + 1 && used + 16 < HAK_SHM_SLOTS);   /* room for whole pages past it */
+    assert_int_equal(pages_present(&hak_seg->slots[used], &hak_seg->slots[HAK_SHM_SLOTS]), 0);
 }
 
 /* At exit a thread's counts move into the retired slot: the sum keeps them,
@@ -368,6 +411,7 @@ static void test_calloc_zeroes_outside_bracket(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_claim),
+        cmocka_unit_test(test_unused_slots_untouched),
         cmocka_unit_test(test_fold_at_exit),
         cmocka_unit_test(test_sum_across_threads),
         cmocka_unit_test(test_overflow_slot),
