@@ -50,7 +50,7 @@ DEPFLAGS = -MMD -MP -MF $(basename $@).d -MT $@
 # -Bsymbolic-functions (the .so link below) makes the linker bind them across
 # files (override.c -> alloc.c).  A program that defines its own hak_alloc
 # still gets its own for its own calls; the library's calls stay the library's.
-LIB_CFLAGS := $(BASE_CFLAGS) -fPIC -fvisibility=hidden -fno-semantic-interposition -ftls-model=initial-exec \
+LIB_CFLAGS := $(BASE_CFLAGS) -fPIC -fdata-sections -fvisibility=hidden -fno-semantic-interposition -ftls-model=initial-exec \
               -fno-builtin-malloc -fno-builtin-free -fno-builtin-calloc -fno-builtin-realloc \
               $(if $(HAVE_SDT),-DHAK_HAVE_SDT)
 
@@ -81,7 +81,10 @@ TUNER_LIB_OBJS :=
 # Fragments may add objects to the library (e.g. the tuner policy and history).
 CORE_OBJS += $(TUNER_LIB_OBJS)
 LIB_OBJS := $(CORE_OBJS) $(O)/obj/override.o
-LIB_LDFLAGS := -shared -pthread -Wl,-soname,libhakmem.so -Wl,-z,now -Wl,-Bsymbolic-functions
+# -fdata-sections (above) and --sort-section=alignment: every global is a section
+# of its own, placed by alignment, so the page-aligned big arrays (HAK_PAGE_ALIGNED,
+# src/hak_base.h) come first and the small globals of every module end up together.
+LIB_LDFLAGS := -shared -pthread -Wl,-soname,libhakmem.so -Wl,-z,now -Wl,-Bsymbolic-functions -Wl,--sort-section=alignment
 
 # The library's objects depend on the flags they are built with, not only on
 # their headers: $(O)/lib.flags holds the flags and is rewritten (so it is

@@ -26,13 +26,13 @@
 
 static pthread_mutex_t batch_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t flush_lock = PTHREAD_MUTEX_INITIALIZER;
-static hak_block_t *pending[BATCH_MAX];
+static hak_block_t *pending[BATCH_MAX] HAK_PAGE_ALIGNED;
 static _Atomic size_t npending;       /* read without the lock only as a hint */
 static uint32_t pending_in_class[HAK_NCLASSES];   /* guarded by batch_lock */
 static uint64_t pending_bytes;
-static hak_block_t *flushing[BATCH_MAX];  /* guarded by flush_lock */
-static uintptr_t range_start[BATCH_MAX];
-static size_t range_len[BATCH_MAX];
+static hak_block_t *flushing[BATCH_MAX] HAK_PAGE_ALIGNED;  /* guarded by flush_lock */
+static uintptr_t range_start[BATCH_MAX] HAK_PAGE_ALIGNED;
+static size_t range_len[BATCH_MAX] HAK_PAGE_ALIGNED;
 static _Atomic int munmap_warned;
 
 void hak_batch_lock(void) {

@@ -58,7 +58,7 @@ typedef struct hak_ring {
  * touched only when the class caches a block, so the idle process keeps
  * one small page of ring headers resident, not a page per class. */
 static hak_ring_t rings[HAK_NCLASSES];
-static hak_block_t *ring_slots[HAK_NCLASSES][HAK_RING_CAP_MAX];
+static hak_block_t *ring_slots[HAK_NCLASSES][HAK_RING_CAP_MAX] HAK_PAGE_ALIGNED;
 _Atomic int64_t hak_cached_bytes;      /* bytes in all rings: what the byte budget bounds */
 /* Per-class cap plus one (0 = follow hak_ring_cap, so .bss means "global"). */
 _Atomic uint32_t hak_class_cap1[HAK_NCLASSES];

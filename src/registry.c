@@ -23,7 +23,7 @@
 #define ADDR_BITS   (HAK_CHUNK_SHIFT + HAK_LEAF_BITS + HAK_ROOT_BITS)   /* 47 */
 #define root        hak_registry_root
 
-_Atomic(hak_leaf_t *) hak_registry_root[(size_t)1 << HAK_ROOT_BITS];
+_Atomic(hak_leaf_t *) hak_registry_root[(size_t)1 << HAK_ROOT_BITS] HAK_PAGE_ALIGNED;
 _Atomic uintptr_t hak_registry_lo = UINTPTR_MAX;
 
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;

@@ -63,7 +63,7 @@ static hak_lock_t sample_lock;
 static hak_block_t *last_probe[HAK_NCLASSES];    /* guarded by sample_lock */
 static hak_block_t *last_any;                     /* guarded by sample_lock: the last probe of any class */
 static uint32_t last_any_cls;                     /* ... and its class then */
-static unsigned char vec[SAMPLE_MAX_PAGES];       /* guarded by sample_lock */
+static unsigned char vec[SAMPLE_MAX_PAGES] HAK_PAGE_ALIGNED;       /* guarded by sample_lock */
 static bool by_pool[HAK_NCLASSES];                /* guarded by sample_lock: decided by the pool */
 static uint32_t pool_samples;                     /* guarded by sample_lock: every class's samples */
 static uint64_t pool_permille_sum;

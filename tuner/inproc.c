@@ -67,9 +67,9 @@ static pthread_t evolve_thread;
 
 /* Tuner state, snapshots and a step's decisions: one tuner per process, kept
  * off the thread's stack. */
-static tuner_state_t tstate;
-static hak_snapshot_t snap[2];
-static tuner_decision_t dec[TUNER_MAX_DECISIONS];
+static tuner_state_t tstate HAK_PAGE_ALIGNED;
+static hak_snapshot_t snap[2] HAK_PAGE_ALIGNED;
+static tuner_decision_t dec[TUNER_MAX_DECISIONS] HAK_PAGE_ALIGNED;
 static tuner_db_t *db;
 static int64_t db_run;
 static uint64_t signal_seen;             /* hak_seg->tune_signal last acted on */
