@@ -126,6 +126,7 @@ static hak_block_t *map_fresh(uint32_t c, size_t n, size_t align) {
         return NULL;
     }
     if (unlikely(flags & HAK_BF_PROBE)) hak_thp_mapped(b);
+    if (flags & HAK_BF_HUGE) hak_thp_fresh(b);
     return b;
 }
 

@@ -55,6 +55,7 @@ typedef struct hak_options {
     uint64_t cache_max_bytes;
     uint64_t large_min;
     uint64_t thp;               /* enum hak_thp_mode as configured */
+    uint64_t thp_fault_cost;    /* auto: huge pages only while their faults cost no more than 4 KiB ones (thp.c) */
     uint64_t stats;             /* telemetry segment on/off */
     uint64_t verbose;
     uint64_t tune_interval_ms;
@@ -137,6 +138,17 @@ HAK_HIDDEN int   hak_os_unmap(uintptr_t base, size_t len);
 HAK_HIDDEN void *hak_os_remap(uintptr_t base, size_t old_len, size_t new_len, size_t split);
 /* MADV_HUGEPAGE on a whole mapping that grew past 2 MiB (THP mode madvise). */
 HAK_HIDDEN void  hak_os_advise_huge(uintptr_t base, size_t len);
+/* MADV_NOHUGEPAGE on a whole mapping: its next faults take 4 KiB pages. */
+HAK_HIDDEN void  hak_os_advise_small(uintptr_t base, size_t len);
+/* Fault [base, base+len) in now (MADV_POPULATE_WRITE): the nanoseconds it took, or -errno
+ * (-EINVAL on kernels before 5.14). */
+HAK_HIDDEN int64_t hak_os_populate_ns(uintptr_t base, size_t len);
+/* The cost of one 4 KiB page fault now, ns: a few pages of a private range of
+ * the library's own faulted in, timed and given back.  Or -errno. */
+HAK_HIDDEN int64_t hak_os_small_fault_ns(void);
+/* The cost of one 2 MiB huge-page fault now, ns: a huge page of the library's
+ * own, faulted in, timed and given back (the next fault takes it warm).  Or -errno. */
+HAK_HIDDEN int64_t hak_os_huge_fault_ns(void);
 /* Give the pages of [base, base+len) back (MADV_DONTNEED); the mapping stays.  0 or -errno. */
 HAK_HIDDEN int   hak_os_release(uintptr_t base, size_t len);
 /* Anonymous zeroed memory for metadata (never released). NULL on failure. */
@@ -157,6 +169,18 @@ HAK_HIDDEN uint64_t hak_wall_ns(void);    /* CLOCK_REALTIME */
 HAK_HIDDEN void hak_thp_init(void);
 /* THP choice for a fresh block of class c (HAK_OS_THP_*); may set HAK_BF_PROBE in *flags. */
 HAK_HIDDEN int  hak_thp_choose(uint32_t c, uint32_t *flags);
+/* A fresh huge-page block just mapped: its first 2 MiB is faulted in and
+ * timed; if huge pages turn out not to pay, the rest of it gets 4 KiB pages
+ * (HAKMEM_THP=auto with HAKMEM_THP_FAULT_COST; thp.c). */
+HAK_HIDDEN void hak_thp_fresh(hak_block_t *b);
+/* Whether huge pages pay now: their measured fault cost against 4 KiB pages'. */
+HAK_HIDDEN bool hak_thp_huge_pays(void);
+/* Add measured fault costs (ns; 0 = none): one 2 MiB huge-page fault, one 4 KiB fault. */
+HAK_HIDDEN void hak_thp_note_fault_cost(uint64_t huge_ns, uint64_t small_ns);
+/* Where the measurements come from: hak_os_huge_fault_ns and hak_os_small_fault_ns
+ * (tests put theirs in). */
+HAK_HIDDEN extern int64_t (*hak_thp_huge_fault_probe)(void);
+HAK_HIDDEN extern int64_t (*hak_thp_small_fault_probe)(void);
 /* Whether blocks of class c (growing into it by realloc) should get huge pages. */
 HAK_HIDDEN bool hak_thp_class_wants_huge(uint32_t c);
 /* False for a huge-page block of a class that chose 4 KiB pages (not to be cached). */

@@ -44,6 +44,10 @@ static const hak_option_def_t hak_option_defs[] = {
     {"HAKMEM_THP", HAK_OPT_ENUM, HAK_THP_AUTO, 0, 2, thp_names,
      "huge pages for blocks >= 2 MiB: auto (each size class chooses from the pages the program touched in a few "
      "sampled blocks; needs THP 'madvise' or 'always' in the kernel), always, never", OPT(thp)},
+    {"HAKMEM_THP_FAULT_COST", HAK_OPT_BOOL, 1, 0, 1, NULL,
+     "HAKMEM_THP=auto: time the first huge-page fault of fresh blocks (and a few 4 KiB faults), and map 4 KiB pages "
+     "while a huge-page fault costs more than 1.5x 512 small ones (a host that takes free memory back: microVMs); "
+     "0 = choose from the touched pages alone", OPT(thp_fault_cost)},
     {"HAKMEM_WARM_REUSE", HAK_OPT_BOOL, 1, 0, 1, NULL,
      "a miss first reuses warm memory hakmem holds: a block pending in Batch, a cached block up to one doubling "
      "bigger, a smaller cached block grown by mremap (0 = map fresh memory, for A/B comparisons)", OPT(warm_reuse)},

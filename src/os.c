@@ -242,9 +242,67 @@ void hak_os_advise_huge(uintptr_t base, size_t len) {
     (void)madvise((void *)base, len, MADV_HUGEPAGE);
 }
 
+void hak_os_advise_small(uintptr_t base, size_t len) {
+    if (thp_effective == 0) return;
+    HAK_CNT(madvise_calls);
+    (void)madvise((void *)base, len, MADV_NOHUGEPAGE);
+}
+
 int hak_os_release(uintptr_t base, size_t len) {
     HAK_CNT(madvise_calls);
     return madvise((void *)base, len, MADV_DONTNEED) == 0 ? 0 : -errno;
+}
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23          /* Linux 5.14 */
+#endif
+
+int64_t hak_os_populate_ns(uintptr_t base, size_t len) {
+    HAK_CNT(madvise_calls);
+    uint64_t t0 = hak_now_ns();
+    if (madvise((void *)base, len, MADV_POPULATE_WRITE) != 0) return -errno;
+    return (int64_t)(hak_now_ns() - t0);
+}
+
+/* A private range of SMALL_FAULT_PAGES pages with 4 KiB pages only, kept for
+ * the process's life (address space; its pages go back after each use). */
+#define SMALL_FAULT_PAGES 8u
+static uintptr_t small_probe;
+
+int64_t hak_os_small_fault_ns(void) {
+    size_t len = SMALL_FAULT_PAGES * HAK_PAGE;
+    if (small_probe == 0) {
+        void *p = hak_os_meta_alloc(len);
+        if (p == NULL) return -ENOMEM;
+        HAK_CNT(madvise_calls);
+        (void)madvise(p, len, MADV_NOHUGEPAGE);
+        small_probe = (uintptr_t)p;
+    }
+    int64_t ns = hak_os_populate_ns(small_probe, len);
+    HAK_CNT(madvise_calls);
+    (void)madvise((void *)small_probe, len, MADV_DONTNEED);
+    return ns < 0 ? ns : ns / SMALL_FAULT_PAGES;
+}
+
+/* A 2 MiB-aligned huge page of the library's own, kept for the process's
+ * life (address space; the page goes back after each use). */
+static uintptr_t huge_probe;
+
+int64_t hak_os_huge_fault_ns(void) {
+    if (huge_probe == 0) {
+        void *p = hak_os_meta_alloc(2 * HAK_HUGE_PAGE);
+        if (p == NULL) return -ENOMEM;
+        uintptr_t a = ((uintptr_t)p + HAK_HUGE_PAGE - 1) & ~(uintptr_t)(HAK_HUGE_PAGE - 1);
+        if (thp_effective == 1) {
+            HAK_CNT(madvise_calls);
+            (void)madvise((void *)a, HAK_HUGE_PAGE, MADV_HUGEPAGE);
+        }
+        huge_probe = a;
+    }
+    int64_t ns = hak_os_populate_ns(huge_probe, HAK_HUGE_PAGE);
+    HAK_CNT(madvise_calls);
+    (void)madvise((void *)huge_probe, HAK_HUGE_PAGE, MADV_DONTNEED);
+    return ns;
 }
 
 long hak_os_resident(uintptr_t base, size_t len, unsigned char *vec) {

@@ -164,6 +164,11 @@ static void print_text(out_t *o, const hak_snapshot_t *s, int pid, uint64_t now_
     P("  knobs: ring cap %llu, batch threshold %s, cache max %s, front cache %s per thread\n", pid,
       (unsigned long long)s->knobs.ring_cap, fmt_bytes(b1, sizeof b1, s->knobs.batch_threshold),
       fmt_bytes(b2, sizeof b2, s->knobs.cache_max_bytes), fmt_bytes(b4, sizeof b4, hak_opt.tcache_max_bytes));
+    if (s->knobs.thp_huge_fault_ns != 0)
+        P("  THP fault cost: a huge-page fault %s, 512 faults of 4 KiB pages %s (%llu timed); %llu fresh blocks of "
+          "huge-page classes got 4 KiB pages for it\n",
+          pid, fmt_ns(b1, sizeof b1, s->knobs.thp_huge_fault_ns), fmt_ns(b2, sizeof b2, s->knobs.thp_small_fault_ns),
+          (unsigned long long)c[HAK_C_thp_fault_probes], (unsigned long long)c[HAK_C_thp_small_by_cost]);
     bool any = false;
     for (uint32_t k = 0; k < s->nclasses && k < HAK_SHM_CLASSES; k++) {
         const hak_shm_class_t *cl = &s->classes[k];

@@ -38,6 +38,29 @@
  *   HAKMEM_THP=always every class of 2 MiB and more is HUGE.
  *   HAKMEM_THP=never  (or THP disabled in the kernel) none is.
  *
+ * What a huge page costs is weighed too (HAKMEM_THP_FAULT_COST, on by default
+ * under auto).  A huge-page fault zeroes 2 MiB at once; where the kernel has
+ * free 2 MiB blocks at hand that takes ~0.3 ms here, less than the ~0.7 ms of
+ * 512 faults of 4 KiB pages.  But a guest that reports its free memory to the
+ * host (free-page reporting: microVMs, serverless hosts; this VM) hands its
+ * free 2 MiB blocks back within seconds, and then every huge-page fault waits
+ * for the host: 5.4-5.6 ms measured, 8x the small faults, which come from
+ * lower-order free lists the guest never reports.  So every fresh huge-page
+ * block has its first 2 MiB faulted in at once by the library
+ * (MADV_POPULATE_WRITE: the program was about to, it touches most of such
+ * blocks), timed; every SMALL_EVERY-th time a few 4 KiB faults of a range of
+ * the library's own are timed too.  When that fault makes the recent average
+ * (the last few weigh most) cost more than FAULT_SLACK_PCT of 512 small
+ * faults, the block keeps that one huge page and gets 4 KiB pages for the rest
+ * (MADV_NOHUGEPAGE), and fresh blocks of HUGE classes get 4 KiB pages from
+ * then on (both counted: thp_small_by_cost).  Every REPROBE_EVERY-th of those
+ * times a huge page of the library's own (faulted in, timed, given back: the
+ * next fault takes it warm), so huge pages come back once they are cheap
+ * again.  One measured page can be a warm one among cold (the guest keeps a
+ * few free 2 MiB blocks unreported), so a cheap one only halves the average:
+ * it takes three to come back.  The figures are published in the segment
+ * (knobs) and shown at exit.
+ *
  * Every block of 2 MiB and more is mapped with a 2 MiB-multiple length (the
  * kernel places it 2 MiB-aligned) whatever its class chose, so realloc can
  * move its huge pages whole and a later HUGE choice still applies.  A freed
@@ -69,6 +92,22 @@ static uint32_t pool_samples;                     /* guarded by sample_lock: eve
 static uint64_t pool_permille_sum;
 static _Atomic bool pool_huge;                    /* the pool says: huge pages pay */
 
+/* Fault cost (see the top). */
+#define FAULT_SLACK_PCT    150u    /* huge pages also save TLB misses: they pay up to 1.5x the small faults' cost */
+#define REPROBE_EVERY      32u     /* while they do not pay: time them again at every this many fresh blocks */
+#define SMALL_EVERY        8u      /* time the 4 KiB faults again at every this many huge ones */
+#define SMALL_FAULT_NS_DEF 1500u   /* one 4 KiB fault until one is measured (1.35 us measured here) */
+int64_t (*hak_thp_huge_fault_probe)(void) = hak_os_huge_fault_ns;
+int64_t (*hak_thp_small_fault_probe)(void) = hak_os_small_fault_ns;
+static _Atomic uint64_t huge_fault_ns;            /* average cost of a 2 MiB huge-page fault, 0 = none yet */
+static _Atomic uint64_t small_fault_ns;           /* average cost of one 4 KiB fault, 0 = none yet */
+static _Atomic uint32_t huge_timed;               /* huge faults timed */
+static _Atomic uint32_t gated;                    /* fresh HUGE-class blocks while huge pages did not pay */
+static _Atomic bool cost_off;                     /* not asked for, or MADV_POPULATE_WRITE refused (kernel < 5.14) */
+static hak_lock_t measure_lock;                   /* one measurement at a time (the probe ranges are shared) */
+
+static void publish_cost(void);
+
 static void publish(uint32_t c) {
     uint64_t n = by_pool[c] ? pool_samples : samples[c];
     uint64_t pm = n ? (by_pool[c] ? pool_permille_sum : permille_sum[c]) / n : 0;
@@ -96,6 +135,97 @@ void hak_thp_init(void) {
     pool_samples = 0;
     pool_permille_sum = 0;
     atomic_store(&pool_huge, false);
+    hak_lock_init(&measure_lock);
+    atomic_store(&huge_fault_ns, 0);
+    atomic_store(&small_fault_ns, 0);
+    atomic_store(&huge_timed, 0);
+    atomic_store(&gated, 0);
+    atomic_store(&cost_off, hak_opt.thp != HAK_THP_AUTO || !hak_opt.thp_fault_cost);
+    publish_cost();
+}
+
+static void publish_cost(void) {
+    atomic_store_explicit((_Atomic uint64_t *)&hak_seg->knobs.thp_huge_fault_ns,
+                          atomic_load_explicit(&huge_fault_ns, memory_order_relaxed), memory_order_relaxed);
+    atomic_store_explicit((_Atomic uint64_t *)&hak_seg->knobs.thp_small_fault_ns,
+                          atomic_load_explicit(&small_fault_ns, memory_order_relaxed) * (HAK_HUGE_PAGE / HAK_PAGE),
+                          memory_order_relaxed);
+}
+
+/* A new measurement into an average where the last few weigh most (a host
+ * that takes memory back turns slow within seconds, and fast again as soon
+ * as memory is freed). */
+static void note_ns(_Atomic uint64_t *avg, uint64_t ns) {
+    uint64_t old = atomic_load_explicit(avg, memory_order_relaxed);
+    atomic_store_explicit(avg, old == 0 ? (ns ? ns : 1) : (old + ns + 1) / 2, memory_order_relaxed);
+}
+
+void hak_thp_note_fault_cost(uint64_t huge_ns, uint64_t small_ns) {
+    if (huge_ns) note_ns(&huge_fault_ns, huge_ns);
+    if (small_ns) note_ns(&small_fault_ns, small_ns);
+    publish_cost();
+}
+
+bool hak_thp_huge_pays(void) {
+    if (atomic_load_explicit(&cost_off, memory_order_relaxed)) return true;
+    uint64_t h = atomic_load_explicit(&huge_fault_ns, memory_order_relaxed);
+    uint64_t s = atomic_load_explicit(&small_fault_ns, memory_order_relaxed);
+    if (s == 0) s = SMALL_FAULT_NS_DEF;
+    return h == 0 || h * 100u <= s * (HAK_HUGE_PAGE / HAK_PAGE) * FAULT_SLACK_PCT;
+}
+
+/* A huge-page fault measured (ns), and every SMALL_EVERY-th time 4 KiB
+ * faults of the library's own range too; measure_lock held. */
+static void note_huge(int64_t h, bool before) {
+    int64_t s = 0;
+    if (atomic_fetch_add_explicit(&huge_timed, 1, memory_order_relaxed) % SMALL_EVERY == 0)
+        s = hak_thp_small_fault_probe();
+    HAK_CNT(thp_fault_probes);
+    hak_thp_note_fault_cost((uint64_t)h, s > 0 ? (uint64_t)s : 0);
+    bool now = hak_thp_huge_pays();
+    if (now != before && hak_opt.verbose)
+        hak_log("THP: a huge-page fault costs %.0f us, 512 faults of 4 KiB pages %.0f us: %s", (double)h / 1e3,
+                (double)atomic_load(&small_fault_ns) * (HAK_HUGE_PAGE / HAK_PAGE) / 1e3,
+                now ? "huge pages again" : "4 KiB pages for fresh blocks until huge ones are cheaper");
+}
+
+static void probe_failed(int64_t h) {
+    if (h == -EINVAL) atomic_store_explicit(&cost_off, true, memory_order_relaxed);   /* kernel < 5.14 */
+}
+
+/* Huge pages for a fresh block of a class that chose them, unless they do
+ * not pay now; every REPROBE_EVERY-th block refused them times a huge page
+ * of the library's own first. */
+static int gate(void) {
+    if (hak_thp_huge_pays()) return HAK_OS_THP_HUGE;
+    if ((atomic_fetch_add_explicit(&gated, 1, memory_order_relaxed) + 1) % REPROBE_EVERY == 0 &&
+        hak_trylock(&measure_lock)) {
+        int64_t h = hak_thp_huge_fault_probe();
+        if (h >= 0) note_huge(h, false);
+        else probe_failed(h);
+        hak_unlock(&measure_lock);
+        if (hak_thp_huge_pays()) return HAK_OS_THP_HUGE;
+    }
+    HAK_CNT(thp_small_by_cost);
+    return HAK_OS_THP_SMALL;
+}
+
+void hak_thp_fresh(hak_block_t *b) {
+    if (!(b->flags & HAK_BF_HUGE) || atomic_load_explicit(&cost_off, memory_order_relaxed)) return;
+    uintptr_t u = atomic_load_explicit(&b->user, memory_order_relaxed);
+    if (u != b->map_base || (u & (HAK_HUGE_PAGE - 1)) != 0 || b->size < HAK_HUGE_PAGE) return;
+    if (!hak_trylock(&measure_lock)) return;          /* another thread is measuring: its figure will do */
+    int64_t h = hak_os_populate_ns(u, HAK_HUGE_PAGE);
+    if (h >= 0) note_huge(h, true);
+    else probe_failed(h);
+    hak_unlock(&measure_lock);
+    if (h >= 0 && !hak_thp_huge_pays()) {
+        /* that fault was dear: the rest of this block gets 4 KiB pages (its
+         * first huge page stays; one VMA flag for the whole mapping) */
+        hak_os_advise_small(b->map_base, b->map_size);
+        b->flags &= ~HAK_BF_HUGE;
+        HAK_CNT(thp_small_by_cost);
+    }
 }
 
 /* Undecided class c, the pool saying huge: c becomes HUGE unless its own
@@ -120,10 +250,10 @@ int hak_thp_choose(uint32_t c, uint32_t *flags) {
     if (hak_os_thp_effective() == 0) return HAK_OS_THP_NONE;
     if (c == HAK_CLASS_NONE) return HAK_OS_THP_HUGE;          /* oversized: as always */
     switch (atomic_load_explicit(&state[c], memory_order_relaxed)) {
-    case HAK_CTHP_HUGE: return HAK_OS_THP_HUGE;
+    case HAK_CTHP_HUGE: return gate();
     case HAK_CTHP_SMALL: return HAK_OS_THP_SMALL;
     case HAK_CTHP_UNDECIDED:
-        if (atomic_load_explicit(&pool_huge, memory_order_relaxed) && adopt_pool(c)) return HAK_OS_THP_HUGE;
+        if (atomic_load_explicit(&pool_huge, memory_order_relaxed) && adopt_pool(c)) return gate();
         atomic_fetch_add_explicit(&maps[c], 1, memory_order_relaxed);
         *flags |= HAK_BF_PROBE;
         return HAK_OS_THP_SMALL;
@@ -135,7 +265,7 @@ bool hak_thp_class_wants_huge(uint32_t c) {
     if (hak_os_thp_effective() == 0) return false;
     if (c == HAK_CLASS_NONE) return true;
     uint32_t st = atomic_load_explicit(&state[c], memory_order_relaxed);
-    return st == HAK_CTHP_HUGE || st == HAK_CTHP_UNDECIDED;
+    return st == HAK_CTHP_UNDECIDED || (st == HAK_CTHP_HUGE && hak_thp_huge_pays());
 }
 
 bool hak_thp_block_fits(const hak_block_t *b) {
@@ -186,7 +316,7 @@ void hak_thp_sample(hak_block_t *b) {
     uint32_t c = b->cls;
     if (c >= HAK_NCLASSES) return;
     uint32_t st = atomic_load_explicit(&state[c], memory_order_relaxed);
-    if (st == HAK_CTHP_HUGE) upgrade(b);
+    if (st == HAK_CTHP_HUGE && hak_thp_huge_pays()) upgrade(b);
     if (st != HAK_CTHP_UNDECIDED) return;
     if (!hak_trylock(&sample_lock)) return;   /* busy: skip this one */
     if (last_probe[c] == b) last_probe[c] = NULL;     /* counted now, not again at the next map */

@@ -92,7 +92,9 @@
     X(tcache_puts,           "freed blocks kept in the thread's own front cache") \
     X(thp_samples,           "freed blocks whose touched pages were sampled (mincore) for the THP choice") \
     X(lent_tail_released,    "blocks of a bigger class lent to a smaller request whose unused resident tail was released") \
-    X(lent_tail_bytes,       "bytes those releases gave back (MADV_DONTNEED; the mapping stays, a bigger use refaults them)")
+    X(lent_tail_bytes,       "bytes those releases gave back (MADV_DONTNEED; the mapping stays, a bigger use refaults them)") \
+    X(thp_fault_probes,      "huge-page faults hakmem timed on a page of its own (MADV_POPULATE_WRITE), to weigh huge against 4 KiB pages") \
+    X(thp_small_by_cost,     "fresh blocks of huge-page classes given 4 KiB pages because huge-page faults cost more here (HAKMEM_THP=auto)")
 
 /* Gauges: X(name, help).  Each slot keeps two monotonic sums per gauge, what it
  * added (gauge_in) and what it removed (gauge_out); the value is
@@ -188,7 +190,10 @@ typedef struct hak_shm_knobs {
     uint64_t thp;                      /* 0 never, 1 madvise-aligned, 2 always */
     uint64_t tune_interval_ms;
     uint64_t idle_ms;
-    uint64_t pad_[8];
+    uint64_t thp_huge_fault_ns;        /* HAKMEM_THP=auto: recent cost of one 2 MiB huge-page fault, ns (0 = not
+                                          measured); written outside gen (a single word) */
+    uint64_t thp_small_fault_ns;       /* ... and of 512 faults of 4 KiB pages (the same 2 MiB), ns */
+    uint64_t pad_[6];
 } hak_shm_knobs_t;
 
 /* Control block: written by other processes (hakmem-stat --set, the tuner).

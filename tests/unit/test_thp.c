@@ -20,6 +20,7 @@ static int setup(void **state) {
     (void)state;
     hak_trim();
     assert_int_equal(hak_set_ring_cap(0), 0);          /* every block fresh: probes come round */
+    hak_opt.thp_fault_cost = 0;                        /* madvise counts exact; the fault-cost tests turn it on */
     hak_thp_init();                                    /* every class undecided, the pool empty */
     return 0;
 }
@@ -186,6 +187,155 @@ static void test_warm_probe_upgraded(void **state) {
     assert_int_equal(cnt(HAK_C_madvise_calls), ma0 + 1);
 }
 
+/* The fault-cost gate (HAKMEM_THP_FAULT_COST), with measurements put in: a
+ * HUGE class's fresh block is measured first (never measured yet); while a
+ * huge-page fault costs more than 1.5x 512 small ones, fresh blocks get 4 KiB
+ * pages, and every 32nd measures again; recent measurements weigh most, and
+ * cheap huge faults open the gate again. */
+static int64_t fake_huge_ns, fake_small_ns;
+static int fake_huge_calls, fake_small_calls;
+static int64_t fake_huge(void) { fake_huge_calls++; return fake_huge_ns; }
+static int64_t fake_small(void) { fake_small_calls++; return fake_small_ns; }
+
+static void fakes_on(int64_t huge_ns, int64_t small_ns) {
+    hak_thp_huge_fault_probe = fake_huge;
+    hak_thp_small_fault_probe = fake_small;
+    fake_huge_ns = huge_ns;
+    fake_small_ns = small_ns;
+    fake_huge_calls = fake_small_calls = 0;
+}
+
+static void fakes_off(void) {
+    hak_thp_huge_fault_probe = hak_os_huge_fault_ns;
+    hak_thp_small_fault_probe = hak_os_small_fault_ns;
+    hak_opt.thp_fault_cost = 0;
+}
+
+static void test_fault_cost_gate(void **state) {
+    (void)state;
+    if (hak_os_thp_effective() == 0) skip();
+    hak_opt.thp_fault_cost = 1;
+    hak_thp_init();
+    size_t size = (size_t)6 << 20;
+    uint32_t c = hak_size_class(size);
+    assert_int_equal(hak_set_class_thp(c, HAK_CTHP_HUGE), 0);
+    assert_true(hak_thp_huge_pays());                     /* nothing measured: as before */
+    fakes_on(5000000, 1000);
+    hak_thp_note_fault_cost(5000000, 1000);               /* 5 ms against 512 x 1 us */
+    assert_false(hak_thp_huge_pays());
+    assert_false(hak_thp_class_wants_huge(c));
+    assert_int_equal(hak_seg->knobs.thp_huge_fault_ns, 5000000);
+    assert_int_equal(hak_seg->knobs.thp_small_fault_ns, 512 * 1000);
+    uint64_t s0 = cnt(HAK_C_thp_small_by_cost), p0 = cnt(HAK_C_thp_fault_probes);
+    uint32_t flags = 0;
+    for (int i = 0; i < 64; i++) {
+        flags = 0;
+        assert_int_equal(hak_thp_choose(c, &flags), HAK_OS_THP_SMALL);
+        assert_int_equal(flags, 0);
+    }
+    assert_int_equal(fake_huge_calls, 2);                 /* the 32nd and the 64th refused block timed again */
+    assert_int_equal(fake_small_calls, 1);                /* the first time, 4 KiB faults too */
+    assert_int_equal(cnt(HAK_C_thp_fault_probes), p0 + 2);
+    assert_int_equal(cnt(HAK_C_thp_small_by_cost), s0 + 64);
+    /* a fresh block while the gate is shut: 4 KiB pages, usable */
+    unsigned char *p = hak_alloc(size);
+    assert_non_null(p);
+    hak_block_t *b = hak_registry_lookup(p);
+    assert_non_null(b);
+    assert_false(b->flags & HAK_BF_HUGE);
+    assert_int_equal(cnt(HAK_C_thp_small_by_cost), s0 + 65);
+    memset(p, 0x5a, size);
+    assert_int_equal(p[size - 1], 0x5a);
+    hak_free(p);
+    /* cheap huge faults again: each halves the average, 5 -> 2.55 -> 1.33 ->
+     * 0.71 ms, and the third is below 1.5 x 512 us */
+    fake_huge_ns = 100000;
+    for (int i = 65; i < 3 * 32; i++) assert_int_equal(hak_thp_choose(c, &flags), HAK_OS_THP_SMALL);
+    assert_int_equal(fake_huge_calls, 3);
+    for (int i = 0; i < 32; i++) assert_int_equal(hak_thp_choose(c, &flags), HAK_OS_THP_SMALL);
+    assert_int_equal(fake_huge_calls, 4);
+    assert_false(hak_thp_huge_pays());
+    for (int i = 0; i < 31; i++) assert_int_equal(hak_thp_choose(c, &flags), HAK_OS_THP_SMALL);
+    assert_int_equal(hak_thp_choose(c, &flags), HAK_OS_THP_HUGE);     /* the third cheap one opens it */
+    assert_int_equal(fake_huge_calls, 5);
+    assert_true(hak_thp_huge_pays());
+    assert_true(hak_thp_class_wants_huge(c));
+    assert_int_equal(hak_thp_choose(c, &flags), HAK_OS_THP_HUGE);     /* open: nothing timed in choose */
+    assert_int_equal(fake_huge_calls, 5);
+    /* a probe the kernel refuses (before 5.14: EINVAL) turns the weighing off for good */
+    hak_thp_note_fault_cost(50000000, 0);
+    assert_false(hak_thp_huge_pays());
+    fake_huge_ns = -EINVAL;
+    for (int i = 0; i < 32; i++) hak_thp_choose(c, &flags);
+    assert_true(hak_thp_huge_pays());
+    assert_int_equal(hak_thp_choose(c, &flags), HAK_OS_THP_HUGE);
+    fakes_off();
+}
+
+/* The real measurement: a fresh block of a HUGE class has its first 2 MiB
+ * faulted in and timed; the figures reach the segment.  Here every real
+ * fault is made dear (4 KiB faults said to cost 1 ns), so the block that
+ * measured it keeps its first huge page and gets 4 KiB pages for the rest,
+ * and the next fresh block gets 4 KiB pages. */
+static void test_fault_cost_measured(void **state) {
+    (void)state;
+    if (hak_os_thp_effective() != 1) skip();
+    hak_opt.thp_fault_cost = 1;
+    hak_thp_init();
+    size_t size = (size_t)6 << 20;
+    uint32_t c = hak_size_class(size);
+    assert_int_equal(hak_set_class_thp(c, HAK_CTHP_HUGE), 0);
+    fakes_on(1, 1);                                       /* the library's own probes: 1 ns */
+    hak_thp_huge_fault_probe = hak_os_huge_fault_ns;      /* ... but the blocks' faults are real */
+    hak_thp_note_fault_cost(1, 1);                        /* pays: 1 ns <= 1.5 x 512 ns */
+    assert_true(hak_thp_huge_pays());
+    uint64_t f0 = cnt(HAK_C_thp_fault_probes), s0 = cnt(HAK_C_thp_small_by_cost);
+    unsigned char *p = hak_alloc(size);
+    assert_non_null(p);
+    hak_block_t *b = hak_registry_lookup(p);
+    if (cnt(HAK_C_thp_fault_probes) == f0) {
+        hak_free(p);
+        fakes_off();
+        skip();                                            /* MADV_POPULATE_WRITE refused: kernel < 5.14 */
+    }
+    assert_int_equal(cnt(HAK_C_thp_fault_probes), f0 + 1);
+    static unsigned char vec[512];
+    assert_int_equal(hak_os_resident((uintptr_t)p, HAK_HUGE_PAGE, vec), 512);   /* faulted in before the program */
+    assert_true(hak_seg->knobs.thp_huge_fault_ns > 1000);  /* a real fault takes more than 1 us */
+    assert_false(hak_thp_huge_pays());
+    assert_false(b->flags & HAK_BF_HUGE);                  /* the rest of it: 4 KiB pages */
+    assert_int_equal(cnt(HAK_C_thp_small_by_cost), s0 + 1);
+    memset(p, 1, size);
+    void *q = hak_alloc(size);                             /* ring cap 0: fresh, refused huge pages */
+    assert_false(hak_registry_lookup(q)->flags & HAK_BF_HUGE);
+    assert_int_equal(cnt(HAK_C_thp_small_by_cost), s0 + 2);
+    hak_free(q);
+    hak_free(p);
+    fakes_off();
+}
+
+/* HAKMEM_THP_FAULT_COST=0: the touches alone decide; nothing is timed. */
+static void test_fault_cost_off(void **state) {
+    (void)state;
+    if (hak_os_thp_effective() != 1) skip();
+    hak_opt.thp_fault_cost = 0;
+    hak_thp_init();
+    fakes_on(50000000, 1000);
+    size_t size = (size_t)6 << 20;
+    uint32_t c = hak_size_class(size);
+    assert_int_equal(hak_set_class_thp(c, HAK_CTHP_HUGE), 0);
+    hak_thp_note_fault_cost(50000000, 1000);
+    assert_true(hak_thp_huge_pays());
+    uint64_t f0 = cnt(HAK_C_thp_fault_probes), s0 = cnt(HAK_C_thp_small_by_cost);
+    void *p = hak_alloc(size);
+    assert_true(hak_registry_lookup(p)->flags & HAK_BF_HUGE);
+    hak_free(p);
+    assert_int_equal(fake_huge_calls, 0);
+    assert_int_equal(cnt(HAK_C_thp_fault_probes), f0);
+    assert_int_equal(cnt(HAK_C_thp_small_by_cost), s0);
+    fakes_off();
+}
+
 static void test_set_class_thp_bounds(void **state) {
     (void)state;
     uint32_t small = hak_size_class(256 << 10);
@@ -209,6 +359,9 @@ int main(void) {
         cmocka_unit_test_setup(test_pool_of_partial_touch_keeps_probing, setup),
         cmocka_unit_test_setup(test_own_samples_beat_the_pool, setup),
         cmocka_unit_test_setup(test_warm_probe_upgraded, setup),
+        cmocka_unit_test_setup(test_fault_cost_gate, setup),
+        cmocka_unit_test_setup(test_fault_cost_measured, setup),
+        cmocka_unit_test_setup(test_fault_cost_off, setup),
         cmocka_unit_test_setup(test_set_class_thp_bounds, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
