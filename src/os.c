@@ -265,7 +265,8 @@ int64_t hak_os_populate_ns(uintptr_t base, size_t len) {
 }
 
 /* A private range of SMALL_FAULT_PAGES pages with 4 KiB pages only, kept for
- * the process's life (address space; its pages go back after each use). */
+ * the process's life (address space; its pages go back after each use).
+ * This probe and the huge one below: callers serialise (thp.c's measure_lock). */
 #define SMALL_FAULT_PAGES 8u
 static uintptr_t small_probe;
 

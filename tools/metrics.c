@@ -38,6 +38,10 @@ const hak_metric_field_t hak_metric_knobs[] = {
     KNOB(thp, HAK_MU_COUNT, "hakmem_knob_thp", "THP mode in effect: 0 never, 1 madvise-aligned, 2 always"),
     KNOB(tune_interval_ms, HAK_MU_MS, "hakmem_knob_tune_interval_seconds", "tuner period"),
     KNOB(idle_ms, HAK_MU_MS, "hakmem_knob_idle_seconds", "inactivity after which caches are trimmed"),
+    KNOB(thp_huge_fault_ns, HAK_MU_NS, "hakmem_knob_thp_huge_fault_seconds",
+         "recent cost of one 2 MiB huge-page fault (HAKMEM_THP=auto; 0 = not measured)"),
+    KNOB(thp_small_fault_ns, HAK_MU_NS, "hakmem_knob_thp_small_fault_seconds",
+         "recent cost of 512 faults of 4 KiB pages, the same 2 MiB (0 = not measured)"),
 };
 const size_t hak_metric_nknobs = sizeof hak_metric_knobs / sizeof hak_metric_knobs[0];
 

@@ -93,7 +93,7 @@
     X(thp_samples,           "freed blocks whose touched pages were sampled (mincore) for the THP choice") \
     X(lent_tail_released,    "blocks of a bigger class lent to a smaller request whose unused resident tail was released") \
     X(lent_tail_bytes,       "bytes those releases gave back (MADV_DONTNEED; the mapping stays, a bigger use refaults them)") \
-    X(thp_fault_probes,      "huge-page faults hakmem timed on a page of its own (MADV_POPULATE_WRITE), to weigh huge against 4 KiB pages") \
+    X(thp_fault_probes,      "huge-page faults hakmem made and timed (MADV_POPULATE_WRITE: a fresh block's first 2 MiB, or a page of its own), to weigh huge against 4 KiB pages") \
     X(thp_small_by_cost,     "fresh blocks of huge-page classes given 4 KiB pages because huge-page faults cost more here (HAKMEM_THP=auto)")
 
 /* Gauges: X(name, help).  Each slot keeps two monotonic sums per gauge, what it
