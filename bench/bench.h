@@ -134,6 +134,7 @@ typedef struct bench_run {
     long idle_ms;
     int  touch_full;
     long warm_mib;             /* MiB touched and freed before each run (warm-up and timed): -1 auto, 0 none */
+    long cold_ms;              /* ms slept before each run (--cold-ms), 0 = none */
     char command[4096];
     char date[64];
     char kernel[128], cpu[256], thp[64];

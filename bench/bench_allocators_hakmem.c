@@ -91,6 +91,10 @@ static void usage(FILE *f) {
         "                      so each allocator finds the same warm free memory; auto (default):\n"
         "                      1.5x the highest peak RSS seen so far in the scenario, 1 GiB at first,\n"
         "                      64 MiB at least, half of MemAvailable at most; 0: none\n"
+        "  --cold-ms MS        before every run, sleep MS ms (0-600000, default 0), so that a host that\n"
+        "                      takes free memory back (free-page reporting: microVMs, this kind of VM)\n"
+        "                      has taken it: each allocator starts on cold memory, as a process does\n"
+        "                      after a quiet spell; with it, --warm-mib defaults to 0\n"
         "  --touch page|full   write one word per 4 KiB page (default) or every byte\n"
         "  --seed S            PRNG seed (default 42): every allocator sees the same sequence\n"
         "  --timeout SEC       kill a worker after SEC seconds (default 900)\n"
@@ -417,6 +421,14 @@ static void warm_memory(long mib) {
     munmap(p, n);
 }
 
+/* --cold-ms: let the host take free memory back before the run. */
+static void cold_wait(long ms) {
+    if (ms <= 0) return;
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
 /* The order of the allocators in one round: the canonical order for warm-up
  * rounds, else a permutation drawn from (seed, scenario, round).  Not a plain
  * rotation: on this VM a run is faster when the process before it left huge
@@ -496,7 +508,7 @@ static void record_command(bench_run_t *r, int argc, char **argv) {
 // ---------------------------------------------------------------------------
 enum {
     OPT_WORKER = 256, OPT_JSON, OPT_CSV, OPT_MD, OPT_SVG, OPT_HAKLIB, OPT_LIB, OPT_SYSCALLS, OPT_IDLE,
-    OPT_TOUCH, OPT_SEED, OPT_TIMEOUT, OPT_LIST, OPT_QUIET, OPT_WARMUP, OPT_WARM_MIB,
+    OPT_TOUCH, OPT_SEED, OPT_TIMEOUT, OPT_LIST, OPT_QUIET, OPT_WARMUP, OPT_WARM_MIB, OPT_COLD_MS,
 };
 
 static const struct option long_opts[] = {
@@ -509,6 +521,7 @@ static const struct option long_opts[] = {
     {"idle-ms", required_argument, 0, OPT_IDLE}, {"touch", required_argument, 0, OPT_TOUCH},
     {"seed", required_argument, 0, OPT_SEED}, {"timeout", required_argument, 0, OPT_TIMEOUT},
     {"warmup", required_argument, 0, OPT_WARMUP}, {"warm-mib", required_argument, 0, OPT_WARM_MIB},
+    {"cold-ms", required_argument, 0, OPT_COLD_MS},
     {"list", no_argument, 0, OPT_LIST}, {"quiet", no_argument, 0, OPT_QUIET},
     {"worker", no_argument, 0, OPT_WORKER}, {"help", no_argument, 0, 'h'}, {"version", no_argument, 0, 'V'},
     {0, 0, 0, 0},
@@ -520,7 +533,7 @@ int main(int argc, char **argv) {
     const char *alloc_spec = "all", *scen_spec = "all", *iter_spec = NULL;
     const char *json = NULL, *csv = NULL, *md = NULL, *svg = NULL, *hakmem_lib = NULL;
     static char lib_override[NALLOCS][PATH_MAX];
-    long threads = 0, repeat = 3, idle_ms = 1000, seed = 42, warmup = 1, warm_mib = -1;
+    long threads = 0, repeat = 3, idle_ms = 1000, seed = 42, warmup = 1, warm_mib = -2, cold_ms = 0;
     int worker = 0, list = 0, touch_full = 0;
     bench_run_t *r = &run;
 
@@ -582,6 +595,9 @@ int main(int argc, char **argv) {
             if (strcmp(optarg, "auto") == 0) warm_mib = -1;
             else if (parse_long(optarg, 0, 1L << 20, &warm_mib))
                 usage_error("--warm-mib wants auto or 0..1048576, not '%s'", optarg);
+            break;
+        case OPT_COLD_MS:
+            if (parse_long(optarg, 0, 600000, &cold_ms)) usage_error("--cold-ms wants 0..600000 ms, not '%s'", optarg);
             break;
         case OPT_LIST: list = 1; break;
         case OPT_QUIET: quiet = 1; break;
@@ -679,7 +695,8 @@ int main(int argc, char **argv) {
     r->seed = (uint64_t)seed;
     r->idle_ms = idle_ms;
     r->warmup = (int)warmup;
-    r->warm_mib = warm_mib;
+    r->warm_mib = warm_mib != -2 ? warm_mib : cold_ms > 0 ? 0 : -1;   /* not given: auto, or none when cold */
+    r->cold_ms = cold_ms;
     r->touch_full = touch_full;
     record_command(r, argc, argv);
     describe_machine(r);
@@ -754,6 +771,7 @@ int main(int argc, char **argv) {
                 bench_sample_t s;
                 char err[256];
                 warm_memory(warm_size(r, peak_seen));
+                cold_wait(r->cold_ms);
                 int rc = run_worker(r, r->alloc[a], sc, r->iters[k], 0, NULL, &s, err, sizeof err);
                 if (rc == 0 && s.ops == 0) {
                     rc = -1;

@@ -365,8 +365,8 @@ int bench_write_json(const bench_run_t *r, const char *path) {
     fprintf(f, ", \"thp\": ");
     json_str(f, r->thp);
     fprintf(f, "},\n  \"config\": {\"repeat\": %d, \"threads\": %d, \"seed\": %" PRIu64
-               ", \"idle_ms\": %ld, \"touch\": \"%s\", \"warm_mib\": %ld, \"iterations\": {",
-            r->repeat, r->threads, r->seed, r->idle_ms, r->touch_full ? "full" : "page", r->warm_mib);
+               ", \"idle_ms\": %ld, \"touch\": \"%s\", \"warm_mib\": %ld, \"cold_ms\": %ld, \"iterations\": {",
+            r->repeat, r->threads, r->seed, r->idle_ms, r->touch_full ? "full" : "page", r->warm_mib, r->cold_ms);
     for (int k = 0; k < r->nscen; k++) fprintf(f, "%s\"%s\": %ld", k ? ", " : "", bench_scenarios[r->scen[k]].name, r->iters[k]);
     fprintf(f, "}},\n  \"allocators\": [");
     for (int a = 0; a < r->nalloc; a++) {
@@ -631,8 +631,10 @@ int bench_write_md(const bench_run_t *r, const char *path, const char *svg_name)
         fprintf(f, "%s %s=%ld", k ? "," : "", bench_scenarios[r->scen[k]].name, r->iters[k]);
     fprintf(f, "; repeat %d; threads %d; seed %" PRIu64 "; touch %s; memory warmed before each run: ", r->repeat,
             r->threads, r->seed, r->touch_full ? "every byte" : "one word per 4 KiB page");
-    if (r->warm_mib < 0) fprintf(f, "auto (1.5x the scenario's highest peak RSS so far)\n");
-    else fprintf(f, "%ld MiB\n", r->warm_mib);
+    if (r->warm_mib < 0) fprintf(f, "auto (1.5x the scenario's highest peak RSS so far)");
+    else fprintf(f, "%ld MiB", r->warm_mib);
+    if (r->cold_ms > 0) fprintf(f, "; slept %ld ms before each run (cold memory)", r->cold_ms);
+    fprintf(f, "\n");
     fprintf(f, "- libraries:");
     for (int a = 0; a < r->nalloc; a++)
         fprintf(f, "%s %s=%s", a ? "," : "", r->alloc[a]->name,

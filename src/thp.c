@@ -50,7 +50,7 @@
  * (MADV_POPULATE_WRITE: the program was about to, it touches most of such
  * blocks), timed; every SMALL_EVERY-th time a few 4 KiB faults of a range of
  * the library's own are timed too.  When that fault makes the recent average
- * (the last few weigh most) cost more than FAULT_SLACK_PCT of 512 small
+ * (the last few weigh most) cost more than HAK_THP_FAULT_SLACK_PCT of 512 small
  * faults, the block keeps that one huge page and gets 4 KiB pages for the rest
  * (MADV_NOHUGEPAGE), and fresh blocks of HUGE classes get 4 KiB pages from
  * then on (both counted: thp_small_by_cost).  Every REPROBE_EVERY-th of those
@@ -93,7 +93,6 @@ static uint64_t pool_permille_sum;
 static _Atomic bool pool_huge;                    /* the pool says: huge pages pay */
 
 /* Fault cost (see the top). */
-#define FAULT_SLACK_PCT    150u    /* huge pages also save TLB misses: they pay up to 1.5x the small faults' cost */
 #define REPROBE_EVERY      32u     /* while they do not pay: time them again at every this many fresh blocks */
 #define SMALL_EVERY        8u      /* time the 4 KiB faults again at every this many huge ones */
 #define SMALL_FAULT_NS_DEF 1500u   /* one 4 KiB fault until one is measured (1.35 us measured here) */
@@ -150,6 +149,7 @@ static void publish_cost(void) {
     atomic_store_explicit((_Atomic uint64_t *)&hak_seg->knobs.thp_small_fault_ns,
                           atomic_load_explicit(&small_fault_ns, memory_order_relaxed) * (HAK_HUGE_PAGE / HAK_PAGE),
                           memory_order_relaxed);
+    atomic_store_explicit((_Atomic uint64_t *)&hak_seg->knobs.thp_by_cost, !hak_thp_huge_pays(), memory_order_relaxed);
 }
 
 /* A new measurement into an average where the last few weigh most (a host
@@ -171,7 +171,7 @@ bool hak_thp_huge_pays(void) {
     uint64_t h = atomic_load_explicit(&huge_fault_ns, memory_order_relaxed);
     uint64_t s = atomic_load_explicit(&small_fault_ns, memory_order_relaxed);
     if (s == 0) s = SMALL_FAULT_NS_DEF;
-    return h == 0 || h * 100u <= s * (HAK_HUGE_PAGE / HAK_PAGE) * FAULT_SLACK_PCT;
+    return h == 0 || h * 100u <= s * (HAK_HUGE_PAGE / HAK_PAGE) * HAK_THP_FAULT_SLACK_PCT;
 }
 
 /* A huge-page fault measured (ns), and every SMALL_EVERY-th time 4 KiB

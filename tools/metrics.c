@@ -42,6 +42,8 @@ const hak_metric_field_t hak_metric_knobs[] = {
          "recent cost of one 2 MiB huge-page fault (HAKMEM_THP=auto; 0 = not measured)"),
     KNOB(thp_small_fault_ns, HAK_MU_NS, "hakmem_knob_thp_small_fault_seconds",
          "recent cost of 512 faults of 4 KiB pages, the same 2 MiB (0 = not measured)"),
+    KNOB(thp_by_cost, HAK_MU_COUNT, "hakmem_knob_thp_by_cost",
+         "1 while fresh blocks of huge-page classes get 4 KiB pages because huge-page faults cost more"),
 };
 const size_t hak_metric_nknobs = sizeof hak_metric_knobs / sizeof hak_metric_knobs[0];
 

@@ -422,6 +422,11 @@ static void print_decision(int pid, const tuner_decision_t *d, uint64_t seq) {
         printf("pid %d: #%" PRIu64 " class_thp[%u] %s -> %s (%s%s, touched %.0f%%)\n", pid, seq, d->size_class,
                thp_state_name(d->old_value), thp_state_name(d->new_value), tuner_reason_name(d->reason),
                d->flags & TUNER_D_OBSERVED ? ", chosen by the library" : "", d->predicted * 100.0);
+    else if (d->knob == HAK_KNOB_THP_COST)
+        printf("pid %d: #%" PRIu64 " thp_cost: %s (%s, chosen by the library: a huge-page fault costs %.2fx 512 "
+               "faults of 4 KiB pages)\n",
+               pid, seq, d->new_value ? "4 KiB pages for fresh blocks of huge-page classes" : "huge pages again",
+               tuner_reason_name(d->reason), d->predicted);
     else if (d->knob == HAK_KNOB_CLASS_CAP && d->new_value == HAK_CLASS_CAP_GLOBAL)
         printf("pid %d: #%" PRIu64 " class_cap[%u] %" PRIu64 " -> global (%s)\n", pid, seq, d->size_class, d->old_value,
                tuner_reason_name(d->reason));

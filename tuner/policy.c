@@ -36,6 +36,7 @@ const char *tuner_reason_name(uint32_t reason) {
         [TUNER_R_BOUNDS] = "bounds",
         [TUNER_R_THP_TOUCH] = "thp_touch",
         [TUNER_R_OPENING] = "opening",
+        [TUNER_R_FAULT_COST] = "fault_cost",
     };
     return reason < TUNER_NREASONS ? names[reason] : "unknown";
 }
@@ -47,6 +48,7 @@ const char *tuner_knob_name(uint32_t knob) {
     case HAK_KNOB_CLASS_CAP: return "class_cap";
     case HAK_KNOB_TRIM: return "trim";
     case HAK_KNOB_CLASS_THP: return "class_thp";
+    case HAK_KNOB_THP_COST: return "thp_cost";
     default: return "unknown";
     }
 }

@@ -22,7 +22,9 @@
  *                   band between raising and lowering.
  *   policy_thp.c    CLASS_THP: every change of a class's THP state the library
  *                   made is logged; a class still undecided after 4 samples is
- *                   decided by the touched fraction.
+ *                   decided by the touched fraction.  THP_COST: every time the
+ *                   library starts or stops refusing huge pages for what their
+ *                   faults cost is logged.
  *   policy_trim.c   TRIM after idle_ms without large-block activity, and the
  *                   per-class caps back to the global cap.
  *   policy_grade.c  grading of the decisions against what happened.
@@ -34,6 +36,7 @@
  *   BATCH_THRESHOLD  flush time per MiB released (ns/MiB)
  *   TRIM             bytes cached + pending after the trim
  *   CLASS_THP        fraction of the class's sampled pages the program touched (0..1)
+ *   THP_COST         a huge-page fault's cost / 512 faults of 4 KiB pages' (above 1.5: refused)
  */
 #ifndef HAKMEM_TUNER_POLICY_H
 #define HAKMEM_TUNER_POLICY_H
@@ -73,6 +76,7 @@ enum tuner_reason {
     TUNER_R_BOUNDS = 8,         /* knob was outside the configured bounds */
     TUNER_R_THP_TOUCH = 9,      /* THP state of a class from the share of its pages the program touches */
     TUNER_R_OPENING = 10,       /* threshold at the tuner's start: hold evicted blocks for the first repetition */
+    TUNER_R_FAULT_COST = 11,    /* THP_COST: huge pages refused or allowed again by what their faults cost */
     TUNER_NREASONS
 };
 
@@ -85,8 +89,8 @@ enum tuner_grade_code {
 };
 
 /* tuner_decision_t.flags */
-#define TUNER_D_OBSERVED 0x1u   /* the library made this change itself (a CLASS_THP state it chose):
-                                   logged and graded, nothing to apply */
+#define TUNER_D_OBSERVED 0x1u   /* the library made this change itself (a CLASS_THP state it chose, a
+                                   THP_COST flip): logged and graded, nothing to apply */
 
 typedef struct tuner_decision {
     uint32_t knob;              /* enum hak_knob_id: RING_CAP, BATCH_THRESHOLD, CLASS_CAP, TRIM, CLASS_THP */
@@ -151,6 +155,7 @@ typedef struct tuner_pending {
     uint64_t bytes_flushed;     /* batch_bytes_flushed at the decision */
     uint32_t size_class;        /* CLASS_CAP / CLASS_THP: the class (UINT32_MAX = global) */
     uint32_t thp_samples;       /* CLASS_THP: blocks sampled by then */
+    uint64_t fault_probes;      /* THP_COST: thp_fault_probes by then */
     uint64_t class_hits, class_misses;   /* CLASS_CAP: the class's ring figures at the decision */
 } tuner_pending_t;
 
@@ -186,7 +191,7 @@ typedef struct tuner_state {
     uint32_t npending;
     uint32_t inplay_hi[2];      /* max blocks in play (live + cached) seen: [0] current epoch, [1] previous */
     uint32_t inplay_age;
-    uint32_t pad2_;
+    uint32_t thp_cost_seen;     /* knobs.thp_by_cost at the last snapshot (THP_COST) */
     tuner_class_state_t cls[HAK_SHM_CLASSES];
     tuner_pending_t pending[TUNER_PENDING_MAX];
 } tuner_state_t;
@@ -239,7 +244,7 @@ int tuner_grade_flush(double predicted, double observed);
 
 /* "ghost_demand", "decay", ..., "thp_touch"; "unknown" for an unknown code. */
 const char *tuner_reason_name(uint32_t reason);
-/* "ring_cap", "batch_threshold", "class_cap", "trim", "class_thp", "unknown". */
+/* "ring_cap", "batch_threshold", "class_cap", "trim", "class_thp", "thp_cost", "unknown". */
 const char *tuner_knob_name(uint32_t knob);
 /* "ungraded", "confirmed", "refuted", "inconclusive", "unknown". */
 const char *tuner_grade_name(int grade);

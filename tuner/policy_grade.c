@@ -18,6 +18,9 @@
  *   CLASS_THP        the class's touched fraction once more blocks were
  *                    sampled: confirmed if it is still on the side of 50%
  *                    the state chose (HUGE: >= 50%)
+ *   THP_COST         the fault-cost ratio once more faults were timed:
+ *                    confirmed if it is still on the side of 1.5 the flip
+ *                    chose (refused: above)
  * A decision with nothing to judge by within 8 windows is inconclusive.
  * Batch grades feed back into the policy: a refuted flush_cost raise halves
  * flush_alpha (the share of the flush cost a bigger batch is believed to
@@ -72,6 +75,7 @@ void tuner_note_decision(tuner_state_t *st, const tuner_decision_t *d, uint64_t 
     slot->activity = tuner_activity(at);
     slot->trims = at->counter[HAK_C_trims] + at->counter[HAK_C_evict_idle_trim];
     slot->bytes_flushed = at->counter[HAK_C_batch_bytes_flushed];
+    slot->fault_probes = at->counter[HAK_C_thp_fault_probes];
 }
 
 /* Grade one pending decision; 0 = not yet. */
@@ -125,6 +129,18 @@ static int grade_one(const tuner_pending_t *p, const hak_snapshot_t *cur, uint64
         g->observed = HAK_CTHP_PERMILLE(v) > 1000 ? 1.0 : HAK_CTHP_PERMILLE(v) / 1000.0;
         int huge = p->new_value == HAK_CTHP_HUGE;
         g->grade = (g->observed >= 0.5) == huge ? TUNER_GRADE_CONFIRMED : TUNER_GRADE_REFUTED;
+        return 1;
+    }
+    case HAK_KNOB_THP_COST: {
+        double r = tuner_thp_cost_ratio(cur);
+        if (cur->counter[HAK_C_thp_fault_probes] <= p->fault_probes || r <= 0.0) {
+            if (!expired) return 0;
+            g->grade = TUNER_GRADE_INCONCLUSIVE;
+            return 1;
+        }
+        g->observed = r;
+        g->grade = (r * 100.0 > HAK_THP_FAULT_SLACK_PCT) == (p->new_value != 0) ? TUNER_GRADE_CONFIRMED
+                                                                                 : TUNER_GRADE_REFUTED;
         return 1;
     }
     case HAK_KNOB_BATCH_THRESHOLD: {

@@ -73,6 +73,8 @@ int tuner_policy_batch(tuner_state_t *st, const hak_snapshot_t *prev, const hak_
 /* Baselines of the rules that compare a snapshot with what they saw before
  * (THP states, ghost floors), taken when there is no usable prev. */
 void tuner_policy_thp_baseline(tuner_state_t *st, const hak_snapshot_t *cur);
+/* A huge-page fault's cost / 512 faults of 4 KiB pages' in s's knobs (0 = not measured). */
+double tuner_thp_cost_ratio(const hak_snapshot_t *s);
 void tuner_policy_cap_baseline(tuner_state_t *st, const hak_snapshot_t *cur);
 
 #endif /* HAKMEM_TUNER_POLICY_INTERNAL_H */

@@ -11,6 +11,11 @@
  *   - decides itself a class still UNDECIDED once 4 blocks were sampled:
  *     HUGE when the program touched at least half of the pages, else SMALL.
  * A state the policy decided is not logged again when it shows up.
+ *
+ * The fault-cost rule (thp.c, HAKMEM_THP_FAULT_COST) is the library's own: each
+ * change of knobs.thp_by_cost is logged as a THP_COST decision (reason
+ * fault_cost, TUNER_D_OBSERVED), old/new = refused before/after, predicted =
+ * the cost ratio that led to it (a huge-page fault / 512 small ones).
  */
 #include <stdint.h>
 
@@ -19,16 +24,30 @@
 #define THP_MIN_SAMPLES   4u
 #define THP_HUGE_PERMILLE 500u
 
+double tuner_thp_cost_ratio(const hak_snapshot_t *s) {
+    if (s->knobs.thp_huge_fault_ns == 0 || s->knobs.thp_small_fault_ns == 0) return 0.0;
+    return (double)s->knobs.thp_huge_fault_ns / (double)s->knobs.thp_small_fault_ns;
+}
+
 void tuner_policy_thp_baseline(tuner_state_t *st, const hak_snapshot_t *cur) {
     uint32_t ncls = cur->nclasses > HAK_SHM_CLASSES ? HAK_SHM_CLASSES : cur->nclasses;
     for (uint32_t c = 0; c < ncls; c++) {
         st->cls[c].thp_seen = HAK_CTHP_STATE(cur->classes[c].thp);
         st->cls[c].thp_posted = 0;
     }
+    st->thp_cost_seen = cur->knobs.thp_by_cost != 0;
 }
 
 int tuner_policy_thp(tuner_state_t *st, const hak_snapshot_t *prev, const hak_snapshot_t *cur,
                      tuner_decision_t *out, int n, int max) {
+    uint32_t refused = cur->knobs.thp_by_cost != 0;
+    if (refused != st->thp_cost_seen && n < max) {
+        double r = tuner_thp_cost_ratio(cur);
+        n = tuner_emit(out, n, max, HAK_KNOB_THP_COST, UINT32_MAX, st->thp_cost_seen, refused, TUNER_R_FAULT_COST,
+                       UINT32_MAX, r, tuner_thp_cost_ratio(prev));
+        out[n - 1].flags |= TUNER_D_OBSERVED;
+        st->thp_cost_seen = refused;
+    }
     uint32_t ncls = tuner_nclasses(prev, cur);
     for (uint32_t c = 0; c < ncls && n < max; c++) {
         tuner_class_state_t *cs = &st->cls[c];

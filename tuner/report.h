@@ -90,7 +90,7 @@ typedef struct rp_summary {
     /* decisions */
     int ndecisions, confirmed, refuted, inconclusive, ungraded;
     double decisions_per_min;   /* over the run's duration; NAN when it lasted 0 s */
-    int ndec_knob[5];           /* decisions by knob, in the order of rp_knob_names */
+    int ndec_knob[6];           /* decisions by knob, in the order of rp_knob_names (RP_NKNOBS) */
     double confirmed_share;     /* confirmed / (confirmed + refuted); NAN when none graded */
 } rp_summary_t;
 
@@ -204,7 +204,7 @@ const char *rp_status(const rp_run_t *r);                   /* "complete", "in p
 const char *rp_size_arg(char *buf, size_t n, uint64_t v);   /* 4194304 -> "4M" */
 extern const char *const rp_evict_names[HAK_EVICT_NREASONS];
 /* The knobs a decision may move, as the DB names them (tuner_knob_name). */
-#define RP_NKNOBS 5
+#define RP_NKNOBS 6
 extern const char *const rp_knob_names[RP_NKNOBS];   /* ring_cap batch_threshold class_cap trim class_thp */
 int rp_knob_index(const char *knob);                 /* index in rp_knob_names, -1 unknown */
 /* A decision's knob, with its size class for the per-class ones: "class_cap 2 MiB". */

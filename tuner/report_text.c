@@ -172,7 +172,8 @@ static void kv(FILE *f, int md, const char *key, const char *fmt, ...) {
     va_end(ap);
 }
 
-const char *const rp_knob_names[RP_NKNOBS] = {"ring_cap", "batch_threshold", "class_cap", "trim", "class_thp"};
+const char *const rp_knob_names[RP_NKNOBS] = {"ring_cap", "batch_threshold", "class_cap", "trim", "class_thp",
+                                              "thp_cost"};
 
 int rp_knob_index(const char *knob) {
     for (int k = 0; k < RP_NKNOBS; k++)
@@ -201,6 +202,7 @@ const char *rp_decision_fig(char *buf, size_t n, const char *knob, double v) {
         rp_pct(buf, n, v);   /* hit rate; THP: share of the pages touched */
     else if (strcmp(knob, "batch_threshold") == 0) snprintf(buf, n, "%.1f us/MiB", v / 1e3);
     else if (strcmp(knob, "trim") == 0) rp_bytes(buf, n, v);
+    else if (strcmp(knob, "thp_cost") == 0) snprintf(buf, n, "%.2fx", v);   /* huge fault / 512 small ones */
     else snprintf(buf, n, "%.4g", v);
     return buf;
 }
@@ -220,6 +222,7 @@ const char *rp_knob_value(char *buf, size_t n, const char *knob, uint64_t v) {
     else if (strcmp(knob, "trim") == 0) rp_bytes(buf, n, (double)v);
     else if (strcmp(knob, "class_cap") == 0 && v == UINT64_MAX) snprintf(buf, n, "global");
     else if (strcmp(knob, "class_thp") == 0 && v < 4) snprintf(buf, n, "%s", thp[v]);
+    else if (strcmp(knob, "thp_cost") == 0 && v < 2) snprintf(buf, n, "%s", v ? "4 KiB pages" : "huge pages");
     else snprintf(buf, n, "%" PRIu64, v);
     return buf;
 }

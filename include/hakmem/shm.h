@@ -129,7 +129,7 @@ enum hak_evict_reason {
 
 /* Knob ids (knob change probes, decision log). */
 enum hak_knob_id { HAK_KNOB_RING_CAP = 1, HAK_KNOB_BATCH_THRESHOLD = 2, HAK_KNOB_CLASS_CAP = 3, HAK_KNOB_TRIM = 4,
-                   HAK_KNOB_CLASS_THP = 5 };
+                   HAK_KNOB_CLASS_THP = 5, HAK_KNOB_THP_COST = 6 };
 
 /* Counters that record the effect of an earlier counted cause (read in the
  * first pass of a snapshot, with gauge_out). */
@@ -193,8 +193,14 @@ typedef struct hak_shm_knobs {
     uint64_t thp_huge_fault_ns;        /* HAKMEM_THP=auto: recent cost of one 2 MiB huge-page fault, ns (0 = not
                                           measured); written outside gen (a single word) */
     uint64_t thp_small_fault_ns;       /* ... and of 512 faults of 4 KiB pages (the same 2 MiB), ns */
-    uint64_t pad_[6];
+    uint64_t thp_by_cost;              /* 1 while fresh blocks of huge-page classes get 4 KiB pages because a
+                                          huge-page fault costs more than HAK_THP_FAULT_SLACK_PCT % of those
+                                          512 faults, else 0 */
+    uint64_t pad_[5];
 } hak_shm_knobs_t;
+/* Huge pages also save TLB misses: they pay while a huge-page fault costs up to
+ * this percentage of 512 faults of 4 KiB pages (HAKMEM_THP_FAULT_COST, src/thp.c). */
+#define HAK_THP_FAULT_SLACK_PCT 150u
 
 /* Control block: written by other processes (hakmem-stat --set, the tuner).
  * Protocol: write flags and values, then store seq+1 (release).  The library

@@ -25,7 +25,8 @@ for s in vm cold-churn mixed phased realloc-grow threads malloc-large small part
   grep -q "^  $s " "$T/help" || fail "--help does not list scenario $s"
 done
 for args in "--allocator nosuch" "--scenario nosuch" "--iterations abc" "--iterations vm=0" "--repeat 0" \
-            "--threads x" "--touch half" "--warm-mib -1" "--warm-mib lots" "--bogus" "extra-arg"; do
+            "--threads x" "--touch half" "--warm-mib -1" "--warm-mib lots" "--cold-ms x" "--cold-ms -5" \
+            "--cold-ms 600001" "--bogus" "extra-arg"; do
   # shellcheck disable=SC2086
   "$BIN" $args --syscalls none > /dev/null 2> "$T/usage.err"
   rc=$?
@@ -34,7 +35,7 @@ done
 
 # ---- hakmem and system, vm and small: JSON fields and hakmem's counters ----
 "$BIN" --allocator hakmem,system --scenario vm,small --iterations 20 --repeat 1 --warmup 0 --idle-ms 100 \
-  --warm-mib 32 --hakmem-lib "$LIB" --json "$T/f.json" --csv "$T/f.csv" > "$T/table.md" 2> "$T/run.err" \
+  --warm-mib 32 --cold-ms 20 --hakmem-lib "$LIB" --json "$T/f.json" --csv "$T/f.csv" > "$T/table.md" 2> "$T/run.err" \
   || { cat "$T/run.err"; fail "bench run exited $?"; }
 grep -q '^| vm |' "$T/table.md" && grep -q '^| small |' "$T/table.md" || { cat "$T/table.md"; fail "no table on stdout"; }
 python3 - "$T/f.json" <<'EOF' || fail "JSON check failed"
@@ -48,6 +49,7 @@ for k in ("command", "date", "machine", "config", "allocators", "results"):
     need(k in d, "missing top-level field %s" % k)
 need(d["machine"]["nproc"] >= 1 and d["machine"]["kernel"] and d["machine"]["cpu"], "machine description")
 need(d["config"].get("warm_mib") == 32, "config.warm_mib %r, want 32 (--warm-mib 32)" % d["config"].get("warm_mib"))
+need(d["config"].get("cold_ms") == 20, "config.cold_ms %r, want 20 (--cold-ms 20)" % d["config"].get("cold_ms"))
 cells = {(r["allocator"], r["scenario"]): r for r in d["results"]}
 need(len(cells) == 4, "want 4 results, got %d" % len(cells))
 want_ops = {"vm": 20, "small": 1020}
@@ -84,6 +86,13 @@ for col in first_round_ns steady_ns_per_op peak_rss_ratio blocks_per_munmap deci
   head -1 "$T/f.csv" | tr ',' '\n' | grep -qx "$col" || fail "CSV lacks column $col"
 done
 [ "$(grep -c ',ok,' "$T/f.csv")" -eq 4 ] || fail "CSV: want 4 ok rows"
+
+# ---- --cold-ms alone: no warming by default, said in the report's header ----
+"$BIN" --allocator system --scenario vm --iterations 5 --repeat 1 --warmup 0 --idle-ms 0 --syscalls none \
+  --cold-ms 30 --json "$T/c.json" --md "$T/c.md" > /dev/null 2> "$T/cold.err" || { cat "$T/cold.err"; fail "--cold-ms run exited $?"; }
+python3 -c 'import json,sys; c = json.load(open(sys.argv[1]))["config"]; sys.exit(0 if c["cold_ms"] == 30 and c["warm_mib"] == 0 else "config %r: want cold_ms 30, warm_mib 0" % c)' "$T/c.json" \
+  || fail "--cold-ms: config"
+grep -q 'slept 30 ms before each run' "$T/c.md" || fail "--cold-ms: the report's header does not say it"
 
 # ---- the new scenarios and columns: first round, steady state, peak RSS ratio, blocks/munmap, decisions ----
 # --threads 2: small-threads must still run 4.  HAKMEM_BATCH_THRESHOLD=1 makes

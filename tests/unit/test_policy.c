@@ -242,6 +242,12 @@ static void check_decision(const sim_t *m, const tuner_decision_t *d) {
         assert_int_equal(d->reason, TUNER_R_THP_TOUCH);
         assert_true(d->new_value == HAK_CTHP_HUGE || d->new_value == HAK_CTHP_SMALL);
         break;
+    case HAK_KNOB_THP_COST:
+        assert_int_equal(d->size_class, UINT32_MAX);
+        assert_int_equal(d->reason, TUNER_R_FAULT_COST);
+        assert_true(d->flags & TUNER_D_OBSERVED);              /* the library's own: nothing to apply */
+        assert_true(d->new_value <= 1 && d->old_value == !d->new_value);
+        break;
     default:
         assert_int_equal(d->size_class, UINT32_MAX);
         break;
@@ -1088,6 +1094,64 @@ static void test_thp_logged(void **state) {
     assert_true(confirmed >= 2);
 }
 
+/* The library's fault-cost rule (knobs.thp_by_cost) is logged once per flip,
+ * as an observed THP_COST decision with the cost ratio that led to it, and
+ * graded on the ratio once more faults were timed. */
+static void test_thp_cost_logged(void **state) {
+    (void)state;
+    static sim_t m;
+    sim_init(&m, 4, 1 * GiB, NULL);
+    sim_step(&m);
+    phase(&m, 8, 1);
+    assert_null(last_for(&m, HAK_KNOB_THP_COST, UINT32_MAX));
+    /* huge-page faults turn dear: 5 ms against 512 x 1.25 us */
+    m.s.knobs.thp_huge_fault_ns = 5000000;
+    m.s.knobs.thp_small_fault_ns = 640000;
+    m.s.knobs.thp_by_cost = 1;
+    m.s.counter[HAK_C_thp_fault_probes] += 1;
+    sim_work(&m, 0, 8, 1);
+    sim_step(&m);
+    const tuner_decision_t *d = last_for(&m, HAK_KNOB_THP_COST, UINT32_MAX);
+    assert_non_null(d);
+    assert_int_equal(d->old_value, 0);
+    assert_int_equal(d->new_value, 1);
+    assert_int_equal(d->reason, TUNER_R_FAULT_COST);
+    assert_true(d->flags & TUNER_D_OBSERVED);
+    assert_true(fabs(d->predicted - 5000000.0 / 640000.0) < 1e-9);
+    assert_string_equal(tuner_knob_name(d->knob), "thp_cost");
+    assert_string_equal(tuner_reason_name(d->reason), "fault_cost");
+    for (int i = 0; i < 3; i++) {                          /* once: no new flip, no new decision */
+        sim_work(&m, 0, 8, 1);
+        sim_step(&m);
+        assert_null(last_for(&m, HAK_KNOB_THP_COST, UINT32_MAX));
+    }
+    /* graded once more faults were timed: still dear, the refusal holds */
+    m.s.counter[HAK_C_thp_fault_probes] += 1;
+    m.s.knobs.thp_huge_fault_ns = 3000000;
+    tuner_grade_t g[32];
+    int confirmed = 0, refuted = 0;
+    for (int i = 0; i < 6; i++) {
+        sim_work(&m, 0, 8, 1);
+        sim_step(&m);
+        int ng = tuner_grade_pending(&m.st, &m.s, g, 32);
+        for (int k = 0; k < ng; k++) {
+            confirmed += g[k].grade == TUNER_GRADE_CONFIRMED && fabs(g[k].observed - 3000000.0 / 640000.0) < 1e-9;
+            refuted += g[k].grade == TUNER_GRADE_REFUTED;
+        }
+    }
+    assert_int_equal(confirmed, 1);
+    assert_int_equal(refuted, 0);
+    /* cheap again: the flip back is logged */
+    m.s.knobs.thp_huge_fault_ns = 300000;
+    m.s.knobs.thp_by_cost = 0;
+    sim_work(&m, 0, 8, 1);
+    sim_step(&m);
+    d = last_for(&m, HAK_KNOB_THP_COST, UINT32_MAX);
+    assert_non_null(d);
+    assert_int_equal(d->old_value, 1);
+    assert_int_equal(d->new_value, 0);
+}
+
 /* Batch grades have a stated tolerance (25% + 0.1 us/MiB): an observed flush
  * cost 2.5 x the predicted one is refuted, through the pending path too. */
 static void test_grade_flush_tolerance(void **state) {
@@ -1185,6 +1249,7 @@ int main(void) {
         cmocka_unit_test(test_demand_falls_then_idle),
         cmocka_unit_test(test_budget_across_classes),
         cmocka_unit_test(test_thp_logged),
+        cmocka_unit_test(test_thp_cost_logged),
         cmocka_unit_test(test_decision_fields),
         cmocka_unit_test(test_grade_flush_tolerance),
     };
