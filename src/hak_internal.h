@@ -181,6 +181,9 @@ HAK_HIDDEN void hak_thp_note_fault_cost(uint64_t huge_ns, uint64_t small_ns);
  * (tests put theirs in). */
 HAK_HIDDEN extern int64_t (*hak_thp_huge_fault_probe)(void);
 HAK_HIDDEN extern int64_t (*hak_thp_small_fault_probe)(void);
+/* While huge pages are refused: time them again at the first fresh block this
+ * long after the last measurement (1 s; tests change it). */
+HAK_HIDDEN extern uint64_t hak_thp_reprobe_ns;
 /* Whether blocks of class c (growing into it by realloc) should get huge pages. */
 HAK_HIDDEN bool hak_thp_class_wants_huge(uint32_t c);
 /* False for a huge-page block of a class that chose 4 KiB pages (not to be cached). */

@@ -53,10 +53,10 @@
  * (the last few weigh most) cost more than HAK_THP_FAULT_SLACK_PCT of 512 small
  * faults, the block keeps that one huge page and gets 4 KiB pages for the rest
  * (MADV_NOHUGEPAGE), and fresh blocks of HUGE classes get 4 KiB pages from
- * then on (both counted: thp_small_by_cost).  Every REPROBE_EVERY-th of those
- * times a huge page of the library's own (faulted in, timed, given back: the
- * next fault takes it warm), so huge pages come back once they are cheap
- * again.  One measured page can be a warm one among cold (the guest keeps a
+ * then on (both counted: thp_small_by_cost).  Every REPROBE_EVERY-th of those,
+ * and the first after REPROBE_NS without a measurement, times a huge page of
+ * the library's own (faulted in, timed, given back: the next fault takes it
+ * warm), so huge pages come back once they are cheap again.  One measured page can be a warm one among cold (the guest keeps a
  * few free 2 MiB blocks unreported), so a cheap one only halves the average:
  * it takes three to come back.  The figures are published in the segment
  * (knobs) and shown at exit.
@@ -94,6 +94,7 @@ static _Atomic bool pool_huge;                    /* the pool says: huge pages p
 
 /* Fault cost (see the top). */
 #define REPROBE_EVERY      32u     /* while they do not pay: time them again at every this many fresh blocks */
+#define REPROBE_NS         1000000000ull   /* ... and at the first fresh block after a second without a measurement */
 #define SMALL_EVERY        8u      /* time the 4 KiB faults again at every this many huge ones */
 #define SMALL_FAULT_NS_DEF 1500u   /* one 4 KiB fault until one is measured (1.35 us measured here) */
 int64_t (*hak_thp_huge_fault_probe)(void) = hak_os_huge_fault_ns;
@@ -101,6 +102,8 @@ int64_t (*hak_thp_small_fault_probe)(void) = hak_os_small_fault_ns;
 static _Atomic uint64_t huge_fault_ns;            /* average cost of a 2 MiB huge-page fault, 0 = none yet */
 static _Atomic uint64_t small_fault_ns;           /* average cost of one 4 KiB fault, 0 = none yet */
 static _Atomic uint32_t huge_timed;               /* huge faults timed */
+static _Atomic uint64_t measured_at;              /* hak_now_ns of the last one */
+uint64_t hak_thp_reprobe_ns = REPROBE_NS;
 static _Atomic uint32_t gated;                    /* fresh HUGE-class blocks while huge pages did not pay */
 static _Atomic bool cost_off;                     /* not asked for, or MADV_POPULATE_WRITE refused (kernel < 5.14) */
 static hak_lock_t measure_lock;                   /* one measurement at a time (the probe ranges are shared) */
@@ -138,6 +141,7 @@ void hak_thp_init(void) {
     atomic_store(&huge_fault_ns, 0);
     atomic_store(&small_fault_ns, 0);
     atomic_store(&huge_timed, 0);
+    atomic_store(&measured_at, 0);
     atomic_store(&gated, 0);
     atomic_store(&cost_off, hak_opt.thp != HAK_THP_AUTO || !hak_opt.thp_fault_cost);
     publish_cost();
@@ -177,6 +181,7 @@ bool hak_thp_huge_pays(void) {
 /* A huge-page fault measured (ns), and every SMALL_EVERY-th time 4 KiB
  * faults of the library's own range too; measure_lock held. */
 static void note_huge(int64_t h, bool before) {
+    atomic_store_explicit(&measured_at, hak_now_ns(), memory_order_relaxed);
     int64_t s = 0;
     if (atomic_fetch_add_explicit(&huge_timed, 1, memory_order_relaxed) % SMALL_EVERY == 0)
         s = hak_thp_small_fault_probe();
@@ -194,12 +199,14 @@ static void probe_failed(int64_t h) {
 }
 
 /* Huge pages for a fresh block of a class that chose them, unless they do
- * not pay now; every REPROBE_EVERY-th block refused them times a huge page
- * of the library's own first. */
+ * not pay now; every REPROBE_EVERY-th block refused them, and the first one
+ * after hak_thp_reprobe_ns without a measurement, times a huge page of the
+ * library's own first. */
 static int gate(void) {
     if (hak_thp_huge_pays()) return HAK_OS_THP_HUGE;
-    if ((atomic_fetch_add_explicit(&gated, 1, memory_order_relaxed) + 1) % REPROBE_EVERY == 0 &&
-        hak_trylock(&measure_lock)) {
+    bool due = (atomic_fetch_add_explicit(&gated, 1, memory_order_relaxed) + 1) % REPROBE_EVERY == 0 ||
+               hak_now_ns() - atomic_load_explicit(&measured_at, memory_order_relaxed) >= hak_thp_reprobe_ns;
+    if (due && hak_trylock(&measure_lock)) {
         int64_t h = hak_thp_huge_fault_probe();
         if (h >= 0) note_huge(h, false);
         else probe_failed(h);

@@ -203,11 +203,13 @@ static void fakes_on(int64_t huge_ns, int64_t small_ns) {
     fake_huge_ns = huge_ns;
     fake_small_ns = small_ns;
     fake_huge_calls = fake_small_calls = 0;
+    hak_thp_reprobe_ns = UINT64_MAX;                   /* counts only, no clock (test_fault_cost_reprobe_time) */
 }
 
 static void fakes_off(void) {
     hak_thp_huge_fault_probe = hak_os_huge_fault_ns;
     hak_thp_small_fault_probe = hak_os_small_fault_ns;
+    hak_thp_reprobe_ns = 1000000000ull;
     hak_opt.thp_fault_cost = 0;
 }
 
@@ -269,6 +271,31 @@ static void test_fault_cost_gate(void **state) {
     for (int i = 0; i < 32; i++) hak_thp_choose(c, &flags);
     assert_true(hak_thp_huge_pays());
     assert_int_equal(hak_thp_choose(c, &flags), HAK_OS_THP_HUGE);
+    fakes_off();
+}
+
+/* While huge pages are refused, a block that comes long enough after the last
+ * measurement is preceded by one, whatever the count (here: any time). */
+static void test_fault_cost_reprobe_time(void **state) {
+    (void)state;
+    if (hak_os_thp_effective() == 0) skip();
+    hak_opt.thp_fault_cost = 1;
+    hak_thp_init();
+    uint32_t c = hak_size_class((size_t)6 << 20);
+    assert_int_equal(hak_set_class_thp(c, HAK_CTHP_HUGE), 0);
+    fakes_on(5000000, 1000);
+    hak_thp_note_fault_cost(5000000, 1000);
+    uint32_t flags = 0;
+    assert_int_equal(hak_thp_choose(c, &flags), HAK_OS_THP_SMALL);
+    assert_int_equal(fake_huge_calls, 0);                 /* counts only: not the 32nd */
+    hak_thp_reprobe_ns = 0;
+    for (int i = 0; i < 3; i++) assert_int_equal(hak_thp_choose(c, &flags), HAK_OS_THP_SMALL);
+    assert_int_equal(fake_huge_calls, 3);                 /* each one timed: 5 ms, still refused */
+    fake_huge_ns = 100000;
+    hak_thp_choose(c, &flags);
+    hak_thp_choose(c, &flags);
+    assert_int_equal(hak_thp_choose(c, &flags), HAK_OS_THP_HUGE);     /* three cheap ones in a row */
+    assert_int_equal(fake_huge_calls, 6);
     fakes_off();
 }
 
@@ -360,6 +387,7 @@ int main(void) {
         cmocka_unit_test_setup(test_own_samples_beat_the_pool, setup),
         cmocka_unit_test_setup(test_warm_probe_upgraded, setup),
         cmocka_unit_test_setup(test_fault_cost_gate, setup),
+        cmocka_unit_test_setup(test_fault_cost_reprobe_time, setup),
         cmocka_unit_test_setup(test_fault_cost_measured, setup),
         cmocka_unit_test_setup(test_fault_cost_off, setup),
         cmocka_unit_test_setup(test_set_class_thp_bounds, setup),
