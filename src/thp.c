@@ -44,7 +44,7 @@
  * 512 faults of 4 KiB pages.  But a guest that reports its free memory to the
  * host (free-page reporting: microVMs, serverless hosts; this VM) hands its
  * free 2 MiB blocks back within seconds, and then every huge-page fault waits
- * for the host: 5.4-5.6 ms measured, 8x the small faults, which come from
+ * for the host: 4.9-5.8 ms measured, 7x the small faults, which come from
  * lower-order free lists the guest never reports.  So every fresh huge-page
  * block has its first 2 MiB faulted in at once by the library
  * (MADV_POPULATE_WRITE: the program was about to, it touches most of such
@@ -56,9 +56,10 @@
  * then on (both counted: thp_small_by_cost).  Every REPROBE_EVERY-th of those,
  * and the first after REPROBE_NS without a measurement, times a huge page of
  * the library's own (faulted in, timed, given back: the next fault takes it
- * warm), so huge pages come back once they are cheap again.  One measured page can be a warm one among cold (the guest keeps a
- * few free 2 MiB blocks unreported), so a cheap one only halves the average:
- * it takes three to come back.  The figures are published in the segment
+ * warm), so huge pages come back once they are cheap again.  One measured
+ * page can be a warm one among cold (the guest keeps a few free 2 MiB blocks
+ * unreported), so a cheap one only halves the average: it takes three to come
+ * back.  The figures are published in the segment
  * (knobs) and shown at exit.
  *
  * Every block of 2 MiB and more is mapped with a 2 MiB-multiple length (the
@@ -222,8 +223,9 @@ void hak_thp_fresh(hak_block_t *b) {
     uintptr_t u = atomic_load_explicit(&b->user, memory_order_relaxed);
     if (u != b->map_base || (u & (HAK_HUGE_PAGE - 1)) != 0 || b->size < HAK_HUGE_PAGE) return;
     if (!hak_trylock(&measure_lock)) return;          /* another thread is measuring: its figure will do */
+    bool before = hak_thp_huge_pays();
     int64_t h = hak_os_populate_ns(u, HAK_HUGE_PAGE);
-    if (h >= 0) note_huge(h, true);
+    if (h >= 0) note_huge(h, before);
     else probe_failed(h);
     hak_unlock(&measure_lock);
     if (h >= 0 && !hak_thp_huge_pays()) {
