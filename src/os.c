@@ -264,9 +264,17 @@ int64_t hak_os_populate_ns(uintptr_t base, size_t len) {
     return (int64_t)(hak_now_ns() - t0);
 }
 
-/* A private range of SMALL_FAULT_PAGES pages with 4 KiB pages only, kept for
- * the process's life (address space; its pages go back after each use).
- * This probe and the huge one below: callers serialise (thp.c's measure_lock). */
+/* The two probes below: a private range of the library's own, mapped at the
+ * first use and kept for the process's life (address space only: its pages
+ * go back after each use); callers serialise (thp.c's measure_lock). */
+static int64_t probe_fault_ns(uintptr_t base, size_t len) {
+    int64_t ns = hak_os_populate_ns(base, len);
+    HAK_CNT(madvise_calls);
+    (void)madvise((void *)base, len, MADV_DONTNEED);
+    return ns;
+}
+
+/* SMALL_FAULT_PAGES pages with 4 KiB pages only. */
 #define SMALL_FAULT_PAGES 8u
 static uintptr_t small_probe;
 
@@ -275,18 +283,14 @@ int64_t hak_os_small_fault_ns(void) {
     if (small_probe == 0) {
         void *p = hak_os_meta_alloc(len);
         if (p == NULL) return -ENOMEM;
-        HAK_CNT(madvise_calls);
-        (void)madvise(p, len, MADV_NOHUGEPAGE);
+        hak_os_advise_small((uintptr_t)p, len);
         small_probe = (uintptr_t)p;
     }
-    int64_t ns = hak_os_populate_ns(small_probe, len);
-    HAK_CNT(madvise_calls);
-    (void)madvise((void *)small_probe, len, MADV_DONTNEED);
+    int64_t ns = probe_fault_ns(small_probe, len);
     return ns < 0 ? ns : ns / SMALL_FAULT_PAGES;
 }
 
-/* A 2 MiB-aligned huge page of the library's own, kept for the process's
- * life (address space; the page goes back after each use). */
+/* One 2 MiB-aligned huge page. */
 static uintptr_t huge_probe;
 
 int64_t hak_os_huge_fault_ns(void) {
@@ -294,16 +298,10 @@ int64_t hak_os_huge_fault_ns(void) {
         void *p = hak_os_meta_alloc(2 * HAK_HUGE_PAGE);
         if (p == NULL) return -ENOMEM;
         uintptr_t a = ((uintptr_t)p + HAK_HUGE_PAGE - 1) & ~(uintptr_t)(HAK_HUGE_PAGE - 1);
-        if (thp_effective == 1) {
-            HAK_CNT(madvise_calls);
-            (void)madvise((void *)a, HAK_HUGE_PAGE, MADV_HUGEPAGE);
-        }
+        hak_os_advise_huge(a, HAK_HUGE_PAGE);
         huge_probe = a;
     }
-    int64_t ns = hak_os_populate_ns(huge_probe, HAK_HUGE_PAGE);
-    HAK_CNT(madvise_calls);
-    (void)madvise((void *)huge_probe, HAK_HUGE_PAGE, MADV_DONTNEED);
-    return ns;
+    return probe_fault_ns(huge_probe, HAK_HUGE_PAGE);
 }
 
 long hak_os_resident(uintptr_t base, size_t len, unsigned char *vec) {

@@ -213,14 +213,21 @@ static void fakes_off(void) {
     hak_opt.thp_fault_cost = 0;
 }
 
+/* The fault-cost tests' class: 6 MiB blocks, HUGE, the weighing on or off. */
+#define COST_SIZE ((size_t)6 << 20)
+static uint32_t huge_class(int cost_on) {
+    hak_opt.thp_fault_cost = (uint64_t)cost_on;
+    hak_thp_init();
+    uint32_t c = hak_size_class(COST_SIZE);
+    assert_int_equal(hak_set_class_thp(c, HAK_CTHP_HUGE), 0);
+    return c;
+}
+
 static void test_fault_cost_gate(void **state) {
     (void)state;
     if (hak_os_thp_effective() == 0) skip();
-    hak_opt.thp_fault_cost = 1;
-    hak_thp_init();
-    size_t size = (size_t)6 << 20;
-    uint32_t c = hak_size_class(size);
-    assert_int_equal(hak_set_class_thp(c, HAK_CTHP_HUGE), 0);
+    size_t size = COST_SIZE;
+    uint32_t c = huge_class(1);
     assert_true(hak_thp_huge_pays());                     /* nothing measured: as before */
     fakes_on(5000000, 1000);
     hak_thp_note_fault_cost(5000000, 1000);               /* 5 ms against 512 x 1 us */
@@ -279,10 +286,7 @@ static void test_fault_cost_gate(void **state) {
 static void test_fault_cost_reprobe_time(void **state) {
     (void)state;
     if (hak_os_thp_effective() == 0) skip();
-    hak_opt.thp_fault_cost = 1;
-    hak_thp_init();
-    uint32_t c = hak_size_class((size_t)6 << 20);
-    assert_int_equal(hak_set_class_thp(c, HAK_CTHP_HUGE), 0);
+    uint32_t c = huge_class(1);
     fakes_on(5000000, 1000);
     hak_thp_note_fault_cost(5000000, 1000);
     uint32_t flags = 0;
@@ -307,11 +311,8 @@ static void test_fault_cost_reprobe_time(void **state) {
 static void test_fault_cost_measured(void **state) {
     (void)state;
     if (hak_os_thp_effective() != 1) skip();
-    hak_opt.thp_fault_cost = 1;
-    hak_thp_init();
-    size_t size = (size_t)6 << 20;
-    uint32_t c = hak_size_class(size);
-    assert_int_equal(hak_set_class_thp(c, HAK_CTHP_HUGE), 0);
+    size_t size = COST_SIZE;
+    (void)huge_class(1);
     fakes_on(1, 1);                                       /* the library's own probes: 1 ns */
     hak_thp_huge_fault_probe = hak_os_huge_fault_ns;      /* ... but the blocks' faults are real */
     hak_thp_note_fault_cost(1, 1);                        /* pays: 1 ns <= 1.5 x 512 ns */
@@ -345,12 +346,9 @@ static void test_fault_cost_measured(void **state) {
 static void test_fault_cost_off(void **state) {
     (void)state;
     if (hak_os_thp_effective() != 1) skip();
-    hak_opt.thp_fault_cost = 0;
-    hak_thp_init();
+    size_t size = COST_SIZE;
+    (void)huge_class(0);
     fakes_on(50000000, 1000);
-    size_t size = (size_t)6 << 20;
-    uint32_t c = hak_size_class(size);
-    assert_int_equal(hak_set_class_thp(c, HAK_CTHP_HUGE), 0);
     hak_thp_note_fault_cost(50000000, 1000);
     assert_true(hak_thp_huge_pays());
     uint64_t f0 = cnt(HAK_C_thp_fault_probes), s0 = cnt(HAK_C_thp_small_by_cost);
