@@ -192,7 +192,8 @@ HAK_HIDDEN bool hak_thp_block_fits(const hak_block_t *b);
 HAK_HIDDEN void hak_thp_mapped(hak_block_t *b);
 /* A probe block is being freed: count its touched pages (undecided classes
  * only); if its class has chosen huge pages since, it gets them from now on
- * for the pages it has yet to touch (it is no probe any more). */
+ * for the pages it has yet to touch, and if the class chose 4 KiB pages it
+ * keeps its own; either way it is no probe any more. */
 HAK_HIDDEN void hak_thp_sample(hak_block_t *b);
 static inline void hak_thp_on_free(hak_block_t *b) {
     if (unlikely(b->flags & HAK_BF_PROBE)) hak_thp_sample(b);

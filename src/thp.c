@@ -326,6 +326,10 @@ void hak_thp_sample(hak_block_t *b) {
     if (c >= HAK_NCLASSES) return;
     uint32_t st = atomic_load_explicit(&state[c], memory_order_relaxed);
     if (st == HAK_CTHP_HUGE && hak_thp_huge_pays()) upgrade(b);
+    /* its class chose 4 KiB pages: the block keeps them, and is no probe any
+     * more (or every later free of it, a front-cache hit's included, would
+     * come here again for nothing) */
+    if (st == HAK_CTHP_SMALL) b->flags &= ~HAK_BF_PROBE;
     if (st != HAK_CTHP_UNDECIDED) return;
     if (!hak_trylock(&sample_lock)) return;   /* busy: skip this one */
     if (last_probe[c] == b) last_probe[c] = NULL;     /* counted now, not again at the next map */

@@ -187,6 +187,31 @@ static void test_warm_probe_upgraded(void **state) {
     assert_int_equal(cnt(HAK_C_madvise_calls), ma0 + 1);
 }
 
+/* A probe of a class that has since chosen 4 KiB pages is a probe no more
+ * once it is freed: it keeps its pages, and its later frees (front-cache
+ * hits included) do not sample it again. */
+static void test_warm_probe_of_small_class_retired(void **state) {
+    (void)state;
+    if (hak_os_thp_effective() != 1) skip();
+    assert_int_equal(hak_set_ring_cap(4), 0);
+    size_t size = (size_t)12 << 20;
+    uint32_t k = hak_size_class(size);
+    void *p = hak_alloc(size);
+    hak_block_t *b = hak_registry_lookup(p);
+    assert_true(b->flags & HAK_BF_PROBE);
+    assert_int_equal(hak_set_class_thp(k, HAK_CTHP_SMALL), 0);
+    uint64_t ma0 = cnt(HAK_C_madvise_calls), s0 = cnt(HAK_C_thp_samples);
+    hak_free(p);
+    assert_false(b->flags & HAK_BF_PROBE);
+    assert_false(b->flags & HAK_BF_HUGE);
+    assert_int_equal(cnt(HAK_C_madvise_calls), ma0);           /* nothing advised */
+    void *q = hak_alloc(size);
+    assert_ptr_equal(q, p);                                   /* still cached and reused */
+    hak_free(q);
+    assert_int_equal(cnt(HAK_C_thp_samples), s0);
+    assert_false(b->flags & HAK_BF_PROBE);
+}
+
 /* The fault-cost gate (HAKMEM_THP_FAULT_COST), with measurements put in: a
  * HUGE class's fresh block is measured first (never measured yet); while a
  * huge-page fault costs more than 1.5x 512 small ones, fresh blocks get 4 KiB
@@ -384,6 +409,7 @@ int main(void) {
         cmocka_unit_test_setup(test_pool_of_partial_touch_keeps_probing, setup),
         cmocka_unit_test_setup(test_own_samples_beat_the_pool, setup),
         cmocka_unit_test_setup(test_warm_probe_upgraded, setup),
+        cmocka_unit_test_setup(test_warm_probe_of_small_class_retired, setup),
         cmocka_unit_test_setup(test_fault_cost_gate, setup),
         cmocka_unit_test_setup(test_fault_cost_reprobe_time, setup),
         cmocka_unit_test_setup(test_fault_cost_measured, setup),
