@@ -34,6 +34,7 @@ static hak_block_t *flushing[BATCH_MAX] HAK_PAGE_ALIGNED;  /* guarded by flush_l
 static uintptr_t range_start[BATCH_MAX] HAK_PAGE_ALIGNED;
 static size_t range_len[BATCH_MAX] HAK_PAGE_ALIGNED;
 static _Atomic int munmap_warned;
+_Static_assert(sizeof(hak_block_t *[BATCH_MAX]) % HAK_PAGE == 0, "the lists fill whole pages (hak_batch_trim gives them back)");
 
 void hak_batch_lock(void) {
     pthread_mutex_lock(&flush_lock);
@@ -107,6 +108,24 @@ void hak_batch_add(hak_block_t *b, int reason) {
                npending == BATCH_MAX;
     pthread_mutex_unlock(&batch_lock);
     if (due) hak_batch_flush(false);
+}
+
+/* The pending list and the flush's arrays hold stale pointers once nothing
+ * is pending: their pages go back to the kernel (the trims). */
+void hak_batch_trim(void) {
+    pthread_mutex_lock(&flush_lock);
+    pthread_mutex_lock(&batch_lock);
+    if (npending == 0) (void)hak_os_release((uintptr_t)pending, sizeof pending);
+    pthread_mutex_unlock(&batch_lock);
+    (void)hak_os_release((uintptr_t)flushing, sizeof flushing);
+    (void)hak_os_release((uintptr_t)range_start, sizeof range_start);
+    (void)hak_os_release((uintptr_t)range_len, sizeof range_len);
+    pthread_mutex_unlock(&flush_lock);
+}
+
+const void *hak_batch_pending_array(size_t *len) {
+    *len = sizeof pending;
+    return pending;
 }
 
 void hak_batch_flush(bool force) {

@@ -149,7 +149,9 @@ HAK_HIDDEN int64_t hak_os_small_fault_ns(void);
 /* The cost of one 2 MiB huge-page fault now, ns: a huge page of the library's
  * own, faulted in, timed and given back (the next fault takes it warm).  Or -errno. */
 HAK_HIDDEN int64_t hak_os_huge_fault_ns(void);
-/* Give the pages of [base, base+len) back (MADV_DONTNEED); the mapping stays.  0 or -errno. */
+/* Give the pages of [base, base+len) back (MADV_DONTNEED); the mapping stays.  0 or -errno.
+ * Also for the library's own page-aligned zero-initialised arrays when what
+ * they hold is stale (the trims): they read as zeroes again. */
 HAK_HIDDEN int   hak_os_release(uintptr_t base, size_t len);
 /* Anonymous zeroed memory for metadata (never released). NULL on failure. */
 HAK_HIDDEN void *hak_os_meta_alloc(size_t len);
@@ -167,6 +169,8 @@ HAK_HIDDEN uint64_t hak_wall_ns(void);    /* CLOCK_REALTIME */
 // thp.c: huge pages per size class, chosen from sampled touches
 // ---------------------------------------------------------------------------
 HAK_HIDDEN void hak_thp_init(void);
+/* Give back the pages of the sampling vector (the trims). */
+HAK_HIDDEN void hak_thp_trim(void);
 /* THP choice for a fresh block of class c (HAK_OS_THP_*); may set HAK_BF_PROBE in *flags. */
 HAK_HIDDEN int  hak_thp_choose(uint32_t c, uint32_t *flags);
 /* A fresh huge-page block just mapped: its first 2 MiB is faulted in and
@@ -242,8 +246,11 @@ HAK_HIDDEN void         hak_bigcache_apply_cap(void);
 HAK_HIDDEN int          hak_bigcache_set_class_cap(uint32_t c, uint64_t cap, uint32_t *old);
 HAK_HIDDEN void         hak_bigcache_publish_caps(void);
 extern _Atomic int64_t hak_cached_bytes HAK_HIDDEN;    /* bytes in the rings (the budget's measure) */
-/* Hand every cached block to Batch (reason idle/requested trim). */
+/* Hand every cached block to Batch (reason idle/requested trim), and give
+ * back the slot page of every ring that is empty then. */
 HAK_HIDDEN void         hak_bigcache_trim(void);
+/* Test hook: the first byte of class c's slot page. */
+HAK_HIDDEN const void  *hak_bigcache_slot_page(uint32_t c);
 HAK_HIDDEN void         hak_bigcache_init(void);
 HAK_HIDDEN void         hak_bigcache_lock_all(void);
 HAK_HIDDEN void         hak_bigcache_unlock_all(void);
@@ -257,6 +264,11 @@ HAK_HIDDEN void         hak_bigcache_child_reset(void);
 HAK_HIDDEN void hak_batch_add(hak_block_t *b, int reason);
 /* Flush pending blocks now (force) or only when over the threshold. */
 HAK_HIDDEN void hak_batch_flush(bool force);
+/* With nothing pending: give back the pages of the pending list and of the
+ * flush's scratch arrays (the trims; an idle process keeps none of them). */
+HAK_HIDDEN void hak_batch_trim(void);
+/* Test hook: the pending list and its size in bytes. */
+HAK_HIDDEN const void  *hak_batch_pending_array(size_t *len);
 HAK_HIDDEN void hak_batch_lock(void);
 HAK_HIDDEN void hak_batch_unlock(void);
 HAK_HIDDEN void hak_batch_child_reset(void);

@@ -189,6 +189,8 @@ void hak_trim(void) {
     HAK_CNT(trims);
     hak_bigcache_trim();
     hak_batch_flush(true);
+    hak_batch_trim();
+    hak_thp_trim();
     hak_op_end();
 }
 

@@ -321,6 +321,12 @@ static void upgrade(hak_block_t *b) {
     b->flags = (b->flags | HAK_BF_HUGE) & ~HAK_BF_PROBE;
 }
 
+void hak_thp_trim(void) {
+    hak_lock(&sample_lock);
+    (void)hak_os_release((uintptr_t)vec, sizeof vec);
+    hak_unlock(&sample_lock);
+}
+
 void hak_thp_sample(hak_block_t *b) {
     uint32_t c = b->cls;
     if (c >= HAK_NCLASSES) return;

@@ -18,6 +18,7 @@
 
 #include "hak_internal.h"
 #include "test_counters.h"
+#include "test_pages.h"
 
 
 static int setup(void **state) {
@@ -370,6 +371,36 @@ static void test_budget_lowered_now(void **state) {
     assert_int_equal(hak_knob_set(HAKMEM_KNOB_CACHE_MAX_BYTES, (uint64_t)1 << 30), 0);
 }
 
+/* A trim leaves no stale metadata resident: the slot page of every ring it
+ * emptied, the pending list and the flush's arrays go back to the kernel
+ * (an idle process keeps none of them), and the next put reads zeroes and
+ * works as before. */
+static void test_trim_gives_metadata_back(void **state) {
+    (void)state;
+    size_t size = (size_t)1 << 20, plen;
+    uint32_t c = hak_size_class(size);
+    const char *slots = hak_bigcache_slot_page(c);
+    const char *pend = hak_batch_pending_array(&plen);
+    void *v[6];
+    for (int i = 0; i < 6; i++) assert_non_null(v[i] = hak_alloc(size));
+    for (int i = 0; i < 6; i++) hak_free(v[i]);          /* ring full, and two pending in Batch */
+    assert_true(hak_seg->classes[c].cached_blocks >= 1);
+    assert_true(gauge(HAK_G_blocks_pending) >= 1);
+    assert_int_equal(pages_present(slots, slots + HAK_PAGE), 1);
+    assert_int_equal(pages_present(pend, pend + HAK_PAGE), 1);
+    hak_trim();
+    assert_int_equal(hak_seg->classes[c].cached_blocks, 0);
+    assert_int_equal(gauge(HAK_G_blocks_pending), 0);
+    assert_int_equal(pages_present(slots, slots + HAK_PAGE), 0);
+    assert_int_equal(pages_present(pend, pend + plen), 0);
+    /* the class caches again from a zeroed page */
+    void *p = hak_alloc(size);
+    hak_free(p);
+    assert_int_equal(hak_seg->classes[c].cached_blocks, 1);
+    assert_ptr_equal(hak_alloc(size), p);
+    hak_free(p);
+}
+
 /* The ring's outstanding ghosts are published for the tuner, and a run of
  * ghost misses bumps the segment's tune_signal (no call into tuner code). */
 static void test_ghosts_published(void **state) {
@@ -578,6 +609,7 @@ int main(void) {
         cmocka_unit_test_setup(test_lent_not_ghost, setup),
         cmocka_unit_test_setup(test_budget_lowered_now, setup),
         cmocka_unit_test_setup(test_ghosts_published, setup),
+        cmocka_unit_test_setup(test_trim_gives_metadata_back, setup),
         cmocka_unit_test_setup(test_color, setup),
         cmocka_unit_test_setup(test_color_realloc_into_cached, setup),
     };

@@ -20,6 +20,7 @@
 
 #include "hak_internal.h"
 #include "test_counters.h"
+#include "test_pages.h"
 
 #define SLOT_RETIRED 0u        /* hakmem/shm.h: slot 0 = retired threads, 1 = shared overflow */
 #define SLOT_SHARED  1u
@@ -147,21 +148,6 @@ static void test_claim(void **state) {
     uint64_t used = atomic_load((_Atomic uint64_t *)&hak_seg->slots_used);
     for (int i = 0; i < n; i++) assert_true((uint64_t)w[i].slot < used);
     assert_true(used >= SLOT_FIRST + 1 && used <= SLOT_FIRST + 1 + (uint64_t)n);
-}
-
-/* Pages of this process's page table present in [lo, hi) (/proc/self/pagemap bit 63). */
-static int pages_present(const void *lo, const void *hi) {
-    long pg = sysconf(_SC_PAGESIZE);
-    uintptr_t a = ((uintptr_t)lo + (uintptr_t)pg - 1) & ~((uintptr_t)pg - 1), b = (uintptr_t)hi & ~((uintptr_t)pg - 1);
-    int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC), n = 0;
-    assert_true(fd >= 0);
-    for (uintptr_t p = a; p < b; p += (uintptr_t)pg) {
-        uint64_t e = 0;
-        assert_int_equal(pread(fd, &e, sizeof e, (off_t)(p / (uintptr_t)pg * 8)), (ssize_t)sizeof e);
-        n += (int)(e >> 63);
-    }
-    close(fd);
-    return n;
 }
 
 /* Sums and snapshots read the slots below the high-water mark only, so the
