@@ -213,6 +213,8 @@ HAK_HIDDEN int          hak_registry_insert(hak_block_t *b);
 /* Test hook: make the next n registry inserts fail with -ENOMEM. */
 HAK_HIDDEN extern _Atomic int hak_registry_fail_next;
 HAK_HIDDEN void         hak_registry_remove(hak_block_t *b);
+/* Give back the radix leaf pages that hold no block (the trims). */
+HAK_HIDDEN void         hak_registry_trim(void);
 /* A block whose registry chunk holds p but whose user pointer is not p
  * (an interior pointer near a block start), or NULL.  For diagnostics. */
 HAK_HIDDEN hak_block_t *hak_registry_near(const void *p);

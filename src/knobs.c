@@ -191,6 +191,7 @@ void hak_trim(void) {
     hak_batch_flush(true);
     hak_batch_trim();
     hak_thp_trim();
+    hak_registry_trim();
     hak_op_end();
 }
 

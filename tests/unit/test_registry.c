@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "hak_internal.h"
+#include "test_pages.h"
 
 static void test_exact_lookup(void **state) {
     (void)state;
@@ -103,12 +104,46 @@ static void test_many_blocks(void **state) {
     for (int i = 0; i < N; i++) assert_false(hak_owns(v[i]));
 }
 
+/* The radix leaf page of a block's chunk comes in with the block; a trim
+ * that leaves the page with no block gives it back, and the page serves
+ * again (zeroed) when a block lands there later. */
+static _Atomic(hak_block_t *) *leaf_slot(const void *p) {
+    uintptr_t u = (uintptr_t)p;
+    hak_leaf_t *leaf = atomic_load(&hak_registry_root[u >> (HAK_CHUNK_SHIFT + HAK_LEAF_BITS)]);
+    assert_non_null(leaf);
+    return &(*leaf)[(u >> HAK_CHUNK_SHIFT) & (((size_t)1 << HAK_LEAF_BITS) - 1)];
+}
+
+static void test_trim_gives_leaf_pages_back(void **state) {
+    (void)state;
+    hak_trim();                                       /* no block left from earlier tests */
+    void *p = hak_alloc((size_t)1 << 20);
+    assert_non_null(p);
+    const char *page = (const char *)((uintptr_t)leaf_slot(p) & ~(uintptr_t)(HAK_PAGE - 1));
+    assert_int_equal(pages_present(page, page + HAK_PAGE), 1);
+    hak_trim();                                       /* p is live: its page stays */
+    assert_int_equal(pages_present(page, page + HAK_PAGE), 1);
+    assert_ptr_equal(hak_registry_lookup(p), leaf_slot(p)[0]);
+    hak_free(p);
+    hak_trim();
+    /* before anything reads it (a read maps the kernel's zero page there,
+     * which pagemap shows present though it is nobody's memory) */
+    assert_int_equal(pages_present(page, page + HAK_PAGE), 0);
+    assert_false(hak_owns(p));
+    void *q = hak_alloc((size_t)1 << 20);            /* registered into a zeroed page */
+    assert_non_null(q);
+    assert_true(hak_owns(q));
+    assert_non_null(hak_registry_lookup(q));
+    hak_free(q);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_exact_lookup),
         cmocka_unit_test(test_foreign_pointers),
         cmocka_unit_test(test_low_bound),
         cmocka_unit_test(test_many_blocks),
+        cmocka_unit_test(test_trim_gives_leaf_pages_back),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
