@@ -161,19 +161,29 @@ static void test_own_samples_beat_the_pool(void **state) {
     hak_free(p);
 }
 
+/* A live probe of a 12 MiB class (cached on free), whose class then chooses
+ * st: its block; *p gets its pointer. */
+static hak_block_t *probe_then_class(uint32_t st, void **p) {
+    assert_int_equal(hak_set_ring_cap(4), 0);
+    size_t size = (size_t)12 << 20;
+    *p = hak_alloc(size);
+    hak_block_t *b = hak_registry_lookup(*p);
+    assert_non_null(b);
+    assert_true(b->flags & HAK_BF_PROBE);
+    assert_int_equal(hak_set_class_thp(hak_size_class(size), st), 0);
+    return b;
+}
+
 /* A probe of a class that has since chosen huge pages is advised huge when
  * it is freed (before it is cached): the pages it has yet to touch come huge
  * at its next use, and it is a probe no more. */
 static void test_warm_probe_upgraded(void **state) {
     (void)state;
     if (hak_os_thp_effective() != 1) skip();
-    assert_int_equal(hak_set_ring_cap(4), 0);
     size_t size = (size_t)12 << 20;
     uint32_t k = hak_size_class(size);
-    void *p = hak_alloc(size);
-    hak_block_t *b = hak_registry_lookup(p);
-    assert_true(b->flags & HAK_BF_PROBE);
-    assert_int_equal(hak_set_class_thp(k, HAK_CTHP_HUGE), 0);
+    void *p;
+    hak_block_t *b = probe_then_class(HAK_CTHP_HUGE, &p);
     uint64_t ma0 = cnt(HAK_C_madvise_calls), h0 = cnt(HAK_C_cache_hits);
     hak_free(p);
     assert_int_equal(cnt(HAK_C_madvise_calls), ma0 + 1);
@@ -193,19 +203,14 @@ static void test_warm_probe_upgraded(void **state) {
 static void test_warm_probe_of_small_class_retired(void **state) {
     (void)state;
     if (hak_os_thp_effective() != 1) skip();
-    assert_int_equal(hak_set_ring_cap(4), 0);
-    size_t size = (size_t)12 << 20;
-    uint32_t k = hak_size_class(size);
-    void *p = hak_alloc(size);
-    hak_block_t *b = hak_registry_lookup(p);
-    assert_true(b->flags & HAK_BF_PROBE);
-    assert_int_equal(hak_set_class_thp(k, HAK_CTHP_SMALL), 0);
+    void *p;
+    hak_block_t *b = probe_then_class(HAK_CTHP_SMALL, &p);
     uint64_t ma0 = cnt(HAK_C_madvise_calls), s0 = cnt(HAK_C_thp_samples);
     hak_free(p);
     assert_false(b->flags & HAK_BF_PROBE);
     assert_false(b->flags & HAK_BF_HUGE);
     assert_int_equal(cnt(HAK_C_madvise_calls), ma0);           /* nothing advised */
-    void *q = hak_alloc(size);
+    void *q = hak_alloc((size_t)12 << 20);
     assert_ptr_equal(q, p);                                   /* still cached and reused */
     hak_free(q);
     assert_int_equal(cnt(HAK_C_thp_samples), s0);
