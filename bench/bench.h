@@ -129,7 +129,8 @@ typedef struct bench_run {
     bench_alloc_t *alloc[BENCH_MAX_ALLOCS];
     int  scen[BENCH_MAX_SCENARIOS];
     long iters[BENCH_MAX_SCENARIOS];  /* per selected scenario */
-    int  repeat, threads, warmup;
+    int  repeat, threads, warmup;   /* repeat: the bare --repeat R (or 3) */
+    int  repeats[BENCH_MAX_SCENARIOS];  /* timed runs per selected scenario (--repeat R,SCENARIO=N) */
     uint64_t seed;
     long idle_ms;
     int  touch_full;
@@ -151,5 +152,8 @@ int  bench_write_json(const bench_run_t *r, const char *path);
 int  bench_write_csv(const bench_run_t *r, const char *path);
 int  bench_write_svg(const bench_run_t *r, const char *path);
 int  bench_write_md(const bench_run_t *r, const char *path, const char *svg_name);
+
+/* "R" or "R (vm 21, small 15)": the timed runs of the selected scenarios, for headings. */
+void bench_repeat_phrase(const bench_run_t *r, char *buf, size_t n);
 
 #endif /* HAK_BENCH_H */

@@ -13,7 +13,7 @@ BENCH_BIN    := $(O)/bench_allocators_hakmem
 BENCH_SRCS   := bench/bench_allocators_hakmem.c bench/bench_scenarios.c bench/bench_report.c tools/cli.c
 BENCH_CFLAGS := $(filter-out -fsanitize=% -O1,$(BASE_CFLAGS)) \
                 -fno-builtin-malloc -fno-builtin-free -fno-builtin-calloc -fno-builtin-realloc
-BENCH_ARGS   ?= --allocator all --scenario all --repeat 5
+BENCH_ARGS   ?= --allocator all --scenario all --repeat 5,vm=21,small=15,small-threads=15,partial=11
 BENCH_READER := $(if $(SAN),$(O)/obj/bench/shm_read.o,$(READER_OBJ))
 
 TOOLS += $(BENCH_BIN)

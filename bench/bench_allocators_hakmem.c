@@ -61,7 +61,8 @@ static char strace_path[PATH_MAX];
 static void usage(FILE *f) {
     fprintf(f,
         "usage: bench_allocators_hakmem [--allocator NAME[,NAME...]] [--scenario NAME[,NAME...]]\n"
-        "                               [--iterations N|SCENARIO=N[,...]] [--threads T] [--repeat R]\n"
+        "                               [--iterations N|SCENARIO=N[,...]] [--threads T]\n"
+        "                               [--repeat R|SCENARIO=R[,...]]\n"
         "                               [--json FILE] [--csv FILE] [--md FILE] [--svg FILE] [options]\n"
         "\n"
         "Runs each scenario under each allocator, every run in a fresh process of its own\n"
@@ -76,8 +77,10 @@ static void usage(FILE *f) {
         "                      '100' or '200,cold-churn=5'); default: each scenario's own count\n"
         "  --threads T         threads of the 'threads' scenario (default: online CPUs, at least 2);\n"
         "                      'small-threads' runs max(4, T)\n"
-        "  --repeat R          timed runs per (allocator, scenario), 1-%d (default 3); ns/op is\n"
-        "                      the median, with min and max\n"
+        "  --repeat SPEC       timed runs per (allocator, scenario), 1-%d: R for every scenario,\n"
+        "                      and/or SCENARIO=R to set one (e.g. '5,vm=21': the short scenarios\n"
+        "                      need more runs for a steady median); default 3; ns/op is the\n"
+        "                      median, with min and max\n"
         "  --json/--csv FILE   machine-readable results\n"
         "  --md FILE           a Markdown report: machine, command, date, tables\n"
         "  --svg FILE          a bar chart of the ratios to the best peer\n"
@@ -529,11 +532,42 @@ static const struct option long_opts[] = {
 
 static bench_run_t run;   /* large: not on the stack */
 
+/* A SPEC of --iterations or --repeat: N for every scenario and/or SCENARIO=N
+ * for one (which wins over the bare N), counts in lo..hi; per[] holds the
+ * defaults and gets the result; *all, if given, the bare N when there is one. */
+static void per_scenario(const char *opt, const char *bad, const char *spec, long lo, long hi, long per[],
+                         long *all) {
+    char buf[1024], msg[128];
+    snprintf(buf, sizeof buf, "%s", spec);
+    long bare = -1;
+    char set[BENCH_MAX_SCENARIOS] = {0};
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(t, '=');
+        long v;
+        snprintf(msg, sizeof msg, "%s: '%%s' %s", opt, bad);
+        if (eq == NULL) {
+            if (parse_long(t, lo, hi, &bare)) usage_error(msg, t);
+            continue;
+        }
+        *eq = '\0';
+        int i = bench_scenario_find(t);
+        snprintf(msg, sizeof msg, "%s: unknown scenario '%%s'", opt);
+        if (i < 0) usage_error(msg, t);
+        snprintf(msg, sizeof msg, "%s: '%%s' %s", opt, bad);
+        if (parse_long(eq + 1, lo, hi, &v)) usage_error(msg, eq + 1);
+        per[i] = v;
+        set[i] = 1;
+    }
+    for (int i = 0; i < bench_nscenarios; i++)
+        if (!set[i] && bare > 0) per[i] = bare;
+    if (all && bare > 0) *all = bare;
+}
+
 int main(int argc, char **argv) {
-    const char *alloc_spec = "all", *scen_spec = "all", *iter_spec = NULL;
+    const char *alloc_spec = "all", *scen_spec = "all", *iter_spec = NULL, *repeat_spec = NULL;
     const char *json = NULL, *csv = NULL, *md = NULL, *svg = NULL, *hakmem_lib = NULL;
     static char lib_override[NALLOCS][PATH_MAX];
-    long threads = 0, repeat = 3, idle_ms = 1000, seed = 42, warmup = 1, warm_mib = -2, cold_ms = 0;
+    long threads = 0, idle_ms = 1000, seed = 42, warmup = 1, warm_mib = -2, cold_ms = 0;
     int worker = 0, list = 0, touch_full = 0;
     bench_run_t *r = &run;
 
@@ -548,9 +582,7 @@ int main(int argc, char **argv) {
         case 't':
             if (parse_long(optarg, 1, 256, &threads)) usage_error("--threads wants 1..256, not '%s'", optarg);
             break;
-        case 'r':
-            if (parse_long(optarg, 1, BENCH_MAX_REPEAT, &repeat)) usage_error("--repeat wants 1..64, not '%s'", optarg);
-            break;
+        case 'r': repeat_spec = optarg; break;
         case OPT_JSON: json = optarg; break;
         case OPT_CSV: csv = optarg; break;
         case OPT_MD: md = optarg; break;
@@ -666,32 +698,22 @@ int main(int argc, char **argv) {
         if (schosen[i]) r->scen[r->nscen++] = i;
     if (r->nscen == 0) usage_error("--scenario names no scenario%s", "");
 
-    /* iterations: defaults, then N for all, then SCENARIO=N */
-    long per[BENCH_MAX_SCENARIOS];
-    for (int i = 0; i < bench_nscenarios; i++) per[i] = bench_scenarios[i].default_iters;
-    if (iter_spec) {
-        snprintf(buf, sizeof buf, "%s", iter_spec);
-        long all = -1;
-        for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-            char *eq = strchr(t, '=');
-            long v;
-            if (eq == NULL) {
-                if (parse_long(t, 1, 1000000000L, &all)) usage_error("--iterations: '%s' is not a count 1..1e9", t);
-                continue;
-            }
-            *eq = '\0';
-            int i = bench_scenario_find(t);
-            if (i < 0) usage_error("--iterations: unknown scenario '%s'", t);
-            if (parse_long(eq + 1, 1, 1000000000L, &v)) usage_error("--iterations: '%s' is not a count 1..1e9", eq + 1);
-            per[i] = -v - 1;   /* explicit: wins over the bare N */
-        }
-        for (int i = 0; i < bench_nscenarios; i++) per[i] = per[i] < 0 ? -per[i] - 1 : all > 0 ? all : per[i];
+    /* iterations and repeats: defaults, then N for all, then SCENARIO=N */
+    long per[BENCH_MAX_SCENARIOS], reps[BENCH_MAX_SCENARIOS], repeat = 3;
+    for (int i = 0; i < bench_nscenarios; i++) {
+        per[i] = bench_scenarios[i].default_iters;
+        reps[i] = repeat;
     }
-    for (int k = 0; k < r->nscen; k++) r->iters[k] = per[r->scen[k]];
+    if (iter_spec) per_scenario("--iterations", "is not a count 1..1e9", iter_spec, 1, 1000000000L, per, NULL);
+    if (repeat_spec) per_scenario("--repeat", "wants 1..64", repeat_spec, 1, BENCH_MAX_REPEAT, reps, &repeat);
+    for (int k = 0; k < r->nscen; k++) {
+        r->iters[k] = per[r->scen[k]];
+        r->repeats[k] = (int)reps[r->scen[k]];
+    }
 
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     r->threads = threads > 0 ? (int)threads : ncpu >= 2 ? (int)(ncpu > 64 ? 64 : ncpu) : 2;
-    r->repeat = (int)repeat;
+    r->repeat = (int)repeat;      /* the bare R (or the default): the report's headline figure */
     r->seed = (uint64_t)seed;
     r->idle_ms = idle_ms;
     r->warmup = (int)warmup;
@@ -735,7 +757,8 @@ int main(int argc, char **argv) {
     }
     int use_strace = syscalls_mode && strace_path[0];
     int extra = use_strace || r->idle_ms > 0;   /* one untimed run per cell: syscalls + idle RSS */
-    int total = r->nscen * nav * (r->warmup + r->repeat + extra), done = 0, failures = 0;
+    int total = 0, done = 0, failures = 0;
+    for (int k = 0; k < r->nscen; k++) total += nav * (r->warmup + r->repeats[k] + extra);
     double base[BENCH_MAX_ALLOCS][4];
     int have_base[BENCH_MAX_ALLOCS] = {0};
     char tmpl[] = "/tmp/hakmem-bench-XXXXXX";
@@ -744,10 +767,13 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench: mkdtemp: %s; syscall counts of peers: n/a\n", strerror(errno));
         use_strace = 0;
     }
-    if (!quiet)
-        fprintf(stderr, "bench: %d allocator(s) x %d scenario(s) x (%d warm-up + %d timed%s) runs, threads=%d, "
-                "seed=%" PRIu64 "\n", nav, r->nscen, r->warmup, r->repeat,
+    if (!quiet) {
+        char phrase[512];
+        bench_repeat_phrase(r, phrase, sizeof phrase);
+        fprintf(stderr, "bench: %d allocator(s) x %d scenario(s) x (%d warm-up + %s timed%s) runs, threads=%d, "
+                "seed=%" PRIu64 "\n", nav, r->nscen, r->warmup, phrase,
                 !extra ? "" : use_strace ? " + 1 untimed strace/idle" : " + 1 untimed idle", r->threads, r->seed);
+    }
     struct timespec wall0;
     clock_gettime(CLOCK_MONOTONIC, &wall0);
 
@@ -758,7 +784,7 @@ int main(int argc, char **argv) {
         int have_ref = 0;
         /* warm-up rounds (this VM backs freed guest memory lazily: the first
          * runs after a quiet spell pay for it), then the timed rounds */
-        for (int rep = -r->warmup; rep < r->repeat; rep++) {
+        for (int rep = -r->warmup; rep < r->repeats[k]; rep++) {
             int order[BENCH_MAX_ALLOCS];
             round_order(r, k, rep, order);
             for (int j = 0; j < r->nalloc; j++) {
@@ -799,7 +825,7 @@ int main(int argc, char **argv) {
                 if (!quiet) {
                     char what[32];
                     if (rep < 0) snprintf(what, sizeof what, "warm-up");
-                    else snprintf(what, sizeof what, "run %d/%d", rep + 1, r->repeat);
+                    else snprintf(what, sizeof what, "run %d/%d", rep + 1, r->repeats[k]);
                     fprintf(stderr, "[%3d/%3d] %-12s %-16s %-9s %12.1f ns/op %9.2f faults/op\n", done, total, sn, an,
                             what, (double)s.ns / (double)s.ops, (double)s.minflt / (double)s.ops);
                 }

@@ -174,8 +174,10 @@ static double target_of(const char *scen, int *vs_system) {
  * batching and tuner activity: one row per cell, like the details table. */
 static void print_rounds_table(const bench_run_t *r, FILE *f) {
     char b1[32], b2[32], b3[32], b4[32], b5[32], b6[32], b7[32], b8[32], dec[80];
-    fprintf(f, "\n### First round and steady state, peak RSS, release batching (median of %d run%s)\n\n", r->repeat,
-            r->repeat > 1 ? "s" : "");
+    char reps[512];
+    bench_repeat_phrase(r, reps, sizeof reps);
+    fprintf(f, "\n### First round and steady state, peak RSS, release batching (median of %s run%s)\n\n", reps,
+            strcmp(reps, "1") ? "s" : "");
     fprintf(f, "| scenario | allocator | 1st round ms | 1st round ns/op | steady ns/op | 1st / steady "
                "| peak RSS x lowest peer | blocks/munmap | decisions per run (/min) |\n");
     fprintf(f, "|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
@@ -228,8 +230,10 @@ void bench_print_table(const bench_run_t *r, FILE *f) {
         else fprintf(f, " n/a |\n");
     }
 
-    fprintf(f, "\n### Details (median of %d run%s; faults = minor page faults; RSS in MiB)\n\n", r->repeat,
-            r->repeat > 1 ? "s" : "");
+    char reps[512];
+    bench_repeat_phrase(r, reps, sizeof reps);
+    fprintf(f, "\n### Details (median of %s run%s; faults = minor page faults; RSS in MiB)\n\n", reps,
+            strcmp(reps, "1") ? "s" : "");
     fprintf(f, "| scenario | allocator | ns/op | min-max | x best peer | faults/op | mmap/op | munmap/op | madvise/op "
                "| peak RSS | idle RSS |\n");
     fprintf(f, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
@@ -368,6 +372,8 @@ int bench_write_json(const bench_run_t *r, const char *path) {
                ", \"idle_ms\": %ld, \"touch\": \"%s\", \"warm_mib\": %ld, \"cold_ms\": %ld, \"iterations\": {",
             r->repeat, r->threads, r->seed, r->idle_ms, r->touch_full ? "full" : "page", r->warm_mib, r->cold_ms);
     for (int k = 0; k < r->nscen; k++) fprintf(f, "%s\"%s\": %ld", k ? ", " : "", bench_scenarios[r->scen[k]].name, r->iters[k]);
+    fprintf(f, "}, \"repeats\": {");
+    for (int k = 0; k < r->nscen; k++) fprintf(f, "%s\"%s\": %d", k ? ", " : "", bench_scenarios[r->scen[k]].name, r->repeats[k]);
     fprintf(f, "}},\n  \"allocators\": [");
     for (int a = 0; a < r->nalloc; a++) {
         const bench_alloc_t *al = r->alloc[a];
@@ -609,11 +615,24 @@ int bench_write_svg(const bench_run_t *r, const char *path) {
         fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">%s</text>\n", gx + r->nalloc * bw / 2,
                 top + ph + 18, bench_scenarios[r->scen[k]].name);
     }
-    fprintf(f, "<text x=\"%d\" y=\"%d\" fill=\"#555\">median of %d runs per bar; bars grow from 1x (the best peer)"
-               "</text>\n", left, top + ph + 44, r->repeat);
+    char reps[512];
+    bench_repeat_phrase(r, reps, sizeof reps);
+    fprintf(f, "<text x=\"%d\" y=\"%d\" fill=\"#555\">median of %s runs per bar; bars grow from 1x (the best peer)"
+               "</text>\n", left, top + ph + 44, reps);
 #undef Y
     fprintf(f, "</svg>\n");
     return close_checked(f, path);
+}
+
+void bench_repeat_phrase(const bench_run_t *r, char *buf, size_t n) {
+    size_t len = (size_t)snprintf(buf, n, "%d", r->repeat);
+    int other = 0;
+    for (int k = 0; k < r->nscen && len < n; k++) {
+        if (r->repeats[k] == r->repeat) continue;
+        len += (size_t)snprintf(buf + len, n - len, "%s%s %d", other++ ? ", " : " (",
+                                bench_scenarios[r->scen[k]].name, r->repeats[k]);
+    }
+    if (other && len < n) snprintf(buf + len, n - len, ")");
 }
 
 // ---------------------------------------------------------------------------
@@ -629,7 +648,9 @@ int bench_write_md(const bench_run_t *r, const char *path, const char *svg_name)
     fprintf(f, "- iterations:");
     for (int k = 0; k < r->nscen; k++)
         fprintf(f, "%s %s=%ld", k ? "," : "", bench_scenarios[r->scen[k]].name, r->iters[k]);
-    fprintf(f, "; repeat %d; threads %d; seed %" PRIu64 "; touch %s; memory warmed before each run: ", r->repeat,
+    char reps[512];
+    bench_repeat_phrase(r, reps, sizeof reps);
+    fprintf(f, "; repeat %s; threads %d; seed %" PRIu64 "; touch %s; memory warmed before each run: ", reps,
             r->threads, r->seed, r->touch_full ? "every byte" : "one word per 4 KiB page");
     if (r->warm_mib < 0) fprintf(f, "auto (1.5x the scenario's highest peak RSS so far)");
     else fprintf(f, "%ld MiB", r->warm_mib);

@@ -25,6 +25,7 @@ for s in vm cold-churn mixed phased realloc-grow threads malloc-large small part
   grep -q "^  $s " "$T/help" || fail "--help does not list scenario $s"
 done
 for args in "--allocator nosuch" "--scenario nosuch" "--iterations abc" "--iterations vm=0" "--repeat 0" \
+            "--repeat vm=0" "--repeat 3,nosuch=2" "--repeat 65" \
             "--threads x" "--touch half" "--warm-mib -1" "--warm-mib lots" "--cold-ms x" "--cold-ms -5" \
             "--cold-ms 600001" "--bogus" "extra-arg"; do
   # shellcheck disable=SC2086
@@ -34,7 +35,7 @@ for args in "--allocator nosuch" "--scenario nosuch" "--iterations abc" "--itera
 done
 
 # ---- hakmem and system, vm and small: JSON fields and hakmem's counters ----
-"$BIN" --allocator hakmem,system --scenario vm,small --iterations 20 --repeat 1 --warmup 0 --idle-ms 100 \
+"$BIN" --allocator hakmem,system --scenario vm,small --iterations 20 --repeat 1,vm=2 --warmup 0 --idle-ms 100 \
   --warm-mib 32 --cold-ms 20 --hakmem-lib "$LIB" --json "$T/f.json" --csv "$T/f.csv" > "$T/table.md" 2> "$T/run.err" \
   || { cat "$T/run.err"; fail "bench run exited $?"; }
 grep -q '^| vm |' "$T/table.md" && grep -q '^| small |' "$T/table.md" || { cat "$T/table.md"; fail "no table on stdout"; }
@@ -50,6 +51,8 @@ for k in ("command", "date", "machine", "config", "allocators", "results"):
 need(d["machine"]["nproc"] >= 1 and d["machine"]["kernel"] and d["machine"]["cpu"], "machine description")
 need(d["config"].get("warm_mib") == 32, "config.warm_mib %r, want 32 (--warm-mib 32)" % d["config"].get("warm_mib"))
 need(d["config"].get("cold_ms") == 20, "config.cold_ms %r, want 20 (--cold-ms 20)" % d["config"].get("cold_ms"))
+need(d["config"].get("repeat") == 1 and d["config"].get("repeats") == {"vm": 2, "small": 1},
+     "config.repeat/repeats %r/%r, want 1 and vm 2, small 1 (--repeat 1,vm=2)" % (d["config"].get("repeat"), d["config"].get("repeats")))
 cells = {(r["allocator"], r["scenario"]): r for r in d["results"]}
 need(len(cells) == 4, "want 4 results, got %d" % len(cells))
 want_ops = {"vm": 20, "small": 1020}
@@ -61,7 +64,9 @@ for (a, s), r in cells.items():
     need(r["ops"] == want_ops[s], "%s/%s ops %d, want %d" % (a, s, r["ops"], want_ops[s]))
     ns = r["ns_per_op"]
     need(0 < ns["min"] <= ns["median"] <= ns["max"], "%s/%s ns_per_op not ordered: %s" % (a, s, ns))
-    need(len(ns["runs"]) == 1 and r["runs"] == 1, "%s/%s runs" % (a, s))
+    want_runs = 2 if s == "vm" else 1                       # --repeat 1,vm=2
+    need(len(ns["runs"]) == want_runs and r["runs"] == want_runs,
+         "%s/%s: %r timed runs (%d times), want %d" % (a, s, r["runs"], len(ns["runs"]), want_runs))
     need(r["minor_faults_per_op"] >= 0, "%s/%s faults" % (a, s))
     need(r["rss_mib"]["peak"] > 0 and r["rss_mib"]["idle"] is not None and r["rss_mib"]["idle"] > 0,
          "%s/%s rss %s" % (a, s, r["rss_mib"]))
