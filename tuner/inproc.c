@@ -20,7 +20,8 @@
  * while ld.so or libc are still starting up must not spawn threads), only in
  * evolving mode or with HAKMEM_BACKGROUND_THREAD=1; restarted lazily in a
  * forked child, stopped at exit.  Every HAKMEM_TUNE_INTERVAL_MS (and at once
- * when tune_signal moved) it takes a consistent snapshot of this process's
+ * when tune_signal moved; once the idle trim is done, less often, up to
+ * HAK_EVOLVE_IDLE_TICK_MAX_MS) it takes a consistent snapshot of this process's
  * own segment, asks the pure policy (tuner/policy*.c) for decisions, applies
  * them through the same clamped setters as everybody else, logs them in the
  * segment's decision ring, grades earlier decisions, and - with
@@ -55,6 +56,12 @@
 #define HAK_EVOLVE_DB_BUSY_MS   500u    /* in-process history: wait for another writer's lock, per write */
 #define HAK_EVOLVE_FINISH_MS    2000u   /* once stopping: keep trying to close the run this long */
 #define HAK_EVOLVE_STOP_WAIT_MS 3000u   /* exit waits this long at most for the thread */
+/* Once the idle period is handled (the idle trim: tstate.trimmed), the ticks
+ * back off, doubling from the period up to this; activity seen at the next
+ * tick, or a run of ghost misses (tune_signal, which calls a tick at once),
+ * brings the period back.  Control requests are applied at once as always.  A program that sleeps for hours wakes its tuner every 2 s, not 10
+ * times a second. */
+#define HAK_EVOLVE_IDLE_TICK_MAX_MS 2000u
 /* The exit must outwait a write in flight when it began plus the closing
  * retries (issue 13, defect 8: a 1 s wait against a 2 s busy timeout left
  * runs unclosed). */
@@ -195,6 +202,7 @@ static void wait_for_control(uint64_t ms, bool evolving) {
 
 static void *evolve_main(void *arg) {
     (void)arg;
+    (void)pthread_setname_np(pthread_self(), "hakmem-tuner");   /* ps -L, top -H: whose thread this is */
     bool evolving = hak_opt.mode == HAK_MODE_EVOLVING;
     int have_prev = 0, cur_i = 0;
     if (evolving) {
@@ -224,7 +232,7 @@ static void *evolve_main(void *arg) {
     uint64_t min_gap_ns = period_ns / 10;
     if (min_gap_ns < 1000000ull) min_gap_ns = 1000000ull;
     if (min_gap_ns > 10000000ull) min_gap_ns = 10000000ull;
-    uint64_t next_tick = hak_now_ns() + period_ns, last_tick = 0;
+    uint64_t next_tick = hak_now_ns() + period_ns, last_tick = 0, idle_step = 0;
     while (!stopping()) {
         uint64_t now = hak_now_ns();
         uint64_t wait_ms = 1000;                        /* fixed mode: control requests only */
@@ -246,8 +254,17 @@ static void *evolve_main(void *arg) {
             signal_seen = sig;
             tick(&have_prev, &cur_i);
             last_tick = hak_now_ns();
-            next_tick += period_ns;
-            if (next_tick < last_tick) next_tick = last_tick + period_ns;
+            uint64_t step = period_ns;
+            if (tstate.trimmed) {
+                idle_step = idle_step ? idle_step * 2 : period_ns * 2;
+                if (idle_step > HAK_EVOLVE_IDLE_TICK_MAX_MS * 1000000ull)
+                    idle_step = HAK_EVOLVE_IDLE_TICK_MAX_MS * 1000000ull;
+                if (idle_step > step) step = idle_step;
+            } else {
+                idle_step = 0;
+            }
+            next_tick += step;
+            if (next_tick < last_tick) next_tick = last_tick + step;
         }
     }
     close_history(cur_i);

@@ -145,10 +145,11 @@ if command -v valgrind >/dev/null; then
   fi
   n=0 t0=$SECONDS
   for u in "${UNITS[@]}"; do
-    # test_evolve re-executes itself with its options unless they are set (an
-    # exec that valgrind cannot follow): give them to it
+    # test_evolve and test_idle_tick re-execute themselves with their options
+    # unless they are set (an exec that valgrind cannot follow): give them
     extra=()
     [ "$u" = test_evolve ] && extra=(HAKMEM_MODE=evolving HAKMEM_TUNE_INTERVAL_MS=60000 HAKMEM_RING_CAP=0 HAKMEM_STATS=1)
+    [ "$u" = test_idle_tick ] && extra=(HAKMEM_MODE=evolving HAKMEM_TUNE_INTERVAL_MS=20 HAKMEM_IDLE_MS=100 HAKMEM_STATS=1)
     vg_one "$u" HAKMEM_THP=never "${extra[@]}" -- "$B/tests/$u" && n=$((n + 1))
   done
   note "valgrind: $n/${#UNITS[@]} unit tests clean ($((SECONDS - t0)) s)"
