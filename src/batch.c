@@ -34,6 +34,7 @@ static hak_block_t *flushing[BATCH_MAX] HAK_PAGE_ALIGNED;  /* guarded by flush_l
 static uintptr_t range_start[BATCH_MAX] HAK_PAGE_ALIGNED;
 static size_t range_len[BATCH_MAX] HAK_PAGE_ALIGNED;
 static _Atomic int munmap_warned;
+static bool lists_dirty;                /* written since hak_batch_trim gave them back (batch_lock) */
 _Static_assert(sizeof(hak_block_t *[BATCH_MAX]) % HAK_PAGE == 0, "the lists fill whole pages (hak_batch_trim gives them back)");
 
 void hak_batch_lock(void) {
@@ -102,6 +103,7 @@ void hak_batch_add(hak_block_t *b, int reason) {
         pthread_mutex_lock(&batch_lock);
     }
     pending[npending++] = b;
+    lists_dirty = true;
     pending_bytes += b->size;
     if (b->cls < HAK_NCLASSES) pending_in_class[b->cls]++;
     bool due = pending_bytes >= atomic_load_explicit(&hak_batch_threshold, memory_order_relaxed) ||
@@ -115,11 +117,14 @@ void hak_batch_add(hak_block_t *b, int reason) {
 void hak_batch_trim(void) {
     pthread_mutex_lock(&flush_lock);
     pthread_mutex_lock(&batch_lock);
-    if (npending == 0) (void)hak_os_release((uintptr_t)pending, sizeof pending);
+    if (npending == 0 && lists_dirty) {
+        (void)hak_os_release((uintptr_t)pending, sizeof pending);
+        (void)hak_os_release((uintptr_t)flushing, sizeof flushing);
+        (void)hak_os_release((uintptr_t)range_start, sizeof range_start);
+        (void)hak_os_release((uintptr_t)range_len, sizeof range_len);
+        lists_dirty = false;
+    }
     pthread_mutex_unlock(&batch_lock);
-    (void)hak_os_release((uintptr_t)flushing, sizeof flushing);
-    (void)hak_os_release((uintptr_t)range_start, sizeof range_start);
-    (void)hak_os_release((uintptr_t)range_len, sizeof range_len);
     pthread_mutex_unlock(&flush_lock);
 }
 
@@ -138,6 +143,7 @@ void hak_batch_flush(bool force) {
     size_t n = due ? npending : 0;
     uint64_t bytes = due ? pending_bytes : 0;
     if (n > 0) {
+        lists_dirty = true;
         memcpy(flushing, pending, n * sizeof pending[0]);
         npending = 0;
         pending_bytes = 0;

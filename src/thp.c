@@ -88,6 +88,7 @@ static hak_block_t *last_probe[HAK_NCLASSES];    /* guarded by sample_lock */
 static hak_block_t *last_any;                     /* guarded by sample_lock: the last probe of any class */
 static uint32_t last_any_cls;                     /* ... and its class then */
 static unsigned char vec[SAMPLE_MAX_PAGES] HAK_PAGE_ALIGNED;       /* guarded by sample_lock */
+static bool vec_dirty;                     /* written since hak_thp_trim gave it back; sample_lock */
 static bool by_pool[HAK_NCLASSES];                /* guarded by sample_lock: decided by the pool */
 static uint32_t pool_samples;                     /* guarded by sample_lock: every class's samples */
 static uint64_t pool_permille_sum;
@@ -289,6 +290,7 @@ static void sample_locked(hak_block_t *b, uint32_t c) {
      * which a realloc may be resizing (only its atomic fields are read) */
     size_t pages = hak_class_size(c) / HAK_PAGE;
     if (pages > SAMPLE_MAX_PAGES) pages = SAMPLE_MAX_PAGES;
+    vec_dirty = true;
     long resident = hak_os_resident(hak_page_down(u), pages * HAK_PAGE, vec);
     if (resident >= 0 && atomic_load_explicit(&state[c], memory_order_relaxed) == HAK_CTHP_UNDECIDED) {
         HAK_CNT(thp_samples);
@@ -323,7 +325,7 @@ static void upgrade(hak_block_t *b) {
 
 void hak_thp_trim(void) {
     hak_lock(&sample_lock);
-    (void)hak_os_release((uintptr_t)vec, sizeof vec);
+    if (vec_dirty && hak_os_release((uintptr_t)vec, sizeof vec) == 0) vec_dirty = false;
     hak_unlock(&sample_lock);
 }
 
