@@ -455,6 +455,8 @@ HAK_HIDDEN bool hak_active(void);
 HAK_HIDDEN void hak_evolve_start_slow(void);
 HAK_HIDDEN void hak_evolve_stop(void);
 HAK_HIDDEN void hak_evolve_child_reset(void);
+/* Test hook: the in-process tuner's snapshot buffer i (0 or 1) and its size. */
+HAK_HIDDEN const void *hak_evolve_snapshot(int i, size_t *len);
 
 
 // ---------------------------------------------------------------------------

@@ -44,6 +44,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -75,7 +76,8 @@ static pthread_t evolve_thread;
 /* Tuner state, snapshots and a step's decisions: one tuner per process, kept
  * off the thread's stack. */
 static tuner_state_t tstate HAK_PAGE_ALIGNED;
-static hak_snapshot_t snap[2] HAK_PAGE_ALIGNED;
+static hak_snapshot_t snap0 HAK_PAGE_ALIGNED, snap1 HAK_PAGE_ALIGNED;   /* pages of their own (forget) */
+static hak_snapshot_t *const snap[2] = {&snap0, &snap1};
 static tuner_decision_t dec[TUNER_MAX_DECISIONS] HAK_PAGE_ALIGNED;
 static tuner_db_t *db;
 static int64_t db_run;
@@ -123,8 +125,19 @@ static void log_decision(const tuner_decision_t *d) {
                 cls, (unsigned long long)d->old_value, (unsigned long long)d->new_value, d->predicted);
 }
 
+/* The whole pages of [p, p+len) go back to the kernel (they read as zeroes). */
+static void forget(void *p, size_t len) {
+    uintptr_t a = ((uintptr_t)p + HAK_PAGE - 1) & ~(uintptr_t)(HAK_PAGE - 1), b = ((uintptr_t)p + len) & ~(uintptr_t)(HAK_PAGE - 1);
+    if (b > a) (void)madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
+const void *hak_evolve_snapshot(int i, size_t *len) {
+    *len = sizeof *snap[i];
+    return snap[i];
+}
+
 static void tick(int *have_prev, int *cur_i) {
-    hak_snapshot_t *cur = &snap[*cur_i], *prev = &snap[!*cur_i];
+    hak_snapshot_t *cur = snap[*cur_i], *prev = snap[!*cur_i];
     if (hak_shm_snapshot(hak_seg, cur) != 0) return;       /* busy: try next period */
     int n = tuner_step(&tstate, *have_prev ? prev : NULL, cur, dec, (int)TUNER_MAX_DECISIONS);
     for (int i = 0; i < n; i++) {
@@ -142,6 +155,13 @@ static void tick(int *have_prev, int *cur_i) {
         if (db && !stopping()) tuner_db_grade(db, db_run, &g[i]);
     }
     if (db && !stopping()) tuner_db_sample(db, db_run, cur);
+    /* idle (ticks a second or two apart): the older snapshot is not read
+     * again (the next tick writes it whole), nor are the decisions; their
+     * pages go back, and an idle process keeps one snapshot, not two */
+    if (tstate.trimmed) {
+        forget(prev, sizeof *prev);
+        forget(dec, sizeof dec);
+    }
     *have_prev = 1;
     *cur_i = !*cur_i;
 }
@@ -159,8 +179,8 @@ static void open_history(void) {
     read_cmdline(cmd, sizeof cmd);
     if (gethostname(host, sizeof host) != 0) strcpy(host, "?");
     host[sizeof host - 1] = '\0';
-    if (hak_shm_snapshot(hak_seg, &snap[0]) != 0) memset(&snap[0], 0, sizeof snap[0]);
-    db_run = tuner_db_run_begin(db, &snap[0], cmd, host, "in-process");
+    if (hak_shm_snapshot(hak_seg, snap[0]) != 0) memset(snap[0], 0, sizeof *snap[0]);
+    db_run = tuner_db_run_begin(db, snap[0], cmd, host, "in-process");
     if (db_run <= 0) {
         hak_warn("HAKMEM_HISTORY=%s: cannot start a run; history is not recorded", hak_opt.history);
         tuner_db_close(db);
@@ -173,7 +193,7 @@ static void open_history(void) {
 static void close_history(int cur_i) {
     if (db == NULL) return;
     uint64_t deadline = hak_now_ns() + HAK_EVOLVE_FINISH_MS * 1000000ull;
-    if (hak_shm_snapshot(hak_seg, &snap[cur_i]) == 0) tuner_db_sample(db, db_run, &snap[cur_i]);
+    if (hak_shm_snapshot(hak_seg, snap[cur_i]) == 0) tuner_db_sample(db, db_run, snap[cur_i]);
     while (tuner_db_run_end(db, db_run, hak_wall_ns()) != 0 && hak_now_ns() < deadline) {
         struct timespec ts = {0, 10000000L};
         nanosleep(&ts, NULL);
@@ -207,7 +227,7 @@ static void *evolve_main(void *arg) {
     int have_prev = 0, cur_i = 0;
     if (evolving) {
         tuner_cfg_t cfg;
-        if (hak_shm_snapshot(hak_seg, &snap[0]) == 0) tuner_cfg_default(&cfg, &snap[0]);
+        if (hak_shm_snapshot(hak_seg, snap[0]) == 0) tuner_cfg_default(&cfg, snap[0]);
         else tuner_cfg_default(&cfg, NULL);
         cfg.cache_max_bytes = atomic_load(&hak_cache_max_bytes);
         cfg.ring_cap_max = HAK_RING_CAP_MAX;

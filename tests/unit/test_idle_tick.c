@@ -5,7 +5,8 @@
  * to the period when the program does.  The thread is found by its name,
  * hakmem-tuner; its wake-ups are counted (voluntary context switches in
  * /proc/self/task/TID/status), with wide margins and no timing finer than
- * half a second.
+ * half a second.  While idle it also keeps only one of its two snapshots
+ * resident (pagemap).
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -21,6 +22,7 @@
 #include <cmocka.h>
 
 #include "hak_internal.h"
+#include "test_pages.h"
 #include "../../tuner/policy.h"
 
 #define MiB ((size_t)1 << 20)
@@ -98,6 +100,12 @@ static void test_idle_backs_off(void **state) {
     print_message("tuner wake-ups: %ld in 0.5 s busy, %ld in 2 s idle (period %d ms)\n", busy, idle, PERIOD_MS);
     assert_true(busy >= 10);                           /* 25 expected */
     assert_true(idle <= 15);                           /* 100 without the back-off, 2-4 with it */
+    /* and of its two snapshots only the newer one stays resident */
+    size_t len;
+    const char *s0 = hak_evolve_snapshot(0, &len), *s1 = hak_evolve_snapshot(1, &len);
+    int whole = (int)(len / HAK_PAGE), present = pages_present(s0, s0 + len) + pages_present(s1, s1 + len);
+    print_message("tuner snapshots: %d of %d whole pages resident while idle\n", present, 2 * whole);
+    assert_true(present <= whole);
     /* the program is back (busy for longer than the longest idle step):
      * so are the ticks */
     for (int i = 0; i < 250; i++, sleep_ms(10)) churn();
