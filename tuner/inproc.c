@@ -60,8 +60,9 @@
 /* Once the idle period is handled (the idle trim: tstate.trimmed), the ticks
  * back off, doubling from the period up to this; activity seen at the next
  * tick, or a run of ghost misses (tune_signal, which calls a tick at once),
- * brings the period back.  Control requests are applied at once as always.  A program that sleeps for hours wakes its tuner every 2 s, not 10
- * times a second. */
+ * brings the period back.  Control requests are applied at once as always.
+ * A program that sleeps for hours wakes its tuner every 2 s, not 10 times a
+ * second. */
 #define HAK_EVOLVE_IDLE_TICK_MAX_MS 2000u
 /* The exit must outwait a write in flight when it began plus the closing
  * retries (issue 13, defect 8: a 1 s wait against a 2 s busy timeout left
@@ -155,9 +156,9 @@ static void tick(int *have_prev, int *cur_i) {
         if (db && !stopping()) tuner_db_grade(db, db_run, &g[i]);
     }
     if (db && !stopping()) tuner_db_sample(db, db_run, cur);
-    /* idle (ticks a second or two apart): the older snapshot is not read
-     * again (the next tick writes it whole), nor are the decisions; their
-     * pages go back, and an idle process keeps one snapshot, not two */
+    /* idle (the ticks backing off): the older snapshot is not read again
+     * (the next tick writes it whole), nor are the decisions; their pages go
+     * back, and an idle process keeps one snapshot, not two */
     if (tstate.trimmed) {
         forget(prev, sizeof *prev);
         forget(dec, sizeof dec);
