@@ -24,7 +24,7 @@ for l in subprocess.check_output(["readelf", "-sW", lib], text=True).splitlines(
     addr, size, name = int(p[1], 16), int(p[2], 0), p[7]
     if size >= 4096: big.append((name, addr))
     elif size > 0: small.update(range(addr >> 12, ((addr + size - 1) >> 12) + 1))
-need = {"ring_slots", "hak_registry_root", "pending", "flushing", "range_start", "range_len", "vec", "tstate", "snap"}
+need = {"ring_slots", "hak_registry_root", "pending", "flushing", "range_start", "range_len", "vec", "tstate", "snap0", "snap1"}
 missing = need - {n for n, _ in big}
 print(f"small data objects on {len(small)} pages; {len(big)} big arrays")
 if missing: sys.exit(f"lib_layout: big arrays not found in the symbol table: {sorted(missing)}")
