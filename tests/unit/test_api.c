@@ -321,8 +321,14 @@ static void double_free(void) {
 }
 static void interior_free(void) {
     char *p = hak_alloc(1 << 20);
+    /* 64 bytes in, or the block's page start (a colored block's bytes in
+     * front of it are its own) when p + 64 is in the next 64 KiB chunk: only
+     * the user pointer's chunk is registered (README, Known limitations), and
+     * a color of up to 4032 bytes in a chunk's last page puts p there */
+    char *q = p + 64;
+    if (((uintptr_t)q ^ (uintptr_t)p) >> 16) q = (char *)hak_page_down((uintptr_t)p);
     abuse_begin(p);
-    hak_free(p + 64);
+    hak_free(q);
 }
 /* An interior pointer whose 16 bytes in front look like a glibc mmapped
  * chunk (prev_size 0, size one page | IS_MMAPPED, the chunk page-aligned):
