@@ -34,7 +34,9 @@ static hak_block_t *flushing[BATCH_MAX] HAK_PAGE_ALIGNED;  /* guarded by flush_l
 static uintptr_t range_start[BATCH_MAX] HAK_PAGE_ALIGNED;
 static size_t range_len[BATCH_MAX] HAK_PAGE_ALIGNED;
 static _Atomic int munmap_warned;
-static bool lists_dirty;                /* written since hak_batch_trim gave them back (batch_lock) */
+/* A block went into the pending list since hak_batch_trim gave the lists
+ * back (batch_lock).  A flush writes the other arrays only for such blocks. */
+static bool lists_dirty;
 _Static_assert(sizeof(hak_block_t *[BATCH_MAX]) % HAK_PAGE == 0, "the lists fill whole pages (hak_batch_trim gives them back)");
 
 void hak_batch_lock(void) {
@@ -143,7 +145,6 @@ void hak_batch_flush(bool force) {
     size_t n = due ? npending : 0;
     uint64_t bytes = due ? pending_bytes : 0;
     if (n > 0) {
-        lists_dirty = true;
         memcpy(flushing, pending, n * sizeof pending[0]);
         npending = 0;
         pending_bytes = 0;
