@@ -58,6 +58,7 @@ typedef struct bench_sample {
     uint64_t hak_hits, hak_misses, hak_puts, hak_evictions, hak_flushes;
     uint64_t hak_mmap, hak_munmap, hak_madvise, hak_mremap;
     uint64_t hak_idle_munmap;  /* munmaps during the idle sleep (tuner trims) */
+    uint64_t hak_idle_flushes, hak_idle_blocks;  /* Batch flushes and blocks they released in that sleep */
     uint64_t hak_ring_cap, hak_batch_threshold;  /* knob values at the end */
     uint64_t hak_decisions;    /* tuner decisions logged (evolving), all of the process's life */
     uint64_t hak_blocks_flushed;    /* blocks released by Batch flushes during the scenario */
@@ -107,7 +108,7 @@ typedef struct bench_cell {
     int      sys_source;       /* enum bench_sys_source */
     double   sys_mmap, sys_munmap, sys_madvise, sys_mremap;   /* per op */
     int      has_idle;         /* idle_kib was measured (in the untimed run) */
-    uint64_t idle_kib, idle_hak_munmap;
+    uint64_t idle_kib, idle_hak_munmap, idle_hak_flushes, idle_hak_blocks;
     int      has_strace;       /* strace_* below were measured */
     double   strace_mmap, strace_munmap, strace_madvise, strace_mremap; /* per op */
     double   ratio;            /* to the best peer; 0 = n/a */
@@ -117,9 +118,13 @@ typedef struct bench_cell {
     double   first_ns, first_ns_op, steady_ns_op;
     uint64_t steady_rounds;    /* steady rounds per run (of the first run) */
     double   peak_ratio;       /* peak_mib / lowest peer peak in the scenario; 0 = n/a */
-    /* hakmem rows: summed over the runs; blocks_per_munmap = flushed / munmap, -1 = n/a */
-    uint64_t hak_blocks_flushed, hak_munmap;
-    double   blocks_per_munmap;
+    /* hakmem rows: summed over the runs; blocks_per_munmap = flushed / munmap,
+     * blocks_per_flush = flushed / flushes (what one flush held: the most one
+     * munmap could release); idle_*: the same for the flushes of the idle
+     * sleep (the tuner's trim) in the untimed run; -1 = n/a */
+    uint64_t hak_blocks_flushed, hak_munmap, hak_flushes;
+    double   blocks_per_munmap, blocks_per_flush;
+    double   idle_blocks_per_munmap, idle_blocks_per_flush;
     double   decisions_min;    /* median tuner decisions per minute of scenario time; -1 = n/a */
     double   decisions_run;    /* median tuner decisions per run; -1 = n/a */
 } bench_cell_t;

@@ -230,7 +230,7 @@ static int parse_result(const char *out, bench_sample_t *s) {
         K(threads), K(first_ns), K(first_ops), K(steady_ps_op), K(rounds), K(hak_blocks_flushed), K(hak_decisions_run),
         K(hak_mode), K(hak_hits), K(hak_misses), K(hak_puts), K(hak_evictions), K(hak_flushes), K(hak_mmap),
         K(hak_munmap), K(hak_madvise), K(hak_mremap), K(hak_idle_munmap), K(hak_ring_cap),
-        K(hak_batch_threshold), K(hak_decisions),
+        K(hak_batch_threshold), K(hak_decisions), K(hak_idle_flushes), K(hak_idle_blocks),
 #undef K
     };
     char buf[4096];
@@ -870,6 +870,8 @@ int main(int argc, char **argv) {
                 c->has_idle = 1;
                 c->idle_kib = s.idle_kib;
                 c->idle_hak_munmap = s.hak_idle_munmap;
+                c->idle_hak_flushes = s.hak_idle_flushes;
+                c->idle_hak_blocks = s.hak_idle_blocks;
             }
             if (traced && parse_strace(path, calls) == 0 && s.ops > 0) {
                 double *dst[4] = {&c->strace_mmap, &c->strace_munmap, &c->strace_madvise, &c->strace_mremap};

@@ -38,7 +38,7 @@ void bench_summarize(bench_run_t *r) {
             double flt[BENCH_MAX_REPEAT], peak[BENCH_MAX_REPEAT], start[BENCH_MAX_REPEAT];
             double first[BENCH_MAX_REPEAT], first_op[BENCH_MAX_REPEAT], steady[BENCH_MAX_REPEAT];
             double dec[BENCH_MAX_REPEAT], decn[BENCH_MAX_REPEAT];
-            uint64_t ops = 0, mm = 0, mu = 0, ma = 0, mr = 0, bf = 0;
+            uint64_t ops = 0, mm = 0, mu = 0, ma = 0, mr = 0, bf = 0, fl = 0;
             int nfirst = 0, nsteady = 0, ndec = 0;
             c->idle_mib = -1;
             for (int i = 0; i < c->nruns; i++) {
@@ -53,6 +53,7 @@ void bench_summarize(bench_run_t *r) {
                 ma += s->hak_madvise;
                 mr += s->hak_mremap;
                 bf += s->hak_blocks_flushed;
+                fl += s->hak_flushes;
                 if (s->first_ops > 0) {
                     first[nfirst] = (double)s->first_ns;
                     first_op[nfirst++] = (double)s->first_ns / (double)s->first_ops;
@@ -69,7 +70,8 @@ void bench_summarize(bench_run_t *r) {
             c->steady_rounds = c->runs[0].rounds;
             c->decisions_min = ndec ? median(dec, ndec) : -1;
             c->decisions_run = ndec ? median(decn, ndec) : -1;
-            c->blocks_per_munmap = -1;
+            c->blocks_per_munmap = c->blocks_per_flush = -1;
+            c->idle_blocks_per_munmap = c->idle_blocks_per_flush = -1;
             c->ns_med = median(c->ns_op, c->nruns);
             c->ns_min = c->ns_max = c->ns_op[0];
             for (int i = 1; i < c->nruns; i++) {
@@ -83,7 +85,13 @@ void bench_summarize(bench_run_t *r) {
             if (c->runs[0].has_hak) {
                 c->hak_blocks_flushed = bf;
                 c->hak_munmap = mu;
+                c->hak_flushes = fl;
                 if (mu > 0) c->blocks_per_munmap = (double)bf / (double)mu;
+                if (fl > 0) c->blocks_per_flush = (double)bf / (double)fl;
+                if (c->has_idle && c->idle_hak_munmap > 0)
+                    c->idle_blocks_per_munmap = (double)c->idle_hak_blocks / (double)c->idle_hak_munmap;
+                if (c->has_idle && c->idle_hak_flushes > 0)
+                    c->idle_blocks_per_flush = (double)c->idle_hak_blocks / (double)c->idle_hak_flushes;
                 c->sys_source = SYS_HAKMEM;
                 c->sys_mmap = (double)mm / (double)ops;
                 c->sys_munmap = (double)mu / (double)ops;
@@ -170,17 +178,46 @@ static double target_of(const char *scen, int *vs_system) {
     return 0;
 }
 
+/* "bpm (bpf)" for the release columns, "-" without a munmap. */
+static void release_cell(char *buf, size_t n, double bpm, double bpf) {
+    char a[32], b[32];
+    if (bpm < 0) snprintf(buf, n, "-");
+    else if (bpf < 0) snprintf(buf, n, "%s", fmt_num(a, sizeof a, bpm));
+    else snprintf(buf, n, "%s (%s)", fmt_num(a, sizeof a, bpm), fmt_num(b, sizeof b, bpf));
+}
+
+/* The release goal: >= RELEASE_GOAL blocks per munmap wherever a flush held
+ * more than one block; checked for the timed runs and the idle trim apart. */
+#define RELEASE_GOAL 4.0
+static void release_goal(char *buf, size_t n, const bench_cell_t *c) {
+    const struct { const char *what; double bpm, bpf; } part[] = {
+        {"run", c->blocks_per_munmap, c->blocks_per_flush},
+        {"trim", c->idle_blocks_per_munmap, c->idle_blocks_per_flush},
+    };
+    size_t len = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < sizeof part / sizeof part[0]; i++) {
+        char a[32], b[32];
+        if (part[i].bpm < 0 || part[i].bpf <= 1.0 + 1e-9 || len >= n) continue;
+        len += (size_t)snprintf(buf + len, n - len, "%s%s %s of %s %s", len ? "; " : "", part[i].what,
+                                fmt_num(a, sizeof a, part[i].bpm), fmt_num(b, sizeof b, part[i].bpf),
+                                part[i].bpm >= RELEASE_GOAL ? "met" : "MISSED");
+    }
+    if (len == 0) snprintf(buf, n, "n/a");
+}
+
 /* First round against the steady state, peak RSS against the peers, release
  * batching and tuner activity: one row per cell, like the details table. */
 static void print_rounds_table(const bench_run_t *r, FILE *f) {
-    char b1[32], b2[32], b3[32], b4[32], b5[32], b6[32], b7[32], b8[32], dec[80];
+    char b1[32], b2[32], b3[32], b4[32], b5[32], b7[32], b8[32], dec[80];
     char reps[512];
     bench_repeat_phrase(r, reps, sizeof reps);
     fprintf(f, "\n### First round and steady state, peak RSS, release batching (median of %s run%s)\n\n", reps,
             strcmp(reps, "1") ? "s" : "");
     fprintf(f, "| scenario | allocator | 1st round ms | 1st round ns/op | steady ns/op | 1st / steady "
-               "| peak RSS x lowest peer | blocks/munmap | decisions per run (/min) |\n");
-    fprintf(f, "|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
+               "| peak RSS x lowest peer | blocks/munmap (per flush) | idle trim: blocks/munmap (per flush) "
+               "| decisions per run (/min) |\n");
+    fprintf(f, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for (int k = 0; k < r->nscen; k++)
         for (int a = 0; a < r->nalloc; a++) {
             const bench_cell_t *c = &r->cell[a][k];
@@ -189,20 +226,25 @@ static void print_rounds_table(const bench_run_t *r, FILE *f) {
             if (c->decisions_min >= 0)
                 snprintf(dec, sizeof dec, "%s (%s)", fmt_num(b7, sizeof b7, c->decisions_run),
                          fmt_num(b8, sizeof b8, c->decisions_min));
-            fprintf(f, "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", bench_scenarios[r->scen[k]].name,
+            char rel[80], idle_rel[80];
+            release_cell(rel, sizeof rel, c->blocks_per_munmap, c->blocks_per_flush);
+            release_cell(idle_rel, sizeof idle_rel, c->idle_blocks_per_munmap, c->idle_blocks_per_flush);
+            fprintf(f, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", bench_scenarios[r->scen[k]].name,
                     r->alloc[a]->name, c->first_ns >= 0 ? fmt_num(b1, sizeof b1, c->first_ns / 1e6) : na,
                     c->first_ns_op >= 0 ? fmt_num(b2, sizeof b2, c->first_ns_op) : na,
                     c->steady_ns_op >= 0 ? fmt_num(b3, sizeof b3, c->steady_ns_op) : na,
                     c->first_ns_op >= 0 && c->steady_ns_op > 0 ? fmt_num(b4, sizeof b4, c->first_ns_op / c->steady_ns_op)
                                                                : na,
                     c->peak_ratio > 0 ? fmt_num(b5, sizeof b5, c->peak_ratio) : na,
-                    c->blocks_per_munmap >= 0 ? fmt_num(b6, sizeof b6, c->blocks_per_munmap) : na,
-                    c->decisions_min >= 0 ? dec : na);
+                    rel, idle_rel, c->decisions_min >= 0 ? dec : na);
         }
     fprintf(f, "\n1st round: the start of the pattern, before any cache or tuner has seen it (what a round is, per "
                "scenario: bench/README.md); steady: the median ns/op of the rounds after it. peak RSS x lowest peer: "
                "this row's peak RSS / the lowest peak among the peers. blocks/munmap: hakmem's blocks released by Batch "
-               "flushes / its munmap calls (- = no munmap, or a peer). decisions per run: tuner decisions logged during "
+               "flushes / its munmap calls during the timed runs (- = no munmap, or a peer); in brackets the blocks "
+               "per flush, the most that one munmap per flush could release (the batch threshold over the block "
+               "size bounds it: a 4 MiB threshold flushes at most two 2 MiB blocks). idle trim: the same for the "
+               "flushes during the idle sleep of the untimed run (evolving mode's idle trim). decisions per run: tuner decisions logged during "
                "one run of the scenario, and in brackets per minute of its wall time (hakmem rows; a run of a second "
                "with one decision reads as 60/min).\n");
 }
@@ -278,12 +320,13 @@ void bench_print_table(const bench_run_t *r, FILE *f) {
     if (hk[0] < 0 && hk[1] < 0) return;
     int sys = find_alloc(r, "system");
     fprintf(f, "\n### hakmem against the targets (ratio met? / idle RSS <= system's? / peak RSS <= 1.1x "
-               "lowest peer peak?)\n\n| scenario | target |");
+               "lowest peer peak? / blocks per munmap >= %.0f where a flush held more than one block?)\n\n"
+               "| scenario | target |", RELEASE_GOAL);
     for (int h = 0; h < 2; h++)
-        if (hk[h] >= 0) fprintf(f, " %s ns/op | idle RSS | peak RSS |", r->alloc[hk[h]]->name);
+        if (hk[h] >= 0) fprintf(f, " %s ns/op | idle RSS | peak RSS | blocks/munmap |", r->alloc[hk[h]]->name);
     fprintf(f, "\n|---|---|");
     for (int h = 0; h < 2; h++)
-        if (hk[h] >= 0) fprintf(f, "---|---|---|");
+        if (hk[h] >= 0) fprintf(f, "---|---|---|---|");
     fprintf(f, "\n");
     for (int k = 0; k < r->nscen; k++) {
         const char *sn = bench_scenarios[r->scen[k]].name;
@@ -297,7 +340,7 @@ void bench_print_table(const bench_run_t *r, FILE *f) {
             if (hk[h] < 0) continue;
             const bench_cell_t *c = &r->cell[hk[h]][k];
             if (!cell_ok(c)) {
-                fprintf(f, " n/a | n/a | n/a |");
+                fprintf(f, " n/a | n/a | n/a | n/a |");
                 continue;
             }
             double ratio = vs_sys ? c->ratio_sys : c->ratio;
@@ -312,9 +355,15 @@ void bench_print_table(const bench_run_t *r, FILE *f) {
                 fprintf(f, " %s vs %s %s |", fmt_num(b1, sizeof b1, c->peak_mib), fmt_num(b2, sizeof b2, lpp),
                         c->peak_mib <= 1.1 * lpp ? "met" : "MISSED");
             else fprintf(f, " n/a |");
+            char goal[160];
+            release_goal(goal, sizeof goal, c);
+            fprintf(f, " %s |", goal);
         }
         fprintf(f, "\n");
     }
+    fprintf(f, "\nblocks/munmap: \"run X of Y\" = X blocks per munmap in the timed runs, whose flushes held Y "
+               "blocks each on average (Y bounds X); \"trim\": the same for the idle trim; n/a: no flush held more "
+               "than one block.\n");
 }
 
 // ---------------------------------------------------------------------------
@@ -464,6 +513,12 @@ int bench_write_json(const bench_run_t *r, const char *path) {
             else fprintf(f, "null");
             fprintf(f, ", \"blocks_per_munmap\": ");
             json_opt(f, c->blocks_per_munmap);
+            fprintf(f, ", \"blocks_per_flush\": ");
+            json_opt(f, c->blocks_per_flush);
+            fprintf(f, ", \"idle_blocks_per_munmap\": ");
+            json_opt(f, c->idle_blocks_per_munmap);
+            fprintf(f, ", \"idle_blocks_per_flush\": ");
+            json_opt(f, c->idle_blocks_per_flush);
             fprintf(f, ", \"decisions_per_min\": ");
             json_opt(f, c->decisions_min);
             if (c->runs[0].threads) fprintf(f, ", \"threads\": %" PRIu64, c->runs[0].threads);
@@ -479,8 +534,9 @@ int bench_write_json(const bench_run_t *r, const char *path) {
                 const bench_sample_t *l = &c->runs[c->nruns - 1];
                 fprintf(f, ",\n     \"hakmem\": {\"mode\": %" PRIu64 ", \"cache_hits\": %" PRIu64
                            ", \"cache_misses\": %" PRIu64 ", \"cache_puts\": %" PRIu64 ", \"evictions\": %" PRIu64
-                           ", \"batch_flushes\": %" PRIu64 ", \"idle_munmaps\": %" PRIu64 ", \"hit_rate\": ",
-                        l->hak_mode, hits, misses, puts, ev, fl, idle_mu);
+                           ", \"batch_flushes\": %" PRIu64 ", \"idle_munmaps\": %" PRIu64
+                           ", \"idle_flushes\": %" PRIu64 ", \"idle_blocks_flushed\": %" PRIu64 ", \"hit_rate\": ",
+                        l->hak_mode, hits, misses, puts, ev, fl, idle_mu, c->idle_hak_flushes, c->idle_hak_blocks);
                 json_num(f, hits + misses ? (double)hits / (double)(hits + misses) : 0);
                 uint64_t dec_run = 0;
                 for (int i = 0; i < c->nruns; i++) dec_run += c->runs[i].hak_decisions_run;
@@ -503,7 +559,8 @@ int bench_write_csv(const bench_run_t *r, const char *path) {
                "ratio_best_peer,ratio_system,minor_faults_per_op,syscall_source,mmap_per_op,munmap_per_op,"
                "madvise_per_op,mremap_per_op,peak_rss_mib,idle_rss_mib,start_rss_mib,checksum,hak_cache_hits,"
                "hak_cache_misses,hak_ring_cap,hak_batch_threshold,first_round_ns,first_round_ns_per_op,"
-               "steady_ns_per_op,peak_rss_ratio,blocks_per_munmap,decisions_per_min,error\n");
+               "steady_ns_per_op,peak_rss_ratio,blocks_per_munmap,decisions_per_min,blocks_per_flush,"
+               "idle_blocks_per_munmap,idle_blocks_per_flush,error\n");
     for (int k = 0; k < r->nscen; k++)
         for (int a = 0; a < r->nalloc; a++) {
             const bench_cell_t *c = &r->cell[a][k];
@@ -514,7 +571,7 @@ int bench_write_csv(const bench_run_t *r, const char *path) {
                 snprintf(e, sizeof e, "%s", c->error);
                 for (char *p = e; *p; p++)
                     if (*p == '"' || *p == ',') *p = ' ';
-                fprintf(f, ",,,,,,,,,,,,,,,,,,,,,,,,,,,\"%s\"\n", e);
+                fprintf(f, ",,,,,,,,,,,,,,,,,,,,,,,,,,,,,,\"%s\"\n", e);
                 continue;
             }
             uint64_t hits = 0, misses = 0;
@@ -533,7 +590,8 @@ int bench_write_csv(const bench_run_t *r, const char *path) {
                         c->runs[c->nruns - 1].hak_ring_cap, c->runs[c->nruns - 1].hak_batch_threshold);
             else fprintf(f, ",,,,");
             const double opt[] = {c->first_ns, c->first_ns_op, c->steady_ns_op, c->peak_ratio > 0 ? c->peak_ratio : -1,
-                                  c->blocks_per_munmap, c->decisions_min};
+                                  c->blocks_per_munmap, c->decisions_min, c->blocks_per_flush,
+                                  c->idle_blocks_per_munmap, c->idle_blocks_per_flush};
             for (size_t i = 0; i < sizeof opt / sizeof opt[0]; i++) {
                 if (opt[i] >= 0) fprintf(f, "%.6g", opt[i]);
                 fputc(',', f);

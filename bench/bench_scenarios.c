@@ -796,6 +796,8 @@ int bench_worker_main(const bench_worker_args_t *a) {
         s.hak_blocks_flushed = h1.st.batch_blocks_flushed - h0.st.batch_blocks_flushed;
         s.hak_decisions_run = h1.decisions - h0.decisions;
         s.hak_idle_munmap = h2.ok ? h2.st.munmap_calls - h1.st.munmap_calls : 0;
+        s.hak_idle_flushes = h2.ok ? h2.st.batch_flushes - h1.st.batch_flushes : 0;
+        s.hak_idle_blocks = h2.ok ? h2.st.batch_blocks_flushed - h1.st.batch_blocks_flushed : 0;
         s.hak_ring_cap = h2.ok ? h2.ring_cap : h1.ring_cap;
         s.hak_batch_threshold = h2.ok ? h2.batch_threshold : h1.batch_threshold;
         s.hak_decisions = h2.ok ? h2.decisions : h1.decisions;
@@ -810,10 +812,10 @@ int bench_worker_main(const bench_worker_args_t *a) {
                " hak_evictions=%" PRIu64 " hak_flushes=%" PRIu64 " hak_mmap=%" PRIu64 " hak_munmap=%" PRIu64
                " hak_madvise=%" PRIu64 " hak_mremap=%" PRIu64 " hak_idle_munmap=%" PRIu64 " hak_ring_cap=%" PRIu64
                " hak_batch_threshold=%" PRIu64 " hak_decisions=%" PRIu64 " hak_blocks_flushed=%" PRIu64
-               " hak_decisions_run=%" PRIu64,
+               " hak_decisions_run=%" PRIu64 " hak_idle_flushes=%" PRIu64 " hak_idle_blocks=%" PRIu64,
                s.hak_mode, s.hak_hits, s.hak_misses, s.hak_puts, s.hak_evictions, s.hak_flushes, s.hak_mmap,
                s.hak_munmap, s.hak_madvise, s.hak_mremap, s.hak_idle_munmap, s.hak_ring_cap, s.hak_batch_threshold,
-               s.hak_decisions, s.hak_blocks_flushed, s.hak_decisions_run);
+               s.hak_decisions, s.hak_blocks_flushed, s.hak_decisions_run, s.hak_idle_flushes, s.hak_idle_blocks);
     printf("\n");
     fflush(stdout);
     return 0;

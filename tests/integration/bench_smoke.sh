@@ -155,6 +155,11 @@ for (a, s), r in cells.items():
              % (w, r["blocks_per_munmap"], h["batch_blocks_flushed"], h["munmap_calls"]))
         need(abs(r["blocks_per_munmap"] - h["batch_blocks_flushed"] / h["munmap_calls"]) < 1e-3 * r["blocks_per_munmap"],
              "%s: blocks_per_munmap is not batch_blocks_flushed / munmap_calls" % w)
+        need(h["batch_flushes"] > 0 and r["blocks_per_flush"] is not None
+             and abs(r["blocks_per_flush"] - h["batch_blocks_flushed"] / h["batch_flushes"]) < 1e-3 * r["blocks_per_flush"],
+             "%s: blocks_per_flush %s is not batch_blocks_flushed / batch_flushes" % (w, r["blocks_per_flush"]))
+        need(r["blocks_per_munmap"] <= r["blocks_per_flush"] + 1e-9,
+             "%s: %s blocks per munmap, more than the %s blocks a flush held" % (w, r["blocks_per_munmap"], r["blocks_per_flush"]))
     else:
         need(r["blocks_per_munmap"] is None, "%s: blocks_per_munmap without a munmap" % w)
     need(r["decisions_per_min"] is not None and r["decisions_per_min"] >= 0, "%s decisions_per_min" % w)
@@ -180,6 +185,38 @@ need(cells[("hakmem", "partial")]["hakmem"]["cache_hits"] > 0, "hakmem partial: 
 print("JSON ok: first round, steady state, peak RSS ratio, blocks/munmap, decisions of %d cells" % len(cells))
 EOF
 [ "$(grep -c ',ok,' "$T/n.csv")" -eq "$(grep -c '"status": "ok"' "$T/n.json")" ] || fail "CSV of the new scenarios: cells not ok"
+
+# ---- the idle trim's release batching: evolving trims in the idle sleep ----
+HAKMEM_IDLE_MS=100 "$BIN" --allocator hakmem-evolving,hakmem --scenario phased --iterations 1 --repeat 1 --warmup 0 \
+  --idle-ms 1500 --syscalls none --hakmem-lib "$LIB" --json "$T/t.json" --csv "$T/t.csv" > "$T/t.md" 2> "$T/t.err" \
+  || { cat "$T/t.err"; fail "idle-trim run exited $?"; }
+python3 - "$T/t.json" <<'EOF' || { cat "$T/t.md"; fail "JSON check of the idle trim's release batching failed"; }
+import json, sys
+d = json.load(open(sys.argv[1]))
+cells = {r["allocator"]: r for r in d["results"]}
+def need(cond, msg):
+    if not cond:
+        print("JSON:", msg)
+        sys.exit(1)
+e, f = cells["hakmem-evolving"], cells["hakmem"]
+h = e["hakmem"]
+# 8 + 112 blocks of 2 MiB, all freed: the idle trim sends the cached ones to Batch and flushes them
+need(h["idle_flushes"] >= 1 and h["idle_blocks_flushed"] >= 8 and h["idle_munmaps"] >= 1,
+     "evolving phased: no idle-trim flush in 1.5 s idle (HAKMEM_IDLE_MS=100): %s" % h)
+need(abs(e["idle_blocks_per_munmap"] - h["idle_blocks_flushed"] / h["idle_munmaps"]) < 1e-3 * e["idle_blocks_per_munmap"],
+     "idle_blocks_per_munmap %s is not idle_blocks_flushed / idle_munmaps" % e["idle_blocks_per_munmap"])
+need(abs(e["idle_blocks_per_flush"] - h["idle_blocks_flushed"] / h["idle_flushes"]) < 1e-3 * e["idle_blocks_per_flush"],
+     "idle_blocks_per_flush %s is not idle_blocks_flushed / idle_flushes" % e["idle_blocks_per_flush"])
+need(e["idle_blocks_per_munmap"] <= e["idle_blocks_per_flush"] + 1e-9, "idle: more blocks per munmap than per flush")
+# fixed mode starts no thread: nothing trims while it sleeps
+need(f["hakmem"]["idle_flushes"] == 0 and f["idle_blocks_per_munmap"] is None,
+     "fixed mode flushed in its idle sleep: %s" % f["hakmem"])
+print("JSON ok: idle trim released %d blocks in %d munmaps (%d flushes)"
+      % (h["idle_blocks_flushed"], h["idle_munmaps"], h["idle_flushes"]))
+EOF
+grep -q '^| phased | <= 0.50x best peer |.* trim [0-9.]* of [0-9.]* \(met\|MISSED\) |' "$T/t.md" \
+  || { cat "$T/t.md"; fail "the targets table does not judge the idle trim's blocks per munmap"; }
+head -1 "$T/t.csv" | tr ',' '\n' | grep -qx idle_blocks_per_munmap || fail "CSV lacks idle_blocks_per_munmap"
 
 # ---- quick mode of every scenario (checksums must agree across allocators) ----
 "$BIN" --allocator hakmem-evolving,system --scenario all \
