@@ -3,6 +3,9 @@
 #                                  bench/ratios.svg, $(O)/bench.json, $(O)/bench.csv
 #                                  and the results section of bench/README.md
 #   make bench BENCH_ARGS='...'    other allocators/scenarios/iterations (see --help)
+#   make bench-instructions        instructions per malloc+free pair (callgrind):
+#                                  bench/INSTRUCTIONS.md (INSTR_ARGS='...', see
+#                                  bench/instructions.sh --help)
 # The benchmark never links hakmem: each worker gets an allocator by LD_PRELOAD.
 # It is built without sanitizers (a sanitizer runtime cannot share a process
 # with a preloaded allocator): with SAN=... it gets its own copy of the
@@ -16,7 +19,11 @@ BENCH_CFLAGS := $(filter-out -fsanitize=% -O1,$(BASE_CFLAGS)) \
 BENCH_ARGS   ?= --allocator all --scenario all --repeat 5,vm=21,small=15,small-threads=15,partial=11
 BENCH_READER := $(if $(SAN),$(O)/obj/bench/shm_read.o,$(READER_OBJ))
 
-TOOLS += $(BENCH_BIN)
+# instr_pair: the loop bench/instructions.sh counts under callgrind
+# (instructions per malloc+free pair); like the bench, no hakmem linked in.
+INSTR_BIN    := $(O)/instr_pair
+
+TOOLS += $(BENCH_BIN) $(INSTR_BIN)
 
 # Included before the top-level `all`: keep whatever default goal was in force.
 bench_default_goal := $(.DEFAULT_GOAL)
@@ -31,6 +38,18 @@ $(BENCH_BIN): $(BENCH_SRCS) bench/bench.h tools/cli.h $(BENCH_READER) include/ha
 	$(call msg,CCLD,$@)
 	$(Q)$(CC) $(BENCH_CFLAGS) -o $@ $(BENCH_SRCS) $(BENCH_READER) -lm -ldl
 	$(Q)$(CC) $(BENCH_CFLAGS) -MM -MP -MT $@ $(BENCH_SRCS) > $(basename $@).d
+
+$(INSTR_BIN): bench/instr_pair.c
+	@mkdir -p $(dir $@)
+	$(call msg,CCLD,$@)
+	$(Q)$(CC) $(BENCH_CFLAGS) -o $@ $<
+
+# Instructions per malloc+free pair of hakmem and the peers (callgrind), into
+# bench/INSTRUCTIONS.md; INSTR_ARGS for other allocators, sizes, pairs.
+INSTR_ARGS ?=
+.PHONY: bench-instructions
+bench-instructions: deps $(O)/libhakmem.so $(INSTR_BIN)
+	$(Q)O=$(O) bash bench/instructions.sh $(INSTR_ARGS) --md bench/INSTRUCTIONS.md
 
 bench: deps $(O)/libhakmem.so $(BENCH_BIN)
 	$(Q)$(BENCH_BIN) $(BENCH_ARGS) --md bench/RESULTS.md --svg bench/ratios.svg \
