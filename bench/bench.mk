@@ -42,7 +42,7 @@ $(BENCH_BIN): $(BENCH_SRCS) bench/bench.h tools/cli.h $(BENCH_READER) include/ha
 $(INSTR_BIN): bench/instr_pair.c
 	@mkdir -p $(dir $@)
 	$(call msg,CCLD,$@)
-	$(Q)$(CC) $(BENCH_CFLAGS) -o $@ $<
+	$(Q)$(CC) $(BENCH_CFLAGS) $(DEPFLAGS) -o $@ $<
 
 # Instructions per malloc+free pair of hakmem and the peers (callgrind), into
 # bench/INSTRUCTIONS.md; INSTR_ARGS for other allocators, sizes, pairs.
