@@ -62,6 +62,7 @@ typedef struct hak_options {
     uint64_t idle_ms;
     uint64_t background_thread; /* fixed mode: thread for control requests (off by default) */
     uint64_t warm_reuse;        /* misses try warm memory before mapping fresh (alloc.c) */
+    uint64_t arena;             /* carve blocks from reserved address space (arena.c) */
     uint64_t tcache_max_bytes;  /* per-thread front cache bound (tcache.c) */
     char     history[256];      /* HAKMEM_HISTORY path, "" = none */
     uint64_t show_stats;        /* HAKMEM_SHOW_STATS: summary on stderr at exit (showstats.c) */
@@ -111,6 +112,30 @@ HAK_HIDDEN size_t   hak_class_size(uint32_t c);
 #define HAK_CLASS_MAX_SIZE ((size_t)256 << 20)
 
 // ---------------------------------------------------------------------------
+// arena.c: the address space reserved for blocks, and which of it is free
+// ---------------------------------------------------------------------------
+#define HAK_ARENA_SIZE      ((size_t)1 << 30)   /* one reservation */
+#define HAK_ARENA_MAX       16u                 /* reservations at most; then the kernel places blocks */
+#define HAK_ARENA_BLOCK_MAX ((size_t)64 << 20)  /* bigger mappings are placed by the kernel */
+/* A reservation [base, base+len) made by os.c becomes an arena, all free.
+ * false: the table is full (the caller releases the reservation). */
+HAK_HIDDEN bool      hak_arena_add(uintptr_t base, size_t len);
+/* Take len free bytes at an align-aligned address (first fit), or 0. */
+HAK_HIDDEN uintptr_t hak_arena_carve(size_t len, size_t align);
+/* Take [s, e) if it is all free in one arena (Batch crosses such a gap with
+ * its munmap); true for an empty range. */
+HAK_HIDDEN bool      hak_arena_claim(uintptr_t s, uintptr_t e);
+/* [s, e) is reserved again and free (inside one arena). */
+HAK_HIDDEN void      hak_arena_give(uintptr_t s, uintptr_t e);
+/* The parts of [s, e) inside arenas, at most max: their count. */
+HAK_HIDDEN int       hak_arena_parts(uintptr_t s, uintptr_t e, uintptr_t *lo, uintptr_t *hi, int max);
+HAK_HIDDEN uint32_t  hak_arena_count(void);
+HAK_HIDDEN size_t    hak_arena_free_bytes(void);   /* tests */
+HAK_HIDDEN void      hak_arena_lock(void);
+HAK_HIDDEN void      hak_arena_unlock(void);
+HAK_HIDDEN void      hak_arena_child_reset(void);
+
+// ---------------------------------------------------------------------------
 // os.c: the only file that calls mmap/munmap/mremap/madvise
 // ---------------------------------------------------------------------------
 /* Map a block of size bytes: a 2 MiB-multiple length (the kernel aligns it)
@@ -131,8 +156,14 @@ HAK_HIDDEN int   hak_os_remap_back(uintptr_t base, size_t len, size_t old_len, u
  * mapping, whose pages there are dropped (mremap MREMAP_FIXED; not a munmap:
  * the rest of that mapping lives on, now a second VMA of one block).  0 or -errno. */
 HAK_HIDDEN int   hak_os_move_onto(uintptr_t base, size_t len, uintptr_t to);
-/* Release [base, base+len).  Only batch.c calls this for blocks. 0 or -errno. */
+/* Release [base, base+len).  Only batch.c calls this for blocks.  The parts
+ * inside an arena are reserved again (hak_os_vacated).  0 or -errno. */
 HAK_HIDDEN int   hak_os_unmap(uintptr_t base, size_t len);
+/* [base, base+len) holds nothing any more (a block moved away by mremap, or
+ * released): its parts inside an arena are reserved again, unless another
+ * mapping took them meanwhile (MAP_FIXED_NOREPLACE), and go back to the
+ * arena's free ranges.  Nothing to do (and no syscall) outside the arenas. */
+HAK_HIDDEN void  hak_os_vacated(uintptr_t base, size_t len);
 /* Grow/move a mapping (MREMAP_MAYMOVE). New base or NULL (errno). */
 /* split != 0: the mapping is two VMAs (see hak_block_t.split); both move together. */
 HAK_HIDDEN void *hak_os_remap(uintptr_t base, size_t old_len, size_t new_len, size_t split);

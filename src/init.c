@@ -43,11 +43,13 @@ static void fork_prepare(void) {
     hak_batch_lock();
     hak_bigcache_lock_all();
     hak_registry_lock();
+    hak_arena_lock();
     hak_shm_fork_prepare();             /* the child's counters: a quiescent copy */
 }
 
 static void fork_parent(void) {
     if (atomic_load(&hak_ready) != 2) return;
+    hak_arena_unlock();
     hak_registry_unlock();
     hak_bigcache_unlock_all();
     hak_batch_unlock();
@@ -63,6 +65,7 @@ static void fork_child(void) {
     hak_registry_child_reset();
     hak_bigcache_child_reset();
     hak_batch_child_reset();
+    hak_arena_child_reset();
     hak_shm_child_recreate();
     hak_stats_child_fold();
     hak_evolve_child_reset();

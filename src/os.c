@@ -2,6 +2,9 @@
  * os.c - the only file that calls mmap, munmap, mremap and madvise.
  * Every call on a block is counted in the caller's thread slot.
  * Block releases (hak_os_unmap) are called by batch.c alone.
+ * Blocks of up to HAK_ARENA_BLOCK_MAX are carved from arenas (arena.c: the
+ * bookkeeping): address space this file reserves inaccessible and maps
+ * block by block, and reserves again when a block leaves it.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -12,6 +15,10 @@
 #include <unistd.h>
 
 #include "hak_internal.h"
+
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE 0x100000    /* Linux 4.17 */
+#endif
 
 _Atomic int hak_os_fail_next;
 static int thp_effective;      /* 0 never, 1 madvise-aligned, 2 always (kernel does it) */
@@ -61,6 +68,49 @@ static bool inject_failure(void) {
     return false;
 }
 
+/* Inaccessible, no memory and no commit charge: address space only (not
+ * counted in mmap_calls, which counts the mappings of block memory). */
+static void *reserve(void *at, size_t len, int fixed) {
+    return mmap(at, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | fixed, -1, 0);
+}
+
+/* A new arena, or false: the table is full, or the kernel said no once
+ * (RLIMIT_AS, say), and blocks go where the kernel puts them from then on.
+ * Its length is a multiple of 2 MiB, so the kernel aligns it to 2 MiB. */
+static _Atomic int arena_refused;
+static bool new_arena(void) {
+    if (hak_arena_count() >= HAK_ARENA_MAX || atomic_load_explicit(&arena_refused, memory_order_relaxed)) return false;
+    void *p = reserve(NULL, HAK_ARENA_SIZE, 0);
+    if (p == MAP_FAILED) {
+        atomic_store_explicit(&arena_refused, 1, memory_order_relaxed);
+        return false;
+    }
+    if (hak_arena_add((uintptr_t)p, HAK_ARENA_SIZE)) return true;
+    hak_os_meta_free(p, HAK_ARENA_SIZE);        /* never held a block */
+    return false;
+}
+
+/* Where a fresh mapping of len bytes goes: a carve of an arena, aligned to
+ * 2 MiB for the huge-page geometry; 0 = wherever the kernel puts it. */
+static uintptr_t place(size_t len, bool geometry) {
+    if (!hak_opt.arena || len > HAK_ARENA_BLOCK_MAX) return 0;
+    size_t a = geometry ? HAK_HUGE_PAGE : HAK_PAGE;
+    uintptr_t at = hak_arena_carve(len, a);
+    if (at == 0 && new_arena()) at = hak_arena_carve(len, a);
+    return at;
+}
+
+void hak_os_vacated(uintptr_t base, size_t len) {
+    uintptr_t lo[4], hi[4];
+    int n = hak_arena_parts(base, base + len, lo, hi, 4);
+    for (int i = 0; i < n; i++) {
+        void *p = reserve((void *)lo[i], hi[i] - lo[i], MAP_FIXED_NOREPLACE);
+        if (p == (void *)lo[i]) hak_arena_give(lo[i], hi[i]);
+        else if (p != MAP_FAILED) hak_os_meta_free(p, hi[i] - lo[i]);   /* a kernel without NOREPLACE put it elsewhere */
+        /* else another mapping took the place meanwhile: it is not the arena's now */
+    }
+}
+
 void *hak_os_map_block(size_t size, size_t align, int thp_choice, size_t extra, uintptr_t *map_base,
                        size_t *map_size) {
     bool thp = thp_effective != 0 && size >= HAK_HUGE_PAGE && align <= HAK_PAGE;
@@ -86,8 +136,15 @@ void *hak_os_map_block(size_t size, size_t align, int thp_choice, size_t extra, 
         errno = ENOMEM;
         return NULL;
     }
+    uintptr_t at = place(len, geometry);
     HAK_CNT(mmap_calls);
-    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    /* MAP_FIXED only over the arena's own reservation, which the carve took */
+    void *p = mmap((void *)at, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | (at ? MAP_FIXED : 0), -1, 0);
+    if (p == MAP_FAILED && at != 0) {
+        hak_os_vacated(at, len);            /* what of the reservation the failed mmap removed */
+        HAK_CNT(mmap_calls);
+        p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    }
     if (p == MAP_FAILED) {
         HAK_CNT(mmap_failures);
         errno = ENOMEM;
@@ -120,6 +177,7 @@ int hak_os_unmap(uintptr_t base, size_t len) {
         HAK_CNT(munmap_failures);
         return -e;
     }
+    hak_os_vacated(base, len);
     return 0;
 }
 
@@ -191,8 +249,17 @@ void *hak_os_remap(uintptr_t base, size_t old_len, size_t new_len, size_t split)
     /* Grow in place when the address space after the block is free. */
     HAK_CNT(mremap_calls);
     void *p = mremap((void *)base, old_len, new_len, 0);
-    if (p == MAP_FAILED && thp_effective != 0 && new_len % HAK_HUGE_PAGE == 0 && base % HAK_HUGE_PAGE == 0)
-        p = remap_to_aligned(base, old_len, new_len);
+    bool pmd = thp_effective != 0 && new_len % HAK_HUGE_PAGE == 0, huge = pmd && base % HAK_HUGE_PAGE == 0;
+    /* else into an arena (onto the carve's own reservation), 2 MiB-aligned
+     * for a 2 MiB-multiple length as the kernel would place it: later
+     * faults can take huge pages, and huge pages it has move as whole PMDs */
+    uintptr_t at = p == MAP_FAILED ? place(new_len, pmd) : 0;
+    if (at != 0) {
+        HAK_CNT(mremap_calls);
+        p = mremap((void *)base, old_len, new_len, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)at);
+        if (p == MAP_FAILED) hak_os_vacated(at, new_len);
+    }
+    if (p == MAP_FAILED && huge) p = remap_to_aligned(base, old_len, new_len);
     if (p == MAP_FAILED) {
         HAK_CNT(mremap_calls);
         p = mremap((void *)base, old_len, new_len, MREMAP_MAYMOVE);

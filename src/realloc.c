@@ -21,7 +21,8 @@ static int grow_into(hak_block_t *b, hak_block_t *x) {
     size_t color = hak_color_of(atomic_load_explicit(&b->user, memory_order_relaxed));
     uintptr_t to = x->map_base;
     size_t blen = b->map_size;
-    int rc = hak_os_move_onto(b->map_base, blen, to);
+    uintptr_t from = b->map_base;
+    int rc = hak_os_move_onto(from, blen, to);
     if (rc != 0) return rc;
     hak_registry_remove(x);
     hak_registry_remove(b);
@@ -34,6 +35,7 @@ static int grow_into(hak_block_t *b, hak_block_t *x) {
     /* x was registered at this address: its radix leaf exists, so this cannot fail */
     if (hak_registry_insert(b) != 0) hak_fatal("realloc: block %p lost its registry entry", (void *)to);
     hak_block_delete(x);
+    hak_os_vacated(from, blen);         /* b's old place: an arena's again, if it was one's */
     return 0;
 }
 
@@ -84,6 +86,7 @@ static int grow(hak_block_t *b, uint32_t c, size_t n, bool *inplace) {
                 if (hak_registry_insert(b) != 0) hak_fatal("realloc: block %p lost its registry entry", (void *)u);
                 return -ENOMEM;
             }
+            hak_os_vacated(old_base, b->map_size);  /* the move stands: the old place is empty */
         }
         b->map_size = len;
         /* the pages still to be touched can come as huge pages */

@@ -182,6 +182,55 @@ static void test_adjacent_blocks_merge(void **state) {
     assert_int_equal(hak_set_batch_threshold(4 << 20), 0);
 }
 
+/* Blocks carved from an arena and freed apart are released by one munmap:
+ * the space between them that an earlier flush released is the arena's
+ * again, and the munmap crosses it; a live block between two pending ones
+ * keeps them apart.  The counters stay exact across it: bytes_mapped comes
+ * back to where it was, and each munmap is one Batch range. */
+static void test_arena_gap_crossed(void **state) {
+    (void)state;
+    assert_int_equal(hak_set_batch_threshold((uint64_t)1 << 30), 0);
+    assert_int_equal(hak_set_ring_cap(0), 0);
+    hak_trim();
+    int64_t mapped0 = gauge(HAK_G_bytes_mapped);
+    void *v[4];
+    uintptr_t at[4];
+    for (int i = 0; i < 4; i++) {
+        v[i] = hak_alloc(128 << 10);
+        at[i] = hak_registry_lookup(v[i])->map_base;
+    }
+    for (int i = 1; i < 4; i++) assert_int_equal(at[i], at[i - 1] + (128 << 10));   /* first fit: neighbours */
+    uint64_t u0 = atomic_load(&real_munmaps), r0 = cnt(HAK_C_batch_ranges_flushed), b0 = cnt(HAK_C_batch_blocks_flushed);
+    hak_free(v[1]);
+    hak_free(v[2]);
+    hak_trim();                                             /* v[1], v[2]: one range, one munmap */
+    assert_int_equal(atomic_load(&real_munmaps) - u0, 1);
+    hak_free(v[0]);
+    hak_free(v[3]);
+    hak_trim();                                             /* v[0] .. v[3] over the gap they left: one */
+    assert_int_equal(atomic_load(&real_munmaps) - u0, 2);
+    assert_int_equal(cnt(HAK_C_batch_ranges_flushed) - r0, 2);
+    assert_int_equal(cnt(HAK_C_batch_blocks_flushed) - b0, 4);
+    assert_int_equal(gauge(HAK_G_bytes_mapped), mapped0);
+    /* a live block between: two munmaps */
+    for (int i = 0; i < 3; i++) {
+        v[i] = hak_alloc(128 << 10);
+        at[i] = hak_registry_lookup(v[i])->map_base;
+    }
+    assert_int_equal(at[2], at[0] + (256 << 10));
+    u0 = atomic_load(&real_munmaps);
+    hak_free(v[0]);
+    hak_free(v[2]);
+    hak_trim();
+    assert_int_equal(atomic_load(&real_munmaps) - u0, 2);
+    hak_free(v[1]);
+    hak_trim();
+    assert_int_equal(atomic_load(&real_munmaps) - u0, 3);
+    assert_int_equal(gauge(HAK_G_bytes_mapped), mapped0);
+    assert_int_equal(hak_set_ring_cap(4), 0);
+    assert_int_equal(hak_set_batch_threshold(4 << 20), 0);
+}
+
 /* munmap failure is counted and reported, never silent. */
 static void test_munmap_failure_counted(void **state) {
     (void)state;
@@ -196,6 +245,7 @@ int main(void) {
         cmocka_unit_test_setup(test_rescue_from_batch, setup),
         cmocka_unit_test_setup(test_only_batch_munmaps, setup),
         cmocka_unit_test_setup(test_adjacent_blocks_merge, setup),
+        cmocka_unit_test_setup(test_arena_gap_crossed, setup),
         cmocka_unit_test_setup(test_munmap_failure_counted, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
