@@ -88,16 +88,11 @@ size_t hak_batch_coalesce(hak_block_t **v, size_t n, uintptr_t *starts, size_t *
  * them is an arena's and holds nothing (hak_arena_claim takes it): blocks
  * carved from one arena are released by one munmap though freed apart.  A
  * gap the kernel left between mappings nobody owns is never crossed: another
- * thread may have mapped something there.  Returns the new count; *gaps
- * the bytes crossed (counted as mapped from now on: the munmap that releases
- * them counts them in munmap_bytes, the kernel's own view of the call). */
-static size_t merge_gaps(uintptr_t *starts, size_t *lens, size_t nr, uint64_t *gaps) {
+ * thread may have mapped something there.  Returns the new count. */
+static size_t merge_gaps(uintptr_t *starts, size_t *lens, size_t nr) {
     size_t out = 0;
-    *gaps = 0;
     for (size_t i = 0; i < nr; i++) {
-        uintptr_t end = out > 0 ? starts[out - 1] + lens[out - 1] : 0;
-        if (out > 0 && hak_arena_claim(end, starts[i])) {
-            *gaps += starts[i] - end;
+        if (out > 0 && hak_arena_claim(starts[out - 1] + lens[out - 1], starts[i])) {
             lens[out - 1] = starts[i] + lens[i] - starts[out - 1];
             continue;
         }
@@ -183,29 +178,25 @@ void hak_batch_flush(bool force) {
     HAK_PROBE2(batch_flush_begin, n, bytes);
     uint64_t t0 = hak_now_ns();
     for (size_t i = 0; i < n; i++) hak_registry_remove(flushing[i]);
-    uint64_t gaps;
-    size_t nr = merge_gaps(range_start, range_len, hak_batch_coalesce(flushing, n, range_start, range_len), &gaps);
-    HAK_CNT_ADD(bytes_mapped_total, gaps);
-    HAK_GAUGE_UP(bytes_mapped, gaps);
-    uint64_t calls = 0, mapped = 0, kept_bytes = 0, gaps_back = 0;
+    size_t nr = merge_gaps(range_start, range_len, hak_batch_coalesce(flushing, n, range_start, range_len));
+    uint64_t calls = 0, mapped = 0, kept_bytes = 0, gaps = 0;
     size_t kept = 0, bi = 0;
     for (size_t i = 0; i < nr; i++) {
         size_t first = bi;      /* blocks [first, bi) make up range i (sorted, consecutive) */
-        while (bi < n && flushing[bi]->map_base < range_start[i] + range_len[i]) bi++;
+        uint64_t blocks_len = 0;
+        while (bi < n && flushing[bi]->map_base < range_start[i] + range_len[i]) blocks_len += flushing[bi++]->map_size;
         int rc = hak_os_unmap(range_start[i], range_len[i]);
         calls++;
         if (rc == 0) {
-            mapped += range_len[i];
+            mapped += blocks_len;
+            gaps += range_len[i] - blocks_len;      /* the arena's free space it crossed */
             for (size_t k = first; k < bi; k++) hak_block_delete(flushing[k]);
             continue;
         }
         /* the gaps it crossed are the arena's again (still reserved) */
         for (size_t k = first + 1; k < bi; k++) {
             uintptr_t g = flushing[k - 1]->map_base + flushing[k - 1]->map_size;
-            if (g < flushing[k]->map_base) {
-                hak_arena_give(g, flushing[k]->map_base);
-                gaps_back += flushing[k]->map_base - g;
-            }
+            if (g < flushing[k]->map_base) hak_arena_give(g, flushing[k]->map_base);
         }
         if (atomic_exchange(&munmap_warned, 1) == 0)
             hak_warn("munmap(%p, %zu) failed: %s; the range stays mapped and is retried at the next flush "
@@ -247,8 +238,8 @@ void hak_batch_flush(bool force) {
     HAK_CNT_ADD(batch_flush_ns, ns);
     HAK_GAUGE_DOWN(bytes_pending, bytes - kept_bytes);
     HAK_GAUGE_DOWN(blocks_pending, n - kept_n);
-    HAK_GAUGE_DOWN(bytes_mapped, mapped + gaps_back);
-    HAK_CNT_ADD(mremap_dropped_bytes, gaps_back);   /* counted as mapped above, released by no munmap */
+    HAK_GAUGE_DOWN(bytes_mapped, mapped);
+    HAK_CNT_ADD(batch_gap_bytes, gaps);
     if (hak_opt.verbose >= 2)
         hak_log("flush: %zu blocks, %llu bytes, %zu ranges, %llu ns", n, (unsigned long long)bytes, nr,
                 (unsigned long long)ns);

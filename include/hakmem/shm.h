@@ -34,7 +34,7 @@
 #include <stddef.h>
 
 #define HAK_SHM_MAGIC        0x4d454d4b4148ULL  /* "HAKMEM\0\0" little endian */
-#define HAK_SHM_VERSION      4u
+#define HAK_SHM_VERSION      5u
 #define HAK_SHM_NAME_FMT     "/hakmem.%d"       /* shm_open name; /dev/shm/hakmem.<pid> */
 #define HAK_SHM_DIR          "/dev/shm"
 #define HAK_SHM_PREFIX       "hakmem."
@@ -94,7 +94,8 @@
     X(lent_tail_released,    "blocks of a bigger class lent to a smaller request whose unused resident tail was released") \
     X(lent_tail_bytes,       "bytes those releases gave back (MADV_DONTNEED; the mapping stays, a bigger use refaults them)") \
     X(thp_fault_probes,      "huge-page faults hakmem made and timed (MADV_POPULATE_WRITE: a fresh block's first 2 MiB, or a page of its own), to weigh huge against 4 KiB pages") \
-    X(thp_small_by_cost,     "fresh blocks of huge-page classes given 4 KiB pages because huge-page faults cost more here (HAKMEM_THP=auto)")
+    X(thp_small_by_cost,     "fresh blocks of huge-page classes given 4 KiB pages because huge-page faults cost more here (HAKMEM_THP=auto)") \
+    X(batch_gap_bytes,       "bytes of free arena address space (reserved, no memory) that Batch's munmaps crossed between blocks, counted in munmap_bytes too")
 
 /* Gauges: X(name, help).  Each slot keeps two monotonic sums per gauge, what it
  * added (gauge_in) and what it removed (gauge_out); the value is
@@ -137,7 +138,7 @@ enum hak_knob_id { HAK_KNOB_RING_CAP = 1, HAK_KNOB_BATCH_THRESHOLD = 2, HAK_KNOB
     ((id) == HAK_C_batch_flushes || (id) == HAK_C_batch_blocks_flushed || (id) == HAK_C_batch_bytes_flushed || \
      (id) == HAK_C_batch_ranges_flushed || (id) == HAK_C_batch_flush_ns || (id) == HAK_C_munmap_calls || \
      (id) == HAK_C_munmap_failures || (id) == HAK_C_munmap_bytes || (id) == HAK_C_warm_rescued || \
-     (id) == HAK_C_warm_rescued_bytes || (id) == HAK_C_mremap_dropped_bytes)
+     (id) == HAK_C_warm_rescued_bytes || (id) == HAK_C_mremap_dropped_bytes || (id) == HAK_C_batch_gap_bytes)
 
 /* One thread slot: single writer (owner thread), seqlock by gen. */
 typedef struct hak_shm_slot {
