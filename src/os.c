@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -74,12 +75,19 @@ static void *reserve(void *at, size_t len, int fixed) {
     return mmap(at, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | fixed, -1, 0);
 }
 
-/* A new arena, or false: the table is full, or the kernel said no once
- * (RLIMIT_AS, say), and blocks go where the kernel puts them from then on.
- * Its length is a multiple of 2 MiB, so the kernel aligns it to 2 MiB. */
+/* A new arena, or false: the table is full, or the kernel said no once, and
+ * blocks go where the kernel puts them from then on.  None at all under a
+ * finite RLIMIT_AS (ulimit -v): a reservation would spend the program's own
+ * address-space budget.  Its length is a multiple of 2 MiB, so the kernel
+ * aligns it to 2 MiB. */
 static _Atomic int arena_refused;
 static bool new_arena(void) {
     if (hak_arena_count() >= HAK_ARENA_MAX || atomic_load_explicit(&arena_refused, memory_order_relaxed)) return false;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+        atomic_store_explicit(&arena_refused, 1, memory_order_relaxed);
+        return false;
+    }
     void *p = reserve(NULL, HAK_ARENA_SIZE, 0);
     if (p == MAP_FAILED) {
         atomic_store_explicit(&arena_refused, 1, memory_order_relaxed);
