@@ -511,16 +511,15 @@ int bench_write_json(const bench_run_t *r, const char *path) {
             fprintf(f, ",\n     \"peak_rss_ratio\": ");
             if (c->peak_ratio > 0) json_num(f, c->peak_ratio);
             else fprintf(f, "null");
-            fprintf(f, ", \"blocks_per_munmap\": ");
-            json_opt(f, c->blocks_per_munmap);
-            fprintf(f, ", \"blocks_per_flush\": ");
-            json_opt(f, c->blocks_per_flush);
-            fprintf(f, ", \"idle_blocks_per_munmap\": ");
-            json_opt(f, c->idle_blocks_per_munmap);
-            fprintf(f, ", \"idle_blocks_per_flush\": ");
-            json_opt(f, c->idle_blocks_per_flush);
-            fprintf(f, ", \"decisions_per_min\": ");
-            json_opt(f, c->decisions_min);
+            const struct { const char *key; double v; } opt[] = {
+                {"blocks_per_munmap", c->blocks_per_munmap}, {"blocks_per_flush", c->blocks_per_flush},
+                {"idle_blocks_per_munmap", c->idle_blocks_per_munmap},
+                {"idle_blocks_per_flush", c->idle_blocks_per_flush}, {"decisions_per_min", c->decisions_min},
+            };
+            for (size_t i = 0; i < sizeof opt / sizeof opt[0]; i++) {
+                fprintf(f, ", \"%s\": ", opt[i].key);
+                json_opt(f, opt[i].v);
+            }
             if (c->runs[0].threads) fprintf(f, ", \"threads\": %" PRIu64, c->runs[0].threads);
             if (c->runs[0].has_hak) {
                 uint64_t hits = 0, misses = 0, puts = 0, ev = 0, fl = 0, idle_mu = c->idle_hak_munmap;
