@@ -27,15 +27,14 @@ typedef struct {
     uintptr_t start, end;
 } ext_t;
 
-#define ARENA_DESC  ((size_t)16 << 10)                                   /* one descriptor's bytes */
-#define ARENA_EXTS  ((ARENA_DESC - 4 * sizeof(uintptr_t)) / sizeof(ext_t))
+#define ARENA_EXTS  ((HAK_ARENA_DESC - 4 * sizeof(uintptr_t)) / sizeof(ext_t))
 typedef struct arena {
     uintptr_t base, end;
     size_t nfree;
     size_t pad_;
     ext_t free[ARENA_EXTS];
 } arena_t;
-_Static_assert(sizeof(arena_t) <= ARENA_DESC, "an arena's descriptor fits its pages");
+_Static_assert(sizeof(arena_t) <= HAK_ARENA_DESC, "an arena's descriptor fits its pages");
 
 static pthread_mutex_t arena_lock = PTHREAD_MUTEX_INITIALIZER;
 static arena_t *arenas[HAK_ARENA_MAX];
@@ -45,9 +44,8 @@ void hak_arena_lock(void) { pthread_mutex_lock(&arena_lock); }
 void hak_arena_unlock(void) { pthread_mutex_unlock(&arena_lock); }
 void hak_arena_child_reset(void) { pthread_mutex_init(&arena_lock, NULL); }
 
-bool hak_arena_add(uintptr_t base, size_t len) {
-    arena_t *a = hak_os_meta_alloc(ARENA_DESC);
-    if (a == NULL) return false;
+bool hak_arena_add(uintptr_t base, size_t len, void *desc) {
+    arena_t *a = desc;
     a->base = base;
     a->end = base + len;
     a->nfree = 1;
@@ -60,7 +58,6 @@ bool hak_arena_add(uintptr_t base, size_t len) {
         atomic_store_explicit(&narenas, n + 1, memory_order_release);
     }
     pthread_mutex_unlock(&arena_lock);
-    if (!ok) hak_os_meta_free(a, ARENA_DESC);
     return ok;
 }
 

@@ -117,9 +117,11 @@ HAK_HIDDEN size_t   hak_class_size(uint32_t c);
 #define HAK_ARENA_SIZE      ((size_t)1 << 30)   /* one reservation */
 #define HAK_ARENA_MAX       16u                 /* reservations at most; then the kernel places blocks */
 #define HAK_ARENA_BLOCK_MAX ((size_t)64 << 20)  /* bigger mappings are placed by the kernel */
-/* A reservation [base, base+len) made by os.c becomes an arena, all free.
- * false: the table is full (the caller releases the reservation). */
-HAK_HIDDEN bool      hak_arena_add(uintptr_t base, size_t len);
+#define HAK_ARENA_DESC      ((size_t)16 << 10)  /* bytes of an arena's descriptor (its free ranges) */
+/* A reservation [base, base+len) made by os.c becomes an arena, all free;
+ * desc: HAK_ARENA_DESC bytes of zeroed memory for its bookkeeping, kept.
+ * false: the table is full (the caller releases both). */
+HAK_HIDDEN bool      hak_arena_add(uintptr_t base, size_t len, void *desc);
 /* Take len free bytes at an align-aligned address (first fit), or 0. */
 HAK_HIDDEN uintptr_t hak_arena_carve(size_t len, size_t align);
 /* Take [s, e) if it is all free in one arena (Batch crosses such a gap with

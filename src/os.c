@@ -93,7 +93,9 @@ static bool new_arena(void) {
         atomic_store_explicit(&arena_refused, 1, memory_order_relaxed);
         return false;
     }
-    if (hak_arena_add((uintptr_t)p, HAK_ARENA_SIZE)) return true;
+    void *desc = hak_os_meta_alloc(HAK_ARENA_DESC);
+    if (desc != NULL && hak_arena_add((uintptr_t)p, HAK_ARENA_SIZE, desc)) return true;
+    hak_os_meta_free(desc, HAK_ARENA_DESC);
     hak_os_meta_free(p, HAK_ARENA_SIZE);        /* never held a block */
     return false;
 }

@@ -28,7 +28,9 @@ static int group_setup(void **state) {
     void *p = mmap(NULL, HAK_ARENA_SIZE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     assert_true(p != MAP_FAILED);
     base = (uintptr_t)p;
-    assert_true(hak_arena_add(base, HAK_ARENA_SIZE));
+    void *desc = mmap(NULL, HAK_ARENA_DESC, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    assert_true(desc != MAP_FAILED);
+    assert_true(hak_arena_add(base, HAK_ARENA_SIZE, desc));
     assert_int_equal(hak_arena_count(), 1);
     return 0;
 }
