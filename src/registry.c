@@ -18,7 +18,6 @@
  * Writers (insert, remove, trim) hold reg_lock; readers take none.
  */
 #include <errno.h>
-#include <sys/mman.h>
 
 #include "hak_internal.h"
 
@@ -130,7 +129,7 @@ void hak_registry_trim(void) {
     pthread_mutex_lock(&reg_lock);
     for (uint32_t l = 0; l < nleaves; l++) {
         _Atomic(hak_block_t *) *e = *leaves[l];
-        if (mincore((void *)e, sizeof(hak_leaf_t), vec) != 0) continue;
+        if (hak_os_resident((uintptr_t)e, sizeof(hak_leaf_t), vec) < 0) continue;
         for (size_t pg = 0; pg < PAGES; pg++) {
             if (!(vec[pg] & 1)) continue;
             size_t i = pg * PAGE_ENTRIES, end = i + PAGE_ENTRIES;
