@@ -53,7 +53,7 @@ static const hak_option_def_t hak_option_defs[] = {
      "bigger, a smaller cached block grown by mremap (0 = map fresh memory, for A/B comparisons)", OPT(warm_reuse)},
     {"HAKMEM_ARENA", HAK_OPT_BOOL, 1, 0, 1, NULL,
      "carve blocks of up to 64 MiB from address space hakmem reserves (1 GiB a piece, no memory), so that "
-     "Batch releases blocks freed together with one munmap (0 = let the kernel place every block)", OPT(arena)},
+     "Batch releases blocks freed together in one call; 0 = let the kernel place every block", OPT(arena)},
     {"HAKMEM_TCACHE_MAX_BYTES", HAK_OPT_SIZE, 16 * MiB, 0, 1 * GiB, NULL,
      "bytes of freed large blocks each thread keeps in its own front cache, at most 8 blocks, before the rings "
      "(0 = no front cache); not part of HAKMEM_CACHE_MAX_BYTES", OPT(tcache_max_bytes)},
