@@ -537,24 +537,23 @@ static bench_run_t run;   /* large: not on the stack */
  * defaults and gets the result; *all, if given, the bare N when there is one. */
 static void per_scenario(const char *opt, const char *bad, const char *spec, long lo, long hi, long per[],
                          long *all) {
-    char buf[1024], msg[128];
+    char buf[1024], bad_value[128], bad_name[128];
     snprintf(buf, sizeof buf, "%s", spec);
+    snprintf(bad_value, sizeof bad_value, "%s: '%%s' %s", opt, bad);
+    snprintf(bad_name, sizeof bad_name, "%s: unknown scenario '%%s'", opt);
     long bare = -1;
     char set[BENCH_MAX_SCENARIOS] = {0};
     for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
         char *eq = strchr(t, '=');
         long v;
-        snprintf(msg, sizeof msg, "%s: '%%s' %s", opt, bad);
         if (eq == NULL) {
-            if (parse_long(t, lo, hi, &bare)) usage_error(msg, t);
+            if (parse_long(t, lo, hi, &bare)) usage_error(bad_value, t);
             continue;
         }
         *eq = '\0';
         int i = bench_scenario_find(t);
-        snprintf(msg, sizeof msg, "%s: unknown scenario '%%s'", opt);
-        if (i < 0) usage_error(msg, t);
-        snprintf(msg, sizeof msg, "%s: '%%s' %s", opt, bad);
-        if (parse_long(eq + 1, lo, hi, &v)) usage_error(msg, eq + 1);
+        if (i < 0) usage_error(bad_name, t);
+        if (parse_long(eq + 1, lo, hi, &v)) usage_error(bad_value, eq + 1);
         per[i] = v;
         set[i] = 1;
     }

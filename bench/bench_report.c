@@ -522,20 +522,20 @@ int bench_write_json(const bench_run_t *r, const char *path) {
             }
             if (c->runs[0].threads) fprintf(f, ", \"threads\": %" PRIu64, c->runs[0].threads);
             if (c->runs[0].has_hak) {
-                uint64_t hits = 0, misses = 0, puts = 0, ev = 0, fl = 0, idle_mu = c->idle_hak_munmap;
+                uint64_t hits = 0, misses = 0, puts = 0, ev = 0;
                 for (int i = 0; i < c->nruns; i++) {
                     hits += c->runs[i].hak_hits;
                     misses += c->runs[i].hak_misses;
                     puts += c->runs[i].hak_puts;
                     ev += c->runs[i].hak_evictions;
-                    fl += c->runs[i].hak_flushes;
                 }
                 const bench_sample_t *l = &c->runs[c->nruns - 1];
                 fprintf(f, ",\n     \"hakmem\": {\"mode\": %" PRIu64 ", \"cache_hits\": %" PRIu64
                            ", \"cache_misses\": %" PRIu64 ", \"cache_puts\": %" PRIu64 ", \"evictions\": %" PRIu64
                            ", \"batch_flushes\": %" PRIu64 ", \"idle_munmaps\": %" PRIu64
                            ", \"idle_flushes\": %" PRIu64 ", \"idle_blocks_flushed\": %" PRIu64 ", \"hit_rate\": ",
-                        l->hak_mode, hits, misses, puts, ev, fl, idle_mu, c->idle_hak_flushes, c->idle_hak_blocks);
+                        l->hak_mode, hits, misses, puts, ev, c->hak_flushes, c->idle_hak_munmap, c->idle_hak_flushes,
+                        c->idle_hak_blocks);
                 json_num(f, hits + misses ? (double)hits / (double)(hits + misses) : 0);
                 uint64_t dec_run = 0;
                 for (int i = 0; i < c->nruns; i++) dec_run += c->runs[i].hak_decisions_run;
