@@ -24,6 +24,7 @@
 #include <cmocka.h>
 
 #include "hak_internal.h"
+#include "test_reexec.h"
 #include "../../tuner/policy.h"
 
 #define MiB ((size_t)1 << 20)
@@ -103,17 +104,7 @@ static void test_tune_signal_wakes_tuner(void **state) {
 
 int main(int argc, char **argv) {
     (void)argc;
-    /* The library reads its options when it starts: run again with them set. */
-    const char *mode = getenv("HAKMEM_MODE");
-    if (mode == NULL || strcmp(mode, "evolving") != 0) {
-        setenv("HAKMEM_MODE", "evolving", 1);
-        setenv("HAKMEM_TUNE_INTERVAL_MS", "60000", 1);
-        setenv("HAKMEM_RING_CAP", "0", 1);
-        setenv("HAKMEM_STATS", "1", 1);
-        unsetenv("HAKMEM_HISTORY");
-        execv("/proc/self/exe", argv);
-        return 1;
-    }
+    reexec_evolving(argv, (const char *const[]){"HAKMEM_TUNE_INTERVAL_MS", "60000", "HAKMEM_RING_CAP", "0", NULL});
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_opening),
         cmocka_unit_test(test_tune_signal_wakes_tuner),

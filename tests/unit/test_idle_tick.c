@@ -22,6 +22,7 @@
 #include <cmocka.h>
 
 #include "hak_internal.h"
+#include "test_reexec.h"
 #include "test_pages.h"
 #include "../../tuner/policy.h"
 
@@ -123,18 +124,9 @@ static void test_idle_backs_off(void **state) {
 
 int main(int argc, char **argv) {
     (void)argc;
-    const char *mode = getenv("HAKMEM_MODE");
-    if (mode == NULL || strcmp(mode, "evolving") != 0) {
-        char period[16];
-        snprintf(period, sizeof period, "%d", PERIOD_MS);
-        setenv("HAKMEM_MODE", "evolving", 1);
-        setenv("HAKMEM_TUNE_INTERVAL_MS", period, 1);
-        setenv("HAKMEM_IDLE_MS", "100", 1);
-        setenv("HAKMEM_STATS", "1", 1);
-        unsetenv("HAKMEM_HISTORY");
-        execv("/proc/self/exe", argv);
-        return 1;
-    }
+    char period[16];
+    snprintf(period, sizeof period, "%d", PERIOD_MS);
+    reexec_evolving(argv, (const char *const[]){"HAKMEM_TUNE_INTERVAL_MS", period, "HAKMEM_IDLE_MS", "100", NULL});
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_idle_backs_off),
     };
