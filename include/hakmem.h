@@ -99,7 +99,7 @@ HAKMEM_API void     hak_flush(void);
  * derived from them.  The layout changes when a counter is added (the version
  * goes up); the header stays the first 8 bytes for ever, so a caller built
  * against another hakmem.h can tell, through hak_stats_get_sized. */
-#define HAK_STATS_VERSION 3u            /* 1: 0.1.0, without this header; 2: before lent_tail_* */
+#define HAK_STATS_VERSION 4u            /* 1: 0.1.0, without this header; 2: before lent_tail_*; 3: before peak_* */
 #define HAK_X_STATS_FIELD(name, help) uint64_t name;
 typedef struct hak_stats {
     uint32_t size;                     /* sizeof(hak_stats_t) in the library that filled it */

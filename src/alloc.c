@@ -9,7 +9,8 @@
  *                   a cached block of a bigger class (one doubling at most);
  *                   a smaller cached block grown in place or moved by mremap
  *                   (its touched pages come along);
- *              -> else os map (THP per class) -> registry
+ *              -> else, the peak bound holding (footprint.c), os map (THP
+ *                 per class) -> registry
  * and the native allocation API (hak_alloc, hak_calloc, hak_memalign).
  * No page is zeroed twice while a warm one is at hand (DESIGN.md item 12),
  * and a bigger block lent to a smaller request does not keep a big unused
@@ -45,29 +46,38 @@ static hak_block_t *warm_miss(uint32_t c) {
 }
 
 /* A tail worth releasing when a bigger block serves a smaller request: at
- * least this much, and a quarter of the block. */
+ * least this much, and a quarter of the block; beyond the peak bound
+ * (footprint.c), any tail of LENT_TAIL_TIGHT or more. */
 #define LENT_TAIL_MIN    ((size_t)8 << 20)
 #define LENT_TAIL_SHARE  4u
+#define LENT_TAIL_TIGHT  ((size_t)4 << 20)
 
-/* Block b, of a bigger class, serves a request of class size keep.  Pages an
+/* Block b, of another class, serves a request of keep bytes.  Pages an
  * earlier, bigger use made resident past keep are memory the program no
  * longer uses but that counts in its RSS (a 24 MiB block written whole, lent
- * to a 12 MiB request, holds 10 MiB for nothing).  Give them back when they
+ * to a 12 MiB request, holds 12 MiB for nothing).  Give them back when they
  * are worth the madvise and the refault (the kernel zeroes them again) that
  * a later bigger use of b pays: LENT_TAIL_MIN and a quarter of the block.
  * Measured (bench, 3 runs each): with 8 MiB, 5-25 MiB blocks peak at 418
  * MiB instead of 449 at the same speed; with 2 MiB, mixed (64 KiB-8 MiB)
- * ran 7x slower in steady state, with 4 MiB 2x.  Whole huge pages of a THP block, so none is split.
+ * ran 7x slower in steady state, with 4 MiB 2x.  Beyond the peak bound the
+ * memory matters more: tails of LENT_TAIL_TIGHT go too (5-25 MiB blocks:
+ * peak 418 -> 385 MiB with the bound's sheds; 1 MiB made mixed 1.6x slower
+ * in evolving mode, 142 tails refaulted, 4 MiB within the noise).
+ * Whole huge pages of a THP block, so none is split.
  * The mapping stays; the program may still use all of b->size
  * (malloc_usable_size): those pages come back zeroed. */
-static void release_lent_tail(hak_block_t *b, size_t keep) {
+static void release_tail(hak_block_t *b, size_t keep) {
     uintptr_t u = atomic_load_explicit(&b->user, memory_order_relaxed);
     uintptr_t g = (b->flags & HAK_BF_HUGE) ? HAK_HUGE_PAGE : HAK_PAGE;
     size_t used = b->touched < b->size ? b->touched : b->size;
     uintptr_t from = (u + keep + g - 1) & ~(g - 1);
     uintptr_t to = (u + used + g - 1) & ~(g - 1), end = b->map_base + b->map_size;
     if (to > end) to = end;
-    if (to <= from || to - from < LENT_TAIL_MIN || to - from < b->size / LENT_TAIL_SHARE) return;
+    if (to <= from || to - from < LENT_TAIL_TIGHT) return;
+    if ((b->cls == HAK_CLASS_NONE || to - from < LENT_TAIL_MIN || to - from < b->size / LENT_TAIL_SHARE) &&
+        hak_footprint_over(keep, b->size) == 0)
+        return;
     if (hak_os_release(from, to - from) != 0) return;     /* it stays resident: only a lost saving */
     b->touched = from - u;
     HAK_CNT(lent_tail_released);
@@ -119,7 +129,7 @@ static hak_block_t *map_fresh(uint32_t c, size_t n, size_t align) {
     b->cls = c;
     b->flags = flags;
     b->split = 0;
-    b->touched = size;
+    b->touched = n < size ? n : size;
     atomic_store_explicit(&b->state, HAK_BLOCK_LIVE, memory_order_relaxed);
     if (hak_registry_insert(b) != 0) {
         hak_batch_add(b, HAK_EVICT_UNCACHEABLE);   /* only Batch may release it */
@@ -149,6 +159,7 @@ void *hak_large_alloc(size_t n, size_t align, bool zero) {
     }
     bool fresh = false;
     if (b == NULL) {
+        hak_footprint_fit(n, c != HAK_CLASS_NONE ? hak_class_size(c) : n);
         b = map_fresh(c, n, align);
         if (b == NULL) {
             hak_op_end();
@@ -158,17 +169,12 @@ void *hak_large_alloc(size_t n, size_t align, bool zero) {
         fresh = true;
     }
     if (!fresh) {
-        /* what this use may make resident: its class's size.  A warm block
-         * of another class is a bigger one, lent, or a smaller one grown to
-         * exactly that size (class NONE when misaligned: nothing to release);
-         * a class-NONE request is always mapped fresh. */
-        if (unlikely(b->cls != c)) {
-            size_t use = hak_class_size(c);
-            release_lent_tail(b, use);
-            if (b->touched < use) b->touched = use;
-        } else {
-            b->touched = b->size;   /* a store to a line the pop wrote: cheaper than a test */
-        }
+        /* A warm block: a bigger block lent or a smaller one grown (another
+         * class), or one of the class.  What its earlier uses made resident
+         * past this request may go (release_tail); then this use may touch
+         * up to n. */
+        if (unlikely(b->cls != c)) release_tail(b, n);
+        if (b->touched < n) b->touched = n;
     }
     /* a request aligned beyond a cache line gets the block's page start (same
      * registry chunk, so nothing to update); a later malloc keeps it so */
@@ -176,7 +182,9 @@ void *hak_large_alloc(size_t n, size_t align, bool zero) {
         atomic_store_explicit(&b->user, hak_page_down(atomic_load_explicit(&b->user, memory_order_relaxed)),
                               memory_order_relaxed);
     HAK_CNT(large_allocs);
+    b->req = n;
     HAK_GAUGE_UP(bytes_live, b->size);
+    HAK_GAUGE_UP(bytes_requested, n);
     HAK_GAUGE_UP(blocks_live, 1);
     void *p = (void *)atomic_load_explicit(&b->user, memory_order_relaxed);
     if (zero && fresh) HAK_CNT(calloc_zero_skipped);   /* the kernel zeroed it */

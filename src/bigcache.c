@@ -319,17 +319,24 @@ void hak_bigcache_apply_cap(void) {
         uint32_t n = shrink_ring(c, cap_of(c), HAK_EVICT_CAP_LOWERED, victims);
         evict_all(victims, n, HAK_EVICT_CAP_LOWERED);
     }
+    int64_t cached = atomic_load_explicit(&hak_cached_bytes, memory_order_relaxed);
     uint64_t budget = atomic_load_explicit(&hak_cache_max_bytes, memory_order_relaxed);
-    for (uint32_t c = HAK_NCLASSES; c-- > 0;) {
-        int64_t cached = atomic_load_explicit(&hak_cached_bytes, memory_order_relaxed);
-        if (cached <= 0 || (uint64_t)cached <= budget) break;
-        uint64_t over = (uint64_t)cached - budget, size = hak_class_size(c);
-        uint64_t have = cached_hint(c), drop = (over + size - 1) / size;
+    if (cached > 0 && (uint64_t)cached > budget) hak_bigcache_shed((uint64_t)cached - budget);
+}
+
+uint64_t hak_bigcache_shed(uint64_t bytes) {
+    hak_block_t *victims[HAK_RING_CAP_MAX];
+    uint64_t shed = 0;
+    for (uint32_t c = HAK_NCLASSES; c-- > 0 && shed < bytes;) {
+        uint64_t have = cached_hint(c), size = hak_class_size(c);
         if (have == 0) continue;
+        uint64_t drop = (bytes - shed + size - 1) / size;
         uint32_t keep = drop >= have ? 0 : (uint32_t)(have - drop);
         uint32_t n = shrink_ring(c, keep, HAK_EVICT_BUDGET, victims);
+        for (uint32_t i = 0; i < n; i++) shed += victims[i]->size;
         evict_all(victims, n, HAK_EVICT_BUDGET);
     }
+    return shed;
 }
 
 int hak_bigcache_set_class_cap(uint32_t c, uint64_t cap, uint32_t *old) {

@@ -33,6 +33,7 @@ void hak_large_free(hak_block_t *b) {
     hak_op_begin();
     HAK_CNT(large_frees);
     HAK_GAUGE_DOWN(bytes_live, b->size);
+    HAK_GAUGE_DOWN(bytes_requested, b->req);
     HAK_GAUGE_DOWN(blocks_live, 1);
     hak_control_poll();
     hak_thp_on_free(b);

@@ -62,6 +62,7 @@ typedef struct hak_options {
     uint64_t idle_ms;
     uint64_t background_thread; /* fixed mode: thread for control requests (off by default) */
     uint64_t warm_reuse;        /* misses try warm memory before mapping fresh (alloc.c) */
+    uint64_t peak_bound;        /* warm memory bounded by the live high-water mark (footprint.c) */
     uint64_t arena;             /* carve blocks from reserved address space (arena.c) */
     uint64_t tcache_max_bytes;  /* per-thread front cache bound (tcache.c) */
     char     history[256];      /* HAKMEM_HISTORY path, "" = none */
@@ -276,6 +277,9 @@ HAK_HIDDEN hak_block_t *hak_bigcache_take_for_grow(uint32_t c, size_t len, size_
 HAK_HIDDEN hak_block_t *hak_bigcache_pop_smaller(uint32_t c);
 /* Apply every ring's cap and the byte budget now (evictions to Batch). */
 HAK_HIDDEN void         hak_bigcache_apply_cap(void);
+/* Hand the oldest blocks of the biggest classes to Batch (reason budget)
+ * until at least bytes went, or the rings are empty; returns the bytes. */
+HAK_HIDDEN uint64_t     hak_bigcache_shed(uint64_t bytes);
 /* Per-class cap (HAK_CLASS_CAP_GLOBAL = follow the global cap); *old gets the
  * previous setting (UINT32_MAX = global).  0, -EINVAL or -ERANGE (clamped). */
 HAK_HIDDEN int          hak_bigcache_set_class_cap(uint32_t c, uint64_t cap, uint32_t *old);
@@ -299,6 +303,8 @@ HAK_HIDDEN void         hak_bigcache_child_reset(void);
 HAK_HIDDEN void hak_batch_add(hak_block_t *b, int reason);
 /* Flush pending blocks now (force) or only when over the threshold. */
 HAK_HIDDEN void hak_batch_flush(bool force);
+/* Block bytes pending now (a relaxed read, without the lock). */
+HAK_HIDDEN uint64_t hak_batch_pending_bytes(void);
 /* With nothing pending: give back the pages of the pending list and of the
  * flush's scratch arrays (the trims; an idle process keeps none of them). */
 HAK_HIDDEN void hak_batch_trim(void);
@@ -312,6 +318,20 @@ HAK_HIDDEN void hak_batch_child_reset(void);
 HAK_HIDDEN hak_block_t *hak_batch_rescue(uint32_t lo, uint32_t hi);
 /* Sort blocks by map_base and count the coalesced ranges (pure; tests). */
 HAK_HIDDEN size_t hak_batch_coalesce(hak_block_t **v, size_t n, uintptr_t *starts, size_t *lens);
+
+// ---------------------------------------------------------------------------
+// footprint.c: the peak bound on the warm memory hakmem holds
+// ---------------------------------------------------------------------------
+/* Bytes by which what hakmem holds beyond the program's requests (cached and
+ * pending blocks, the unrequested rest of live blocks) exceeds the peak bound
+ * if a block of size bytes served a request of req bytes now; 0 within it.
+ * Raises the requested bytes' high-water mark to what that would make. */
+HAK_HIDDEN uint64_t hak_footprint_over(size_t req, size_t size);
+/* Before a fresh block of size bytes is mapped for req: give back cached and
+ * pending blocks until the bound holds again. */
+HAK_HIDDEN void     hak_footprint_fit(size_t req, size_t size);
+/* Test hook: forget the high-water mark. */
+HAK_HIDDEN void     hak_footprint_reset(void);
 
 // ---------------------------------------------------------------------------
 // knobs.c: run-time knob values, bounds, control block
@@ -344,6 +364,8 @@ HAK_HIDDEN void hak_stats_fold_unlock(void);
 /* Sum the slots into counters/gauges (in-process reader). */
 HAK_HIDDEN void hak_stats_sum(uint64_t *counter, int64_t *gauge);
 HAK_HIDDEN void hak_stats_note_mapped(void);
+/* The current value of gauge g (HAK_G_*), summed over the slots. */
+HAK_HIDDEN int64_t hak_stats_gauge_now(int g);
 /* Tell the tuner (whoever watches this segment) to look now: bumps
  * tune_signal and wakes a thread sleeping on the control block. */
 HAK_HIDDEN void hak_stats_signal_tuner(void);

@@ -35,6 +35,7 @@ typedef struct hak_block {
     size_t    touched;          /* bytes from user its uses may have made resident: the largest
                                    request it served since its tail was last released (alloc.c);
                                    only an estimate, it never decides correctness */
+    size_t    req;              /* bytes the program asked for in its current use (gauge bytes_requested) */
 } hak_block_t;
 #define HAK_BF_HUGE  0x1u       /* mapped (or grown) with MADV_HUGEPAGE */
 #define HAK_BF_PROBE 0x2u       /* THP probe: 4 KiB pages, sampled at free (thp.c) */

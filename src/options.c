@@ -51,6 +51,12 @@ static const hak_option_def_t hak_option_defs[] = {
     {"HAKMEM_WARM_REUSE", HAK_OPT_BOOL, 1, 0, 1, NULL,
      "a miss first reuses warm memory hakmem holds: a block pending in Batch, a cached block up to one doubling "
      "bigger, a smaller cached block grown by mremap (0 = map fresh memory, for A/B comparisons)", OPT(warm_reuse)},
+    {"HAKMEM_PEAK_BOUND", HAK_OPT_BOOL, 1, 0, 1, NULL,
+     "what hakmem holds beyond the program's requests (cached and pending blocks, class rounding, lent blocks' "
+     "tails) may take it past the high-water mark of the requested bytes by 64 MiB or 1/8 of them at most: "
+     "beyond that the oldest cached blocks are released before fresh memory is mapped, and a lent block gives "
+     "back a resident tail of 4 MiB or more (0 = no bound)",
+     OPT(peak_bound)},
     {"HAKMEM_ARENA", HAK_OPT_BOOL, 1, 0, 1, NULL,
      "carve blocks of up to 64 MiB from address space hakmem reserves (1 GiB a piece, no memory), so that "
      "Batch releases blocks freed together in one call; 0 = let the kernel place every block", OPT(arena)},

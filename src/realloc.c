@@ -133,6 +133,8 @@ void *hak_large_realloc(hak_block_t *b, size_t n) {
     hak_op_begin();
     if (n <= b->size) {
         if (b->touched < n) b->touched = n;
+        HAK_GAUGE(bytes_requested, (int64_t)n - (int64_t)b->req);
+        b->req = n;
         HAK_CNT(realloc_inplace);
         hak_op_end();
         return p;
@@ -149,6 +151,8 @@ void *hak_large_realloc(hak_block_t *b, size_t n) {
     if (inplace) HAK_CNT(realloc_inplace);
     else HAK_CNT(realloc_mremap);
     HAK_GAUGE(bytes_live, (int64_t)b->size - (int64_t)old_size);
+    HAK_GAUGE(bytes_requested, (int64_t)n - (int64_t)b->req);
+    b->req = n;
     hak_op_end();
     return (void *)atomic_load_explicit(&b->user, memory_order_relaxed);
 }

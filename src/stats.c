@@ -266,16 +266,22 @@ void hak_stats_signal_tuner(void) {
     syscall(SYS_futex, &hak_seg->control.seq, FUTEX_WAKE, 1, NULL, NULL, 0);
 }
 
-void hak_stats_note_mapped(void) {
+int64_t hak_stats_gauge_now(int g) {
+    /* Approximate: this thread's view of the sum is exact at operation
+     * boundaries of every other thread. */
     int64_t now = 0;
-    /* Approximate but monotonic high-water mark: this thread's view of the
-     * sum is exact at operation boundaries of every other thread. */
     uint32_t nslots = slots_in_use();
     for (uint32_t i = 0; i < nslots; i++) {
         const hak_shm_slot_t *s = &hak_seg->slots[i];
-        now += (int64_t)atomic_load_explicit((_Atomic uint64_t *)&s->gauge_in[HAK_G_bytes_mapped], memory_order_relaxed);
-        now -= (int64_t)atomic_load_explicit((_Atomic uint64_t *)&s->gauge_out[HAK_G_bytes_mapped], memory_order_relaxed);
+        now += (int64_t)atomic_load_explicit((_Atomic uint64_t *)&s->gauge_in[g], memory_order_relaxed);
+        now -= (int64_t)atomic_load_explicit((_Atomic uint64_t *)&s->gauge_out[g], memory_order_relaxed);
     }
+    return now;
+}
+
+void hak_stats_note_mapped(void) {
+    /* approximate but monotonic high-water mark */
+    int64_t now = hak_stats_gauge_now(HAK_G_bytes_mapped);
     _Atomic uint64_t *peak = (_Atomic uint64_t *)&hak_seg->peak_bytes_mapped;
     uint64_t old = atomic_load_explicit(peak, memory_order_relaxed);
     while (now > 0 && (uint64_t)now > old &&

@@ -34,7 +34,7 @@
 #include <stddef.h>
 
 #define HAK_SHM_MAGIC        0x4d454d4b4148ULL  /* "HAKMEM\0\0" little endian */
-#define HAK_SHM_VERSION      5u
+#define HAK_SHM_VERSION      6u
 #define HAK_SHM_NAME_FMT     "/hakmem.%d"       /* shm_open name; /dev/shm/hakmem.<pid> */
 #define HAK_SHM_DIR          "/dev/shm"
 #define HAK_SHM_PREFIX       "hakmem."
@@ -95,7 +95,9 @@
     X(lent_tail_bytes,       "bytes those releases gave back (MADV_DONTNEED; the mapping stays, a bigger use refaults them)") \
     X(thp_fault_probes,      "huge-page faults hakmem made and timed (MADV_POPULATE_WRITE: a fresh block's first 2 MiB, or a page of its own), to weigh huge against 4 KiB pages") \
     X(thp_small_by_cost,     "fresh blocks of huge-page classes given 4 KiB pages because huge-page faults cost more here (HAKMEM_THP=auto)") \
-    X(batch_gap_bytes,       "bytes of free arena address space (reserved, no memory) that Batch's munmaps crossed between blocks, counted in munmap_bytes too")
+    X(batch_gap_bytes,       "bytes of free arena address space (reserved, no memory) that Batch's munmaps crossed between blocks, counted in munmap_bytes too") \
+    X(peak_fits,             "fresh mappings before which cached or pending blocks were given back to hold the peak bound (HAKMEM_PEAK_BOUND)") \
+    X(peak_shed_bytes,       "bytes of cached blocks those gave back (to Batch, released at once)")
 
 /* Gauges: X(name, help).  Each slot keeps two monotonic sums per gauge, what it
  * added (gauge_in) and what it removed (gauge_out); the value is
@@ -105,6 +107,7 @@
 #define HAK_GAUGES(X) \
     X(bytes_mapped,          "address space currently mapped for large blocks (live + cached + pending, with tails)") \
     X(bytes_live,            "bytes in large blocks the program holds") \
+    X(bytes_requested,       "of those, the bytes the program asked for (the rest: class rounding, lent blocks' tails)") \
     X(blocks_live,           "large blocks the program holds") \
     X(bytes_cached,          "bytes held warm in BigCache rings and the threads' front caches") \
     X(blocks_cached,         "blocks held warm in BigCache rings and the threads' front caches") \

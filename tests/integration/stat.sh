@@ -373,13 +373,13 @@ patch "pass"; truncate -s 4096 "$F"
 expect_error 8 "$S" "truncated segment"
 patch "struct.pack_into('<I', b, 32, 9999)"            # ncounters
 expect_error 9 "$S" "corrupt segment"
-# the thread slots are the segment's last 128 x 512 bytes; readers look at those
+# the thread slots are the segment's last 128 x 576 bytes; readers look at those
 # below the header's slots_used only, so the garbage goes over all of them
 patch "
-for off in range(size - 65536, size, 8): struct.pack_into('<Q', b, off, 1 << 32)"   # garbage counters (even gens)
+for off in range(size - 73728, size, 8): struct.pack_into('<Q', b, off, 1 << 32)"   # garbage counters (even gens)
 expect_error 9 "$S" "corrupt segment"
 patch "
-for off in range(size - 65536, size, 8): struct.pack_into('<Q', b, off, (1 << 32) | 1)"   # odd gens: writer never done
+for off in range(size - 73728, size, 8): struct.pack_into('<Q', b, off, (1 << 32) | 1)"   # odd gens: writer never done
 expect_error 10 "$S" "busy"
 patch "pass"; chmod 644 "$F"
 expect_error 5 "$S" "permission denied"
