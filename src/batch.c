@@ -135,8 +135,6 @@ void hak_batch_add(hak_block_t *b, int reason) {
 
 /* The pending list and the flush's arrays hold stale pointers once nothing
  * is pending: their pages go back to the kernel (the trims). */
-uint64_t hak_batch_pending_bytes(void) { return __atomic_load_n(&pending_bytes, __ATOMIC_RELAXED); }
-
 void hak_batch_trim(void) {
     pthread_mutex_lock(&flush_lock);
     pthread_mutex_lock(&batch_lock);

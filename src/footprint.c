@@ -35,11 +35,15 @@
 
 #define PEAK_SLACK_MIN   ((int64_t)64 << 20)
 #define PEAK_SLACK_SHARE 8
+#define FOOTPRINT_MAX    ((size_t)1 << 48)
 
 static _Atomic int64_t req_peak;    /* high-water mark of requested live bytes (with the request at hand) */
 
 uint64_t hak_footprint_over(size_t req, size_t size) {
     if (!hak_opt.peak_bound) return 0;
+    /* beyond any address space: no mapping of it can succeed, and the sums
+     * below must not overflow (the fuzzer asks for PTRDIFF_MAX bytes) */
+    if (req > FOOTPRINT_MAX || size > FOOTPRINT_MAX) return 0;
     int64_t live = hak_stats_gauge_now(HAK_G_bytes_requested) + (int64_t)req;
     int64_t peak = atomic_load_explicit(&req_peak, memory_order_relaxed);
     while (live > peak &&
@@ -50,7 +54,7 @@ uint64_t hak_footprint_over(size_t req, size_t size) {
     /* held beyond the requests: the rest of the live blocks (class rounding,
      * lent tails: an upper bound of what of it is resident), cached, pending */
     int64_t held = hak_stats_gauge_now(HAK_G_bytes_live) + (int64_t)size - live +
-                   hak_stats_gauge_now(HAK_G_bytes_cached) + (int64_t)hak_batch_pending_bytes();
+                   hak_stats_gauge_now(HAK_G_bytes_cached) + hak_stats_gauge_now(HAK_G_bytes_pending);
     int64_t room = peak - live + slack;
     return held > room ? (uint64_t)(held - room) : 0;
 }
@@ -68,7 +72,7 @@ void hak_footprint_fit(size_t req, size_t size) {
     }
     HAK_CNT_ADD(peak_shed_bytes, shed);
     /* what went to Batch is still resident until it is released */
-    if (hak_batch_pending_bytes() > 0) hak_batch_flush(true);
+    if (hak_stats_gauge_now(HAK_G_bytes_pending) > 0) hak_batch_flush(true);
     HAK_CNT(peak_fits);
 }
 

@@ -303,8 +303,6 @@ HAK_HIDDEN void         hak_bigcache_child_reset(void);
 HAK_HIDDEN void hak_batch_add(hak_block_t *b, int reason);
 /* Flush pending blocks now (force) or only when over the threshold. */
 HAK_HIDDEN void hak_batch_flush(bool force);
-/* Block bytes pending now (a relaxed read, without the lock). */
-HAK_HIDDEN uint64_t hak_batch_pending_bytes(void);
 /* With nothing pending: give back the pages of the pending list and of the
  * flush's scratch arrays (the trims; an idle process keeps none of them). */
 HAK_HIDDEN void hak_batch_trim(void);

@@ -613,11 +613,11 @@ int main(int argc, char **argv) {
                " puts=%" PRIu64 " evictions=%" PRIu64 " batch_adds=%" PRIu64 " flushes=%" PRIu64
                " blocks_flushed=%" PRIu64 " ranges=%" PRIu64 " munmap=%" PRIu64 " mmap=%" PRIu64 " mremap=%" PRIu64
                " madvise=%" PRIu64 " peak_mapped_MiB=%" PRIu64 " near=%" PRIu64 " reshaped=%" PRIu64
-               " rescued=%" PRIu64 "\n",
+               " rescued=%" PRIu64 " lent_tails=%" PRIu64 "\n",
                st.large_allocs, st.large_frees, st.cache_hits, st.cache_misses, st.cache_puts, st.evictions,
                st.batch_adds, st.batch_flushes, st.batch_blocks_flushed, st.batch_ranges_flushed, st.munmap_calls,
                st.mmap_calls, st.mremap_calls, st.madvise_calls, st.peak_bytes_mapped >> 20, st.warm_near,
-               st.warm_reshaped, st.warm_rescued);
+               st.warm_reshaped, st.warm_rescued, st.lent_tail_released);
         if (hakmem_active && st.large_allocs == 0) fail("hakmem is active but served no large allocation");
         if (mon.open && mode == HAK_MODE_OFF && st.large_allocs != 0)
             fail("HAKMEM_MODE=off but hakmem served %" PRIu64 " large allocations", st.large_allocs);
