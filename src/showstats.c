@@ -155,6 +155,11 @@ static void print_text(out_t *o, const hak_snapshot_t *s, int pid, uint64_t now_
       fmt_bytes(b1, sizeof b1, (uint64_t)g[HAK_G_bytes_cached]), (long long)g[HAK_G_blocks_cached],
       fmt_bytes(b2, sizeof b2, (uint64_t)g[HAK_G_bytes_pending]),
       fmt_bytes(b3, sizeof b3, (uint64_t)g[HAK_G_bytes_live]), (long long)g[HAK_G_blocks_live]);
+    P("  live bytes asked for %s (the rest: class rounding, lent tails); peak bound: %llu fresh maps first gave "
+      "back %s of cached blocks; lent tails released %llu (%s)\n",
+      pid, fmt_bytes(b1, sizeof b1, (uint64_t)g[HAK_G_bytes_requested]), (unsigned long long)c[HAK_C_peak_fits],
+      fmt_bytes(b2, sizeof b2, c[HAK_C_peak_shed_bytes]), (unsigned long long)c[HAK_C_lent_tail_released],
+      fmt_bytes(b3, sizeof b3, c[HAK_C_lent_tail_bytes]));
     P("  realloc in place %llu, by mremap %llu (into a cached block %llu), copied %llu; calloc memset skipped %llu; "
       "trims %llu; invalid frees %llu\n",
       pid, (unsigned long long)c[HAK_C_realloc_inplace], (unsigned long long)c[HAK_C_realloc_mremap],
