@@ -70,10 +70,13 @@ void hak_footprint_fit(size_t req, size_t size) {
         shed += b->size;
         hak_batch_add(b, HAK_EVICT_BUDGET);
     }
-    HAK_CNT_ADD(peak_shed_bytes, shed);
     /* what went to Batch is still resident until it is released */
-    if (hak_stats_gauge_now(HAK_G_bytes_pending) > 0) hak_batch_flush(true);
-    HAK_CNT(peak_fits);
+    bool flush = hak_stats_gauge_now(HAK_G_bytes_pending) > 0;
+    if (flush) hak_batch_flush(true);
+    if (shed > 0 || flush) {
+        HAK_CNT(peak_fits);
+        HAK_CNT_ADD(peak_shed_bytes, shed);
+    }
 }
 
 void hak_footprint_reset(void) { atomic_store_explicit(&req_peak, 0, memory_order_relaxed); }

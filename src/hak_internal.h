@@ -62,7 +62,7 @@ typedef struct hak_options {
     uint64_t idle_ms;
     uint64_t background_thread; /* fixed mode: thread for control requests (off by default) */
     uint64_t warm_reuse;        /* misses try warm memory before mapping fresh (alloc.c) */
-    uint64_t peak_bound;        /* warm memory bounded by the live high-water mark (footprint.c) */
+    uint64_t peak_bound;        /* what hakmem holds bounded by the requested bytes' high-water mark (footprint.c) */
     uint64_t arena;             /* carve blocks from reserved address space (arena.c) */
     uint64_t tcache_max_bytes;  /* per-thread front cache bound (tcache.c) */
     char     history[256];      /* HAKMEM_HISTORY path, "" = none */

@@ -71,6 +71,28 @@ static void test_shed_before_fresh(void **state) {
     for (int i = 5; i < 8; i++) hak_free(v[i]);
 }
 
+/* The same with the blocks in this thread's front cache instead of the
+ * rings: its oldest go. */
+static void test_shed_front_cache(void **state) {
+    (void)state;
+    hak_tcache_max_bytes = (uint64_t)256 << 20;
+    void *v[8];
+    for (int i = 0; i < 8; i++) assert_non_null(v[i] = hak_alloc(32 * MIB));
+    for (int i = 0; i < 8; i++) hak_free(v[i]);
+    assert_int_equal(gauge(HAK_G_blocks_tcached), 8);
+    uint64_t s0 = cnt(HAK_C_peak_shed_bytes);
+    void *big = hak_alloc(200 * MIB);
+    assert_non_null(big);
+    assert_int_equal(cnt(HAK_C_peak_shed_bytes), s0 + 160 * MIB);
+    assert_int_equal(gauge(HAK_G_blocks_tcached), 3);
+    assert_int_equal(gauge(HAK_G_bytes_pending), 0);
+    hak_free(big);
+    for (int i = 7; i >= 5; i--) assert_ptr_equal(hak_alloc(32 * MIB), v[i]);   /* the newest stayed */
+    for (int i = 5; i < 8; i++) hak_free(v[i]);
+    hak_tcache_drain();
+    hak_tcache_max_bytes = 0;
+}
+
 /* The bound off: the same steps shed nothing. */
 static void test_bound_off(void **state) {
     (void)state;
@@ -140,10 +162,16 @@ static void test_requested_follows_realloc(void **state) {
 }
 
 int main(void) {
-    hak_tcache_max_bytes = 0;      /* the rings alone */
+    /* this thread gets a front cache with its slot (its first operation);
+     * the tests use the rings alone but test_shed_front_cache */
+    hak_tcache_max_bytes = (uint64_t)256 << 20;
+    hak_free(hak_alloc(1 << 20));
+    hak_trim();
+    hak_tcache_max_bytes = 0;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_phases_keep_everything, setup),
         cmocka_unit_test_setup(test_shed_before_fresh, setup),
+        cmocka_unit_test_setup(test_shed_front_cache, setup),
         cmocka_unit_test_setup(test_bound_off, setup),
         cmocka_unit_test_setup(test_tail_released_beyond_bound, setup),
         cmocka_unit_test_setup(test_requested_follows_realloc, setup),
