@@ -153,7 +153,9 @@ HAK_HIDDEN void *hak_os_map_block(size_t size, size_t align, int thp_choice, siz
                                   size_t *map_size);
 /* Pages of [base, base+len) resident now (mincore into vec, len/4096 bytes), or -errno. */
 HAK_HIDDEN long  hak_os_resident(uintptr_t base, size_t len, unsigned char *vec);
-/* Move a mapping back to `to` (MREMAP_FIXED) after a failed realloc. 0 or -errno. */
+/* Move a mapping back to `to` (MREMAP_FIXED) after a failed realloc, once
+ * its old place is claimed again (MAP_FIXED_NOREPLACE).  0, -EEXIST when
+ * another mapping took the place meanwhile (nothing is replaced), or -errno. */
 HAK_HIDDEN int   hak_os_remap_back(uintptr_t base, size_t len, size_t old_len, uintptr_t to, size_t split);
 /* Move the mapping [base, base+len) onto [to, to+len), the head of another
  * mapping, whose pages there are dropped (mremap MREMAP_FIXED; not a munmap:

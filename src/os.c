@@ -286,6 +286,15 @@ void *hak_os_remap(uintptr_t base, size_t old_len, size_t new_len, size_t split)
 }
 
 int hak_os_remap_back(uintptr_t base, size_t len, size_t old_len, uintptr_t to, size_t split) {
+    /* The old place has been a hole since the move: another thread's mmap
+     * may have landed there.  Claim it first (MAP_FIXED_NOREPLACE fails on a
+     * mapping it would replace), so that the MREMAP_FIXED below replaces
+     * nothing but that claim. */
+    void *claim = reserve((void *)to, old_len, MAP_FIXED_NOREPLACE);
+    if (claim != (void *)to) {
+        if (claim != MAP_FAILED) hak_os_meta_free(claim, old_len);   /* placed elsewhere: the place is taken */
+        return -EEXIST;
+    }
     if (split != 0) {               /* the first piece back as it is, then the second shrunk */
         HAK_CNT(mremap_calls);
         if (mremap((void *)base, split, split, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)to) == MAP_FAILED) return -errno;

@@ -316,6 +316,36 @@ static void test_realloc_move_registry_failure(void **state) {
     assert_int_equal(hak_set_ring_cap(4), 0);
 }
 
+/* Moving pages back after that failure claims the old place first: when
+ * another mapping took it in the meantime (another thread's mmap, between
+ * the move and the move back), that mapping is left whole and the move back
+ * fails; when the place is a hole, the pages go back there. */
+static void test_remap_back_spares_a_foreign_mapping(void **state) {
+    (void)state;
+    const size_t len = (size_t)1 << 20;
+    unsigned char *blk = mmap(NULL, 2 * len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    assert_true(blk != MAP_FAILED);
+    memset(blk, 0x31, 2 * len);                                /* the "moved" block, grown to 2 MiB */
+    unsigned char *old = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    assert_true(old != MAP_FAILED);
+    memset(old, 0x42, len);                                    /* someone else's mapping on the old place */
+    hak_op_begin();
+    int rc = hak_os_remap_back((uintptr_t)blk, 2 * len, len, (uintptr_t)old, 0);
+    hak_op_end();
+    assert_int_equal(rc, -EEXIST);
+    assert_int_equal(old[0], 0x42);                            /* not replaced */
+    assert_int_equal(old[len - 1], 0x42);
+    assert_int_equal(blk[2 * len - 1], 0x31);                  /* the block stays where it was */
+    assert_int_equal(munmap(old, len), 0);                     /* now the old place is a hole */
+    hak_op_begin();
+    rc = hak_os_remap_back((uintptr_t)blk, 2 * len, len, (uintptr_t)old, 0);
+    hak_op_end();
+    assert_int_equal(rc, 0);
+    assert_int_equal(old[0], 0x31);                            /* the pages came back, shrunk */
+    assert_int_equal(old[len - 1], 0x31);
+    assert_int_equal(munmap(old, len), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_mmap_failure_every_path, setup),
@@ -325,6 +355,7 @@ int main(void) {
         cmocka_unit_test_setup(test_memalign_alignment, setup),
         cmocka_unit_test_setup(test_realloc_grow_never_spurious, setup),
         cmocka_unit_test_setup(test_realloc_move_registry_failure, setup),
+        cmocka_unit_test_setup(test_remap_back_spares_a_foreign_mapping, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
