@@ -39,12 +39,13 @@
 
 static _Atomic int64_t req_peak;    /* high-water mark of requested live bytes (with the request at hand) */
 
-uint64_t hak_footprint_over(size_t req, size_t size) {
+/* hak_footprint_over with the gauges g read already. */
+static uint64_t over_of(const int64_t *g, size_t req, size_t size) {
     if (!hak_opt.peak_bound) return 0;
     /* beyond any address space: no mapping of it can succeed, and the sums
      * below must not overflow (the fuzzer asks for PTRDIFF_MAX bytes) */
     if (req > FOOTPRINT_MAX || size > FOOTPRINT_MAX) return 0;
-    int64_t live = hak_stats_gauge_now(HAK_G_bytes_requested) + (int64_t)req;
+    int64_t live = g[HAK_G_bytes_requested] + (int64_t)req;
     int64_t peak = atomic_load_explicit(&req_peak, memory_order_relaxed);
     while (live > peak &&
            !atomic_compare_exchange_weak_explicit(&req_peak, &peak, live, memory_order_relaxed, memory_order_relaxed)) {
@@ -53,14 +54,23 @@ uint64_t hak_footprint_over(size_t req, size_t size) {
     int64_t slack = live / PEAK_SLACK_SHARE > PEAK_SLACK_MIN ? live / PEAK_SLACK_SHARE : PEAK_SLACK_MIN;
     /* held beyond the requests: the rest of the live blocks (class rounding,
      * lent tails: an upper bound of what of it is resident), cached, pending */
-    int64_t held = hak_stats_gauge_now(HAK_G_bytes_live) + (int64_t)size - live +
-                   hak_stats_gauge_now(HAK_G_bytes_cached) + hak_stats_gauge_now(HAK_G_bytes_pending);
+    int64_t held = g[HAK_G_bytes_live] + (int64_t)size - live + g[HAK_G_bytes_cached] + g[HAK_G_bytes_pending];
     int64_t room = peak - live + slack;
     return held > room ? (uint64_t)(held - room) : 0;
 }
 
+uint64_t hak_footprint_over(size_t req, size_t size) {
+    if (!hak_opt.peak_bound) return 0;
+    int64_t g[HAK_NGAUGES];
+    hak_stats_gauges_now(g);
+    return over_of(g, req, size);
+}
+
 void hak_footprint_fit(size_t req, size_t size) {
-    uint64_t over = hak_footprint_over(req, size);
+    if (!hak_opt.peak_bound) return;
+    int64_t g[HAK_NGAUGES];
+    hak_stats_gauges_now(g);
+    uint64_t over = over_of(g, req, size);
     if (over == 0) return;
     uint64_t shed = hak_bigcache_shed(over);
     /* then this thread's front cache, oldest first (others' hold a bounded
@@ -70,13 +80,11 @@ void hak_footprint_fit(size_t req, size_t size) {
         shed += b->size;
         hak_batch_add(b, HAK_EVICT_BUDGET);
     }
-    /* what went to Batch is still resident until it is released */
-    bool flush = hak_stats_gauge_now(HAK_G_bytes_pending) > 0;
-    if (flush) hak_batch_flush(true);
-    if (shed > 0 || flush) {
-        HAK_CNT(peak_fits);
-        HAK_CNT_ADD(peak_shed_bytes, shed);
-    }
+    /* what went to Batch, and what was pending already, is resident until released */
+    if (shed == 0 && g[HAK_G_bytes_pending] <= 0) return;
+    hak_batch_flush(true);
+    HAK_CNT(peak_fits);
+    HAK_CNT_ADD(peak_shed_bytes, shed);
 }
 
 void hak_footprint_reset(void) { atomic_store_explicit(&req_peak, 0, memory_order_relaxed); }

@@ -364,8 +364,8 @@ HAK_HIDDEN void hak_stats_fold_unlock(void);
 /* Sum the slots into counters/gauges (in-process reader). */
 HAK_HIDDEN void hak_stats_sum(uint64_t *counter, int64_t *gauge);
 HAK_HIDDEN void hak_stats_note_mapped(void);
-/* The current value of gauge g (HAK_G_*), summed over the slots. */
-HAK_HIDDEN int64_t hak_stats_gauge_now(int g);
+/* Every gauge now (HAK_NGAUGES values, by HAK_G_*), summed over the slots in one pass. */
+HAK_HIDDEN void hak_stats_gauges_now(int64_t *gauge);
 /* Tell the tuner (whoever watches this segment) to look now: bumps
  * tune_signal and wakes a thread sleeping on the control block. */
 HAK_HIDDEN void hak_stats_signal_tuner(void);

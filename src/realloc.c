@@ -108,6 +108,12 @@ static int grow(hak_block_t *b, uint32_t c, size_t n, bool *inplace) {
     return 0;
 }
 
+/* b now serves a request of n bytes (inside a bracket). */
+static void set_request(hak_block_t *b, size_t n) {
+    HAK_GAUGE(bytes_requested, (int64_t)n - (int64_t)b->req);
+    b->req = n;
+}
+
 int hak_block_grow(hak_block_t *b, uint32_t c) {
     bool inplace;
     return grow(b, c, hak_class_size(c), &inplace);
@@ -133,8 +139,7 @@ void *hak_large_realloc(hak_block_t *b, size_t n) {
     hak_op_begin();
     if (n <= b->size) {
         if (b->touched < n) b->touched = n;
-        HAK_GAUGE(bytes_requested, (int64_t)n - (int64_t)b->req);
-        b->req = n;
+        set_request(b, n);
         HAK_CNT(realloc_inplace);
         hak_op_end();
         return p;
@@ -151,8 +156,7 @@ void *hak_large_realloc(hak_block_t *b, size_t n) {
     if (inplace) HAK_CNT(realloc_inplace);
     else HAK_CNT(realloc_mremap);
     HAK_GAUGE(bytes_live, (int64_t)b->size - (int64_t)old_size);
-    HAK_GAUGE(bytes_requested, (int64_t)n - (int64_t)b->req);
-    b->req = n;
+    set_request(b, n);
     hak_op_end();
     return (void *)atomic_load_explicit(&b->user, memory_order_relaxed);
 }

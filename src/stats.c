@@ -266,22 +266,24 @@ void hak_stats_signal_tuner(void) {
     syscall(SYS_futex, &hak_seg->control.seq, FUTEX_WAKE, 1, NULL, NULL, 0);
 }
 
-int64_t hak_stats_gauge_now(int g) {
-    /* Approximate: this thread's view of the sum is exact at operation
+void hak_stats_gauges_now(int64_t *gauge) {
+    /* Approximate: this thread's view of the sums is exact at operation
      * boundaries of every other thread. */
-    int64_t now = 0;
+    memset(gauge, 0, sizeof(int64_t) * HAK_NGAUGES);
     uint32_t nslots = slots_in_use();
     for (uint32_t i = 0; i < nslots; i++) {
         const hak_shm_slot_t *s = &hak_seg->slots[i];
-        now += (int64_t)atomic_load_explicit((_Atomic uint64_t *)&s->gauge_in[g], memory_order_relaxed);
-        now -= (int64_t)atomic_load_explicit((_Atomic uint64_t *)&s->gauge_out[g], memory_order_relaxed);
+        for (int k = 0; k < HAK_NGAUGES; k++)
+            gauge[k] += (int64_t)(atomic_load_explicit((_Atomic uint64_t *)&s->gauge_in[k], memory_order_relaxed) -
+                                  atomic_load_explicit((_Atomic uint64_t *)&s->gauge_out[k], memory_order_relaxed));
     }
-    return now;
 }
 
 void hak_stats_note_mapped(void) {
     /* approximate but monotonic high-water mark */
-    int64_t now = hak_stats_gauge_now(HAK_G_bytes_mapped);
+    int64_t g[HAK_NGAUGES];
+    hak_stats_gauges_now(g);
+    int64_t now = g[HAK_G_bytes_mapped];
     _Atomic uint64_t *peak = (_Atomic uint64_t *)&hak_seg->peak_bytes_mapped;
     uint64_t old = atomic_load_explicit(peak, memory_order_relaxed);
     while (now > 0 && (uint64_t)now > old &&
@@ -292,16 +294,13 @@ void hak_stats_note_mapped(void) {
 
 void hak_stats_sum(uint64_t *counter, int64_t *gauge) {
     memset(counter, 0, sizeof(uint64_t) * HAK_NCOUNTERS);
-    memset(gauge, 0, sizeof(int64_t) * HAK_NGAUGES);
     uint32_t nslots = slots_in_use();
     for (uint32_t i = 0; i < nslots; i++) {
         const hak_shm_slot_t *s = &hak_seg->slots[i];
         for (int k = 0; k < HAK_NCOUNTERS; k++)
             counter[k] += atomic_load_explicit((_Atomic uint64_t *)&s->counter[k], memory_order_relaxed);
-        for (int k = 0; k < HAK_NGAUGES; k++)
-            gauge[k] += (int64_t)(atomic_load_explicit((_Atomic uint64_t *)&s->gauge_in[k], memory_order_relaxed) -
-                                  atomic_load_explicit((_Atomic uint64_t *)&s->gauge_out[k], memory_order_relaxed));
     }
+    hak_stats_gauges_now(gauge);
 }
 
 void hak_stats_rebase(const hak_shm_t *old, hak_shm_t *s) {
