@@ -4,7 +4,7 @@
  * Records the history of running hakmem processes (--pid N, or --all of this
  * user's) from their telemetry segments into a SQLite DB, one sample per
  * --interval; with --drive it also tunes processes running in fixed mode from
- * outside: the same policy as HAKMEM_MODE=evolving (tuner/policy.c), whose
+ * outside: the same policy as HAKMEM_MODE=evolving (tuner/policy*.c), whose
  * decisions are posted through the segment's control block and logged in its
  * decision ring.  SIGINT/SIGTERM (or --duration) end every run cleanly.
  * With --listen it also serves GET /metrics: the live telemetry of every

@@ -28,7 +28,8 @@
  *   policy_trim.c   TRIM after idle_ms without large-block activity, and the
  *                   per-class caps back to the global cap.
  *   policy_grade.c  grading of the decisions against what happened.
- *   policy.c        configuration, names, and tuner_step, which runs the rules.
+ *   policy_step.c   tuner_step, which runs the rules.
+ *   policy.c        what they share: configuration, state, names, tuner_emit.
  *
  * Units of tuner_decision_t.predicted / tuner_grade_t.observed, by knob:
  *   RING_CAP         cache hit rate (0..1, warm reuse counted as a hit) over the next grade window

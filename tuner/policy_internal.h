@@ -3,7 +3,7 @@
  * callers of the policy: they use policy.h).
  *
  * Each rule is one file with one entry point, called by tuner_step
- * (policy.c) in this order:
+ * (policy_step.c) in this order:
  *   tuner_policy_trim   (policy_trim.c)   idle: TRIM, and class caps back to the global cap
  *   tuner_policy_thp    (policy_thp.c)    THP state per class: log the library's, decide the undecided
  *   tuner_policy_cap    (policy_cap.c)    ring cap per class: demand, decay, budget
@@ -59,6 +59,8 @@ int tuner_emit(tuner_decision_t *out, int n, int max, uint32_t knob, uint32_t si
 
 /* Forget what the policy learnt about class c (its cap follows the global one again). */
 void tuner_class_forget(tuner_state_t *st, uint32_t c);
+/* Forget everything but the configuration: a new process, or the first step (policy.c). */
+void tuner_state_reset(tuner_state_t *st);
 
 /* The rules (see the top of this file). */
 int tuner_policy_trim(tuner_state_t *st, const hak_snapshot_t *prev, const hak_snapshot_t *cur,

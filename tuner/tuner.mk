@@ -10,7 +10,7 @@
 TUNER_SAVED_GOAL := $(.DEFAULT_GOAL)
 
 # The policy is one file per rule (tuner/policy_internal.h lists them).
-POLICY_MODULES  := policy policy_cap policy_batch policy_thp policy_trim policy_grade
+POLICY_MODULES  := policy policy_step policy_cap policy_batch policy_thp policy_trim policy_grade
 TUNER_MODULES   := $(POLICY_MODULES) db shmlog
 TUNER_HEADERS   := tuner/policy.h tuner/policy_internal.h tuner/db.h tuner/shmlog.h include/hakmem/shm.h
 TUNER_GEN       := $(O)/gen/tuner_schema.h
