@@ -41,6 +41,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/futex.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -310,7 +311,15 @@ void hak_evolve_start_slow(void) {
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    /* The thread blocks every signal: it inherits the mask of whichever
+     * thread made the first large allocation, and a signal the program blocks
+     * everywhere to read it (signalfd, sigwait) would otherwise be delivered
+     * here, where its default action ends the process. */
+    sigset_t all, old;
+    sigfillset(&all);
+    int masked = pthread_sigmask(SIG_SETMASK, &all, &old) == 0;
     int rc = pthread_create(&evolve_thread, &attr, evolve_main, NULL);
+    if (masked) pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0) {
         atomic_store(&evolve_state, 3);
         if (have_opening) {             /* no tuner to give the pending bytes back: as it was */
