@@ -140,7 +140,24 @@ static hak_block_t *map_fresh(uint32_t c, size_t n, size_t align) {
     return b;
 }
 
-void *hak_large_alloc(size_t n, size_t align, bool zero) {
+bool hak_oom_release(void) {
+    if (hak_tls.depth != 0) return false;       /* inside an operation: the drain must not nest */
+    int64_t g[HAK_NGAUGES];
+    hak_stats_gauges_now(g);
+    if (g[HAK_G_bytes_cached] + g[HAK_G_bytes_pending] <= 0) return false;
+    hak_tcache_drain_all();                     /* every thread's front cache, to the rings */
+    hak_op_begin();
+    hak_bigcache_trim();                        /* every ring, to Batch */
+    hak_batch_flush(true);                      /* and all of it to the kernel */
+    hak_op_end();
+    return true;
+}
+
+static void *large_alloc(size_t n, size_t align, bool zero, bool retry);
+
+void *hak_large_alloc(size_t n, size_t align, bool zero) { return large_alloc(n, align, zero, true); }
+
+static void *large_alloc(size_t n, size_t align, bool zero, bool retry) {
     if (n > PTRDIFF_MAX) {
         errno = ENOMEM;
         return NULL;
@@ -158,11 +175,13 @@ void *hak_large_alloc(size_t n, size_t align, bool zero) {
         HAK_CNT(cache_misses);                  /* never cacheable: a miss by definition */
     }
     bool fresh = false;
+    size_t dirty = 0;       /* of a warm block: what its earlier uses may have written */
     if (b == NULL) {
         hak_footprint_fit(n, c != HAK_CLASS_NONE ? hak_class_size(c) : n);
         b = map_fresh(c, n, align);
         if (b == NULL) {
             hak_op_end();
+            if (retry && hak_oom_release()) return large_alloc(n, align, zero, false);
             errno = ENOMEM;
             return NULL;
         }
@@ -174,6 +193,7 @@ void *hak_large_alloc(size_t n, size_t align, bool zero) {
          * past this request may go (release_tail); then this use may touch
          * up to n. */
         if (unlikely(b->cls != c)) release_tail(b, n);
+        dirty = b->touched < b->size ? b->touched : b->size;
         if (b->touched < n) b->touched = n;
     }
     /* a request aligned beyond a cache line gets the block's page start (same
@@ -190,8 +210,10 @@ void *hak_large_alloc(size_t n, size_t align, bool zero) {
     if (zero && fresh) HAK_CNT(calloc_zero_skipped);   /* the kernel zeroed it */
     hak_op_end();
     /* Outside the bracket: a memset of up to 256 MiB must not hold off
-     * snapshot readers or fork (the block is this thread's alone now). */
-    if (zero && !fresh) memset(p, 0, n);
+     * snapshot readers or fork (the block is this thread's alone now).  Past
+     * n too, up to what earlier requests of a warm block reached: its usable
+     * size is the program's, and no earlier owner's bytes show there. */
+    if (zero && !fresh) memset(p, 0, n > dirty ? n : dirty);
     /* the first large block runs the hook (the background thread, if wanted) */
     if (unlikely(atomic_load_explicit(&hak_first_large_hook, memory_order_relaxed))) {
         void (*hook)(void) = atomic_exchange(&hak_first_large_hook, NULL);

@@ -172,6 +172,10 @@ HAK_HIDDEN void  hak_os_vacated(uintptr_t base, size_t len);
 /* Grow/move a mapping (MREMAP_MAYMOVE). New base or NULL (errno). */
 /* split != 0: the mapping is two VMAs (see hak_block_t.split); both move together. */
 HAK_HIDDEN void *hak_os_remap(uintptr_t base, size_t old_len, size_t new_len, size_t split);
+/* Shrink the one-VMA mapping [base, base+old_len) in place to new_len bytes
+ * (mremap: the tail's pages go, its place is an arena's again if it was one's;
+ * counted as mremap_dropped_bytes).  0, or -errno with the mapping unchanged. */
+HAK_HIDDEN int hak_os_shrink(uintptr_t base, size_t old_len, size_t new_len);
 /* MADV_HUGEPAGE on a whole mapping that grew past 2 MiB (THP mode madvise). */
 HAK_HIDDEN void  hak_os_advise_huge(uintptr_t base, size_t len);
 /* MADV_NOHUGEPAGE on a whole mapping: its next faults take 4 KiB pages. */
@@ -527,6 +531,11 @@ extern size_t hak_large_threshold HAK_HIDDEN;
  * align > page; zeroed when zero (memset skipped on fresh mappings).
  * NULL + ENOMEM on failure. */
 HAK_HIDDEN void *hak_large_alloc(size_t n, size_t align, bool zero);
+/* Out of memory (a map failed) while hakmem holds freed blocks: outside any
+ * operation, every cached and pending block goes back to the kernel, and
+ * true says the caller may try once more (false: nothing was held, or the
+ * caller is inside an operation).  hak_large_alloc and realloc's growth do. */
+HAK_HIDDEN bool hak_oom_release(void);
 /* free(p) where p's registry chunk holds b (non-NULL): p itself, an interior
  * pointer (aborts), or a glibc block that shares the chunk. */
 HAK_HIDDEN void  hak_free_chunk(void *p, hak_block_t *b);

@@ -285,6 +285,15 @@ void *hak_os_remap(uintptr_t base, size_t old_len, size_t new_len, size_t split)
     return p;
 }
 
+int hak_os_shrink(uintptr_t base, size_t old_len, size_t new_len) {
+    HAK_CNT(mremap_calls);
+    if (mremap((void *)base, old_len, new_len, 0) == MAP_FAILED) return -errno;
+    HAK_CNT_ADD(mremap_dropped_bytes, old_len - new_len);
+    HAK_GAUGE_DOWN(bytes_mapped, old_len - new_len);
+    hak_os_vacated(base + new_len, old_len - new_len);     /* the tail: an arena's again, if it was one's */
+    return 0;
+}
+
 int hak_os_remap_back(uintptr_t base, size_t len, size_t old_len, uintptr_t to, size_t split) {
     /* The old place has been a hole since the move: another thread's mmap
      * may have landed there.  Claim it first (MAP_FIXED_NOREPLACE fails on a

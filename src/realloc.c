@@ -1,5 +1,7 @@
 /*
  * realloc.c - realloc across the whole size range.
+ *   large -> smaller: in place; needing half the mapping or less, the tail
+ *                   goes back (mremap shrinks the mapping: no copy);
  *   large -> large: in place when the block (or its mapping's slack) fits,
  *                   else into a cached block of the new class (its pages move
  *                   onto that block's head; its warm tail is the growth),
@@ -10,6 +12,27 @@
 #include <string.h>
 
 #include "hak_internal.h"
+
+/* The mapping a block of size bytes needs, its user pointer off bytes into
+ * it.  Like a fresh THP block: a multiple of 2 MiB, so a move can land 2 MiB-
+ * aligned (os.c) and its huge pages move whole.  Not for a colored block: its
+ * last bytes would start one more huge page. */
+static size_t shaped_len(size_t off, size_t size) {
+    if (hak_os_thp_effective() != 0 && size >= HAK_HUGE_PAGE && off == 0) return hak_align_up(size, HAK_HUGE_PAGE);
+    return hak_align_up(off + size, HAK_PAGE);
+}
+
+/* Class c for b, resized to c's size, if b looks like a block of that class:
+ * its page at the start of its mapping, and, uncolored, 2 MiB-aligned when
+ * THP applies (a later malloc from the ring expects huge pages); a colored
+ * one keeps the class with what pages it has.  Else HAK_CLASS_NONE: b is
+ * never cached. */
+static uint32_t class_if_shaped(const hak_block_t *b, uint32_t c) {
+    uintptr_t u = atomic_load_explicit(&b->user, memory_order_relaxed);
+    bool aligned = hak_os_thp_effective() == 0 || b->size < HAK_HUGE_PAGE || (u & (HAK_HUGE_PAGE - 1)) == 0 ||
+                   hak_color_of(u) != 0;
+    return (hak_page_down(u) == b->map_base && aligned) ? c : HAK_CLASS_NONE;
+}
 
 /* Grow b (its mapping one VMA, its user pointer in the mapping's first page:
  * at its start, or colored) into x, a cached block of the class it grows to:
@@ -50,11 +73,7 @@ static int grow(hak_block_t *b, uint32_t c, size_t n, bool *inplace) {
     size_t size = c != HAK_CLASS_NONE ? hak_class_size(c) : hak_align_up(n, HAK_PAGE);
     uintptr_t u = atomic_load_explicit(&b->user, memory_order_relaxed);
     size_t off = u - b->map_base;       /* < a page: colored (or 0); more: over-aligned */
-    size_t len = hak_align_up(off + size, HAK_PAGE);
-    /* Like a fresh THP block: the mapping a multiple of 2 MiB, so a move can
-     * land 2 MiB-aligned (os.c) and its huge pages move whole.  Not for a
-     * colored block: its last bytes would start one more huge page. */
-    if (hak_os_thp_effective() != 0 && size >= HAK_HUGE_PAGE && off == 0) len = hak_align_up(size, HAK_HUGE_PAGE);
+    size_t len = shaped_len(off, size);
     *inplace = len <= b->map_size;
     hak_block_t *x = NULL;
     if (!*inplace && c != HAK_CLASS_NONE && off < HAK_PAGE && b->split == 0 &&
@@ -97,15 +116,32 @@ static int grow(hak_block_t *b, uint32_t c, size_t n, bool *inplace) {
     }
     b->size = size;
     b->touched = size;      /* a warm tail of x's may have come along */
-    /* Cache it under its new class only if it looks like a block of that
-     * class: its page at the start of its mapping, and, uncolored, 2 MiB-
-     * aligned when THP applies (a later malloc from the ring expects huge
-     * pages).  A colored one keeps the class with what pages it has. */
-    u = atomic_load_explicit(&b->user, memory_order_relaxed);
-    bool aligned = hak_os_thp_effective() == 0 || size < HAK_HUGE_PAGE || (u & (HAK_HUGE_PAGE - 1)) == 0 ||
-                   hak_color_of(u) != 0;
-    b->cls = (hak_page_down(u) == b->map_base && aligned) ? c : HAK_CLASS_NONE;
+    b->cls = class_if_shaped(b, c);
     return 0;
+}
+
+/* b (live, inside a bracket) now holds n <= b->size bytes.  When n's class
+ * needs half of b's mapping or less, the rest goes back to the kernel at once:
+ * mremap shrinks the mapping in place (no copy; the head keeps its pages, the
+ * tail's address space is an arena's again), as glibc's realloc does for an
+ * mmapped chunk, and b takes n's class.  Else, or for a block of two VMAs
+ * (grown into another block), b stays as it is.  A shrink of less than half
+ * keeps the block: a buffer trimmed a little is often grown again. */
+static void shrink(hak_block_t *b, size_t n) {
+    if (b->split != 0) return;
+    uint32_t c = hak_size_class(n);
+    size_t size = c != HAK_CLASS_NONE ? hak_class_size(c) : hak_align_up(n, HAK_PAGE);
+    uintptr_t u = atomic_load_explicit(&b->user, memory_order_relaxed);
+    size_t len = shaped_len(u - b->map_base, size);
+    if (len > b->map_size / 2 || hak_os_shrink(b->map_base, b->map_size, len) != 0) return;
+    HAK_GAUGE_DOWN(bytes_live, b->size - size);
+    b->map_size = len;
+    b->size = size;
+    if (b->touched > size) b->touched = size;
+    /* no THP sample of a block cut short; no huge pages below one */
+    b->flags &= ~HAK_BF_PROBE;
+    if (size < HAK_HUGE_PAGE) b->flags &= ~HAK_BF_HUGE;
+    b->cls = class_if_shaped(b, c);
 }
 
 /* b now serves a request of n bytes (inside a bracket). */
@@ -138,6 +174,7 @@ void *hak_large_realloc(hak_block_t *b, size_t n) {
     }
     hak_op_begin();
     if (n <= b->size) {
+        shrink(b, n);
         if (b->touched < n) b->touched = n;
         set_request(b, n);
         HAK_CNT(realloc_inplace);
@@ -150,8 +187,17 @@ void *hak_large_realloc(hak_block_t *b, size_t n) {
     int rc = grow(b, c, n, &inplace);
     if (rc != 0) {
         hak_op_end();
-        errno = ENOMEM;
-        return NULL;
+        if (!hak_oom_release()) {
+            errno = ENOMEM;
+            return NULL;
+        }
+        hak_op_begin();                 /* what hakmem held is back: once more */
+        rc = grow(b, c, n, &inplace);
+        if (rc != 0) {
+            hak_op_end();
+            errno = ENOMEM;
+            return NULL;
+        }
     }
     if (inplace) HAK_CNT(realloc_inplace);
     else HAK_CNT(realloc_mremap);

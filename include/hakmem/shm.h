@@ -75,11 +75,11 @@
     X(mremap_calls,          "mremap calls (large realloc)") \
     X(mmap_failures,         "mmap/mremap calls that failed (allocation returned ENOMEM)") \
     X(bytes_mapped_total,    "bytes ever mapped for large blocks") \
-    X(mremap_dropped_bytes,  "bytes of address space mremap dropped: a cached block's head that a realloc grew into") \
-    X(realloc_inplace,       "large reallocs satisfied in place") \
+    X(mremap_dropped_bytes,  "bytes of address space mremap dropped: a cached block's head that a realloc grew into, a shrunk block's tail") \
+    X(realloc_inplace,       "large reallocs satisfied in place (a shrink to half the mapping or less gives its tail back)") \
     X(realloc_mremap,        "large reallocs satisfied by mremap (no copy)") \
     X(warm_realloc,          "of those, grown into a cached block's pages (its tail comes warm, nothing fresh)") \
-    X(realloc_copy,          "reallocs that copied (crossing large_min, or shrink to a cached class)") \
+    X(realloc_copy,          "reallocs that copied (crossing large_min)") \
     X(calloc_zero_skipped,   "large callocs that skipped memset on a fresh mapping") \
     X(invalid_frees,         "invalid or double frees of hakmem blocks detected") \
     X(trims,                 "trim operations (idle or requested)") \

@@ -60,7 +60,7 @@ static void scan(int *tuners, int *open_term) {
     pid_t self = gettid();
     while ((e = readdir(d)) != NULL) {
         if (e->d_name[0] == '.' || atoi(e->d_name) == self) continue;
-        char path[128], name[64] = "", blk[64] = "";
+        char path[300], name[64] = "", blk[64] = "";
         snprintf(path, sizeof path, "/proc/self/task/%s/status", e->d_name);
         if (status_field(path, "Name:", name, sizeof name) != 0 || status_field(path, "SigBlk:", blk, sizeof blk) != 0)
             continue;

@@ -13,6 +13,7 @@
 #include <strings.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -71,6 +72,20 @@ static void test_calloc_semantics(void **state) {
     assert_ptr_equal(q, p);
     for (size_t i = 0; i < (3u << 20); i += 997) assert_int_equal(q[i], 0);
     hak_free(q);
+    /* a bigger block lent to a smaller calloc: no earlier owner's byte shows
+     * anywhere in its usable size */
+    hak_trim();
+    unsigned char *big = hak_alloc(110000);
+    assert_non_null(big);
+    memset(big, 'S', 110000);
+    hak_free(big);
+    unsigned char *lent = hak_calloc(1, 70000);
+    assert_ptr_equal(lent, big);
+    size_t usable = hak_usable_size(lent);
+    assert_true(usable >= 110000);
+    for (size_t i = 0; i < usable; i++)
+        if (lent[i] != 0) fail_msg("byte %zu of %zu is 0x%02x after calloc(1, 70000)", i, usable, lent[i]);
+    hak_free(lent);
     unsigned char *s = hak_calloc(10, 10);                  /* small: glibc */
     for (int i = 0; i < 100; i++) assert_int_equal(s[i], 0);
     hak_free(s);
@@ -127,6 +142,62 @@ static void test_realloc_no_copy(void **state) {
     assert_ptr_equal(same, p);
     assert_true(cnt(HAK_C_realloc_inplace) - in0 >= 1);
     hak_free(p);
+}
+
+/* Resident pages of [p, p+n) (mincore; a reserved or unmapped range has none). */
+static size_t resident_pages(const void *p, size_t n) {
+    uintptr_t a = (uintptr_t)p & ~(uintptr_t)4095, e = ((uintptr_t)p + n + 4095) & ~(uintptr_t)4095;
+    size_t np = (e - a) / 4096, r = 0;
+    unsigned char v[4096];
+    for (size_t i = 0; i < np; i += sizeof v) {
+        size_t k = np - i < sizeof v ? np - i : sizeof v;
+        if (mincore((void *)(a + i * 4096), k * 4096, v) != 0) return 0;
+        for (size_t j = 0; j < k; j++) r += v[j] & 1;
+    }
+    return r;
+}
+
+/* A realloc to half the mapping or less gives the rest back at once, in
+ * place and without a copy (as glibc's mremap of an mmapped chunk): the
+ * contents kept, the usable size and the gauges those of the new class, the
+ * tail's pages gone; the shrunk block is cached and reused under its new
+ * class.  A shrink to more than half keeps the block as it is. */
+static void test_realloc_shrink_gives_back(void **state) {
+    (void)state;
+    const size_t big = (size_t)48 << 20, small = 100 << 10;
+    unsigned char *p = hak_alloc(big);
+    assert_non_null(p);
+    memset(p, 0x6b, big);
+    fill(p, small, 5);
+    int64_t live0 = gauge(HAK_G_bytes_live), mapped0 = gauge(HAK_G_bytes_mapped);
+    uint64_t dropped0 = cnt(HAK_C_mremap_dropped_bytes), cp0 = cnt(HAK_C_realloc_copy);
+    size_t usable0 = hak_usable_size(p);
+
+    /* more than half: nothing moves */
+    assert_ptr_equal(hak_realloc(p, (size_t)30 << 20), p);
+    assert_int_equal(hak_usable_size(p), usable0);
+    assert_int_equal(cnt(HAK_C_mremap_dropped_bytes), dropped0);
+
+    unsigned char *q = hak_realloc(p, small);
+    assert_ptr_equal(q, p);                                  /* in place */
+    assert_int_equal(cnt(HAK_C_realloc_copy), cp0);          /* no copy */
+    assert_true(check(q, small, 5));
+    size_t usable = hak_usable_size(q);
+    assert_int_equal(usable, hak_class_size(hak_size_class(small)));
+    uint64_t dropped = cnt(HAK_C_mremap_dropped_bytes) - dropped0;
+    assert_true(dropped >= big - ((size_t)2 << 20));         /* the mapping went down to the class's */
+    assert_int_equal(gauge(HAK_G_bytes_mapped), mapped0 - (int64_t)dropped);
+    assert_int_equal(gauge(HAK_G_bytes_live), live0 - (int64_t)(usable0 - usable));
+    assert_int_equal(resident_pages(q + ((size_t)4 << 20), big - ((size_t)4 << 20)), 0);
+    memset(q, 0x2e, usable);                                 /* all of the usable size is the program's */
+
+    /* freed, it is a block of its new class: the next request of it hits */
+    hak_free(q);
+    uint64_t hits0 = cnt(HAK_C_cache_hits);
+    unsigned char *r = hak_alloc(small);
+    assert_ptr_equal(r, q);
+    assert_int_equal(cnt(HAK_C_cache_hits), hits0 + 1);
+    hak_free(r);
 }
 
 static void test_memalign(void **state) {
@@ -197,9 +268,12 @@ static void test_thp_alignment(void **state) {
     }
 }
 
-/* mmap failure: NULL + ENOMEM, nothing leaked or counted as live. */
+/* mmap failure: NULL + ENOMEM, nothing leaked or counted as live.  With
+ * nothing cached (a map failure with blocks held gives them back and tries
+ * again: test_faults). */
 static void test_mmap_failure(void **state) {
     (void)state;
+    hak_trim();
     int64_t live0 = gauge(HAK_G_bytes_live), mapped0 = gauge(HAK_G_bytes_mapped);
     uint64_t f0 = cnt(HAK_C_mmap_failures);
     atomic_store(&hak_os_fail_next, 1);
@@ -393,6 +467,7 @@ int main(void) {
         cmocka_unit_test(test_calloc_semantics),
         cmocka_unit_test(test_realloc_edges),
         cmocka_unit_test(test_realloc_no_copy),
+        cmocka_unit_test(test_realloc_shrink_gives_back),
         cmocka_unit_test(test_memalign),
         cmocka_unit_test(test_thp_alignment),
         cmocka_unit_test(test_mmap_failure),

@@ -180,6 +180,35 @@ static void test_failure_streak_leaks_nothing(void **state) {
     hak_free(p);
 }
 
+/* Out of memory while hakmem holds freed blocks: a failed map gives every
+ * cached and pending block back and tries once more, for malloc and for
+ * realloc's growth; with nothing held the failure stands (the tests above). */
+static void test_enomem_gives_back_what_is_held(void **state) {
+    (void)state;
+    void *held[4];
+    for (int i = 0; i < 4; i++) assert_non_null(held[i] = hak_alloc((size_t)6 << 20));
+    for (int i = 0; i < 4; i++) hak_free(held[i]);
+    assert_true(gauge(HAK_G_bytes_cached) + gauge(HAK_G_bytes_pending) > 0);
+    uint64_t f0 = cnt(HAK_C_mmap_failures);
+    atomic_store(&hak_os_fail_next, 1);
+    unsigned char *p = hak_alloc((size_t)23 << 20);         /* a class nothing cached serves */
+    assert_non_null(p);
+    assert_int_equal(cnt(HAK_C_mmap_failures), f0 + 1);     /* it did fail once */
+    assert_int_equal(gauge(HAK_G_bytes_cached), 0);
+    assert_int_equal(gauge(HAK_G_bytes_pending), 0);
+    fill(p, (size_t)1 << 20, 4);
+
+    for (int i = 0; i < 4; i++) assert_non_null(held[i] = hak_alloc((size_t)6 << 20));
+    for (int i = 0; i < 4; i++) hak_free(held[i]);
+    atomic_store(&hak_os_fail_next, 1);
+    unsigned char *q = hak_realloc(p, (size_t)200 << 20);   /* beyond every cached class: mremap */
+    assert_non_null(q);
+    assert_int_equal(cnt(HAK_C_mmap_failures), f0 + 2);
+    assert_true(intact(q, (size_t)1 << 20, 4));
+    assert_int_equal(gauge(HAK_G_bytes_cached), 0);
+    hak_free(q);
+}
+
 /* A failed munmap is counted and reported once on stderr; later ones are counted. */
 static void test_munmap_failure_reported(void **state) {
     (void)state;
@@ -351,6 +380,7 @@ int main(void) {
         cmocka_unit_test_setup(test_mmap_failure_every_path, setup),
         cmocka_unit_test_setup(test_mremap_failure, setup),
         cmocka_unit_test_setup(test_failure_streak_leaks_nothing, setup),
+        cmocka_unit_test_setup(test_enomem_gives_back_what_is_held, setup),
         cmocka_unit_test_setup(test_munmap_failure_reported, setup),
         cmocka_unit_test_setup(test_memalign_alignment, setup),
         cmocka_unit_test_setup(test_realloc_grow_never_spurious, setup),
