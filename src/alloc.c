@@ -153,11 +153,7 @@ bool hak_oom_release(void) {
     return true;
 }
 
-static void *large_alloc(size_t n, size_t align, bool zero, bool retry);
-
-void *hak_large_alloc(size_t n, size_t align, bool zero) { return large_alloc(n, align, zero, true); }
-
-static void *large_alloc(size_t n, size_t align, bool zero, bool retry) {
+void *hak_large_alloc(size_t n, size_t align, bool zero) {
     if (n > PTRDIFF_MAX) {
         errno = ENOMEM;
         return NULL;
@@ -175,13 +171,14 @@ static void *large_alloc(size_t n, size_t align, bool zero, bool retry) {
         HAK_CNT(cache_misses);                  /* never cacheable: a miss by definition */
     }
     bool fresh = false;
-    size_t dirty = 0;       /* of a warm block: what its earlier uses may have written */
     if (b == NULL) {
         hak_footprint_fit(n, c != HAK_CLASS_NONE ? hak_class_size(c) : n);
         b = map_fresh(c, n, align);
         if (b == NULL) {
             hak_op_end();
-            if (retry && hak_oom_release()) return large_alloc(n, align, zero, false);
+            /* out of memory while blocks are held: all of them back, and
+             * once more (the second time round nothing is held) */
+            if (hak_oom_release()) return hak_large_alloc(n, align, zero);
             errno = ENOMEM;
             return NULL;
         }
@@ -193,7 +190,6 @@ static void *large_alloc(size_t n, size_t align, bool zero, bool retry) {
          * past this request may go (release_tail); then this use may touch
          * up to n. */
         if (unlikely(b->cls != c)) release_tail(b, n);
-        dirty = b->touched < b->size ? b->touched : b->size;
         if (b->touched < n) b->touched = n;
     }
     /* a request aligned beyond a cache line gets the block's page start (same
@@ -211,9 +207,9 @@ static void *large_alloc(size_t n, size_t align, bool zero, bool retry) {
     hak_op_end();
     /* Outside the bracket: a memset of up to 256 MiB must not hold off
      * snapshot readers or fork (the block is this thread's alone now).  Past
-     * n too, up to what earlier requests of a warm block reached: its usable
-     * size is the program's, and no earlier owner's bytes show there. */
-    if (zero && !fresh) memset(p, 0, n > dirty ? n : dirty);
+     * n too, up to what earlier requests of a warm block reached (touched):
+     * its usable size is the program's, and no earlier owner's bytes show. */
+    if (zero && !fresh) memset(p, 0, b->touched < b->size ? b->touched : b->size);   /* touched >= n */
     /* the first large block runs the hook (the background thread, if wanted) */
     if (unlikely(atomic_load_explicit(&hak_first_large_hook, memory_order_relaxed))) {
         void (*hook)(void) = atomic_exchange(&hak_first_large_hook, NULL);
