@@ -44,7 +44,7 @@ typedef struct hak_block {
 #define HAK_TC_SLOTS 8u
 typedef struct hak_tcache {
     uint32_t n;
-    uint32_t pad_;
+    uint32_t exited;            /* the thread's slot was released (it is exiting): later ops share the overflow slot */
     uint64_t bytes;
     hak_block_t *v[HAK_TC_SLOTS];
 } hak_tcache_t;
@@ -57,7 +57,7 @@ typedef struct hak_tls {
     uint32_t quiescing;         /* this thread holds the others at the gate (tcache.c) */
     uint32_t overflow_ops;      /* operations on the overflow slot (a free slot is looked for now and then) */
     uint32_t own;               /* 1: slot is this thread's own (the common case: one test per operation) */
-    uint32_t pad_;
+    uint32_t exited;            /* the thread's slot was released (it is exiting): later ops share the overflow slot */
     hak_tcache_t tc;
 } hak_tls_t;
 extern __thread hak_tls_t hak_tls __attribute__((tls_model("initial-exec"))) HAK_HIDDEN;

@@ -112,9 +112,13 @@ static void slot_release(void *arg) {
     pthread_mutex_lock(&fold_lock);
     fold_slot_locked(s);
     pthread_mutex_unlock(&fold_lock);
-    /* A later free in another TLS destructor claims a slot again. */
+    /* A later free in another TLS destructor (glibc runs up to four rounds,
+     * and one that frees in the last re-arms a destructor that never runs)
+     * counts in the overflow slot, with no front cache: nothing may stay
+     * registered in the TLS of a thread that is gone. */
     hak_tls.slot = NULL;
     hak_tls.own = 0;
+    hak_tls.exited = 1;
 }
 
 _Atomic int hak_fork_gate;
@@ -219,7 +223,7 @@ static bool claim_own(hak_tls_t *t) {
 
 void hak_stats_claim_slot(void) {
     hak_tls_t *t = &hak_tls;
-    if (claim_own(t)) return;
+    if (!t->exited && claim_own(t)) return;
     t->slot = &overflow_counts;
     t->shared = 1;
     t->own = 0;
@@ -234,7 +238,7 @@ void hak_stats_enter_slow(void) {
 void hak_stats_shared_enter(void) {
     hak_tls_t *t = &hak_tls;
     /* A slot may have come free since (a thread exited): look now and then. */
-    if (unlikely((++t->overflow_ops & 1023u) == 0) && claim_own(t)) return;
+    if (unlikely((++t->overflow_ops & 1023u) == 0) && !t->exited && claim_own(t)) return;
     atomic_fetch_add_explicit(shared_gen(), 1, memory_order_seq_cst);
     atomic_thread_fence(memory_order_release);     /* the counts below come after it */
 }

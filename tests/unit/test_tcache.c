@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -159,6 +160,46 @@ static void test_thread_exit_returns_blocks(void **state) {
     hak_free(p);
 }
 
+/* A program's TLS destructor that frees large blocks in every round glibc
+ * runs (re-arming itself), the last one included: after hakmem's own
+ * destructor released the thread's slot, those frees must not leave a slot
+ * owned by the dead thread nor a front cache registered in its TLS (a later
+ * trim would walk it). */
+static pthread_key_t late_key;
+static _Atomic int late_rounds;
+static _Atomic uint64_t late_tid;
+static void late_free(void *arg) {
+    (void)arg;
+    void *p = hak_alloc((size_t)1 << 20);
+    memset(p, 7, 4096);
+    hak_free(p);                          /* into a front cache, if the thread had one again */
+    if (atomic_fetch_add(&late_rounds, 1) + 1 < 8) pthread_setspecific(late_key, (void *)1);
+}
+static void *late_main(void *arg) {
+    (void)arg;
+    atomic_store(&late_tid, (uint64_t)syscall(SYS_gettid));
+    hak_free(hak_alloc((size_t)1 << 20));  /* a slot and a front cache of its own */
+    pthread_setspecific(late_key, (void *)1);
+    return NULL;
+}
+
+static void test_free_in_last_tls_destructor(void **state) {
+    (void)state;
+    assert_int_equal(pthread_key_create(&late_key, late_free), 0);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, late_main, NULL), 0);
+    pthread_join(t, NULL);
+    assert_true(atomic_load(&late_rounds) >= 2);
+    uint64_t tid = atomic_load(&late_tid);
+    for (uint32_t i = 0; i < HAK_SHM_SLOTS; i++)
+        if (atomic_load((_Atomic uint64_t *)&hak_seg->slots[i].owner_tid) == tid)
+            fail_msg("slot %u still owned by the exited thread %llu", i, (unsigned long long)tid);
+    assert_int_equal(gauge(HAK_G_blocks_tcached), 0);     /* no block left in a dead thread's cache */
+    hak_trim();                                            /* walks every registered front cache */
+    assert_int_equal(gauge(HAK_G_blocks_cached), 0);
+    pthread_key_delete(late_key);
+}
+
 static void *fill_and_sleep(void *arg) {
     (void)arg;
     void *v[4];
@@ -250,6 +291,7 @@ int main(void) {
         cmocka_unit_test_setup(test_bounds, setup),
         cmocka_unit_test_setup(test_miss_served_by_front_cache_near, setup),
         cmocka_unit_test_setup(test_thread_exit_returns_blocks, setup),
+        cmocka_unit_test_setup(test_free_in_last_tls_destructor, setup),
         cmocka_unit_test_setup(test_trim_empties_sleeping_thread, setup),
         cmocka_unit_test_setup(test_cross_thread_free, setup),
         cmocka_unit_test_setup(test_fork_adopts_caches, setup),
