@@ -44,7 +44,7 @@ typedef struct hak_block {
 #define HAK_TC_SLOTS 8u
 typedef struct hak_tcache {
     uint32_t n;
-    uint32_t exited;            /* the thread's slot was released (it is exiting): later ops share the overflow slot */
+    uint32_t pad_;
     uint64_t bytes;
     hak_block_t *v[HAK_TC_SLOTS];
 } hak_tcache_t;
