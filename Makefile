@@ -55,7 +55,7 @@ LIB_CFLAGS := $(BASE_CFLAGS) -fPIC -fdata-sections -fvisibility=hidden -fno-sema
               $(if $(HAVE_SDT),-DHAK_HAVE_SDT)
 
 # The library, one module per responsibility (see src/README.md).
-LIB_CORE := sizeclass parse options log arena os thp registry bigcache tcache batch footprint knobs stats shm init libc alloc free realloc \
+LIB_CORE := parse options log arena os thp registry bigcache tcache batch footprint knobs stats shm init libc alloc free realloc \
             shm_read showstats
 CORE_OBJS := $(addprefix $(O)/obj/,$(addsuffix .o,$(LIB_CORE)))
 # The segment reader, compiled once (with the library's flags) and linked into

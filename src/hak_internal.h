@@ -5,13 +5,14 @@
  *   hak_base.h     visibility, branch hints, page sizes, align/clamp helpers
  *   hak_lock.h     the rings' spinlock
  *   hak_types.h    block metadata, the front cache, the thread's state
+ *   hak_sizeclass.h  size -> class (pure, inline)
  *   hak_radix.h    the registry's radix table and its lock-free lookups
  *   hak_bracket.h  the operation bracket and the counters inside it
  *   hak_libc.h     glibc's own allocator (small sizes), sanitizer builds
  *   hak_probe.h    USDT probes
  *
  * The pipeline of a large block, file by file:
- *   alloc.c    malloc(n >= large_min) -> sizeclass.c -> bigcache.c pop: hit? reuse
+ *   alloc.c    malloc(n >= large_min) -> hak_sizeclass.h -> bigcache.c pop: hit? reuse
  *                                     miss? -> os.c map (THP-aware) -> registry.c insert
  *   free.c     free(p) -> registry.c lookup ("ours"?) -> bigcache.c put: room? keep warm
  *                                     full / cap lowered / budget / trim -> batch.c add
@@ -102,15 +103,9 @@ HAK_HIDDEN void hak_warn(const char *fmt, ...) __attribute__((format(printf, 1, 
 HAK_HIDDEN void hak_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
 // ---------------------------------------------------------------------------
-// sizeclass.c: size -> class (pure)
+// hak_sizeclass.h: size -> class (pure, inline)
 // ---------------------------------------------------------------------------
-#define HAK_NCLASSES 49u        /* 64 KiB .. 256 MiB, 4 classes per doubling */
-_Static_assert(HAK_NCLASSES <= HAK_SHM_CLASSES, "shm has room for every class");
-/* Class of a request of n bytes (n <= 256 MiB), or HAK_CLASS_NONE above. */
-HAK_HIDDEN uint32_t hak_size_class(size_t n);
-/* Block size of class c (c < HAK_NCLASSES). */
-HAK_HIDDEN size_t   hak_class_size(uint32_t c);
-#define HAK_CLASS_MAX_SIZE ((size_t)256 << 20)
+#include "hak_sizeclass.h"
 
 // ---------------------------------------------------------------------------
 // arena.c: the address space reserved for blocks, and which of it is free
