@@ -486,28 +486,48 @@ static int on_event(void *ctx, void *data, size_t size) {
 
 /* ---- the segment: library counters, kernel section ---- */
 
+/* The segment shrank under a read or a write (SIGBUS, caught: cli.h): it is
+ * let go, and said as a truncated segment. */
+static void seg_lost(void) {
+    hak_shm_close(&seg);
+    seg_open = false;
+    seg_last_err = -HAK_SHM_ESHORT;
+}
+
 static void seg_try_open(void) {
     if (seg_open) return;
-    int rc = hak_shm_open_pid(target_pid, &seg);
+    int rc;
+    HAK_CLI_GUARDED(rc, hak_shm_open_pid(target_pid, &seg));
     if (rc != 0) {
         seg_last_err = rc;
         return;
     }
     seg_open = true;
     if (opt.pid && !seg_have_base) {   /* attached mid-run: compare deltas */
-        if (hak_shm_snapshot(seg.shm, &seg_base) == 0) seg_have_base = true;
+        HAK_CLI_GUARDED(rc, hak_shm_snapshot(seg.shm, &seg_base));
+        if (rc == 0) seg_have_base = true;
+        else if (rc == -HAK_SHM_ESHORT) seg_lost();
     }
 }
+
+static int publish_kernel(void);
 
 static void publish(void) {
     if (!opt.publish) return;
     seg_try_open();
     if (!seg_open) return;
+    int rc;
+    HAK_CLI_GUARDED(rc, publish_kernel());
+    if (rc == -HAK_SHM_ESHORT) seg_lost();
+}
+
+/* The kernel's figures into the segment's kernel section (under the guard). */
+static int publish_kernel(void) {
     if (seg.map_size < sizeof(hak_shm_t) || (fcntl(seg.fd, F_GETFL) & O_ACCMODE) != O_RDWR) {
         static bool warned;
         if (!warned) hak_cli_error("--publish: /dev/shm/hakmem.%d is not writable by this process", target_pid);
         warned = true;
-        return;
+        return 0;
     }
     const volatile struct hp_counters *c = kc();
     hak_shm_kernel_t *k = &seg.shm->kernel;
@@ -526,6 +546,7 @@ static void publish(void) {
     PUT(updated_ns, wall_ns());
 #undef PUT
     atomic_store_explicit(gen, g + 2, memory_order_release);
+    return 0;
 }
 
 /* ---- histograms ---- */
@@ -630,7 +651,9 @@ static struct libcmp library_counters(void) {
         return l;
     }
     static hak_snapshot_t s;
-    int rc = hak_shm_snapshot(seg.shm, &s);
+    int rc;
+    HAK_CLI_GUARDED(rc, hak_shm_snapshot(seg.shm, &s));
+    if (rc == -HAK_SHM_ESHORT) seg_lost();
     if (rc != 0) {
         l.err = rc;
         return l;
@@ -1003,6 +1026,7 @@ int main(int argc, char **argv) {
     }
 
     hak_cli_install_stop(1);
+    hak_cli_install_sigbus();
 
     if (child > 0) {
         if (write(go_fd, "g", 1) != 1) hak_cli_error("cannot release the command: %s", strerror(errno));

@@ -321,3 +321,26 @@ void hak_json_number(FILE *f, double v) {
     hak_json_number_buf(tmp, sizeof tmp, v);
     fputs(tmp, f);
 }
+
+// ---------------------------------------------------------------------------
+// SIGBUS guard (cli.h)
+// ---------------------------------------------------------------------------
+sigjmp_buf hak_cli_bus_env;
+volatile sig_atomic_t hak_cli_bus_armed;
+
+static void on_sigbus(int sig) {
+    if (hak_cli_bus_armed) {
+        hak_cli_bus_armed = 0;
+        siglongjmp(hak_cli_bus_env, 1);
+    }
+    signal(sig, SIG_DFL);   /* a fault outside a guarded access: a real bug, crash loudly */
+    raise(sig);
+}
+
+void hak_cli_install_sigbus(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigbus;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGBUS, &sa, NULL);
+}

@@ -118,4 +118,34 @@ void hak_json_number(FILE *f, double v);
 size_t hak_json_string_buf(char *buf, size_t n, const char *s);
 size_t hak_json_number_buf(char *buf, size_t n, double v);
 
+/* SIGBUS guard around reads (and writes) of a mapped segment: a segment
+ * truncated under a reader faults on its next access (a "truncated segment",
+ * exit 8), not a crash.  hak_cli_install_sigbus() once at start; then
+ *
+ *     if (sigsetjmp(hak_cli_bus_env, 1) == 0) {
+ *         hak_cli_bus_armed = 1;
+ *         ... touch the mapping ...
+ *         hak_cli_bus_armed = 0;
+ *     } else {
+ *         ... it shrank: HAK_SHM_ESHORT ...
+ *     }
+ *
+ * (sigsetjmp must be the whole controlling expression, in the caller's frame).
+ * A fault while the guard is not armed is a real bug: the default action. */
+#include <setjmp.h>
+extern sigjmp_buf hak_cli_bus_env;
+extern volatile sig_atomic_t hak_cli_bus_armed;
+void hak_cli_install_sigbus(void);
+/* rc = call, run under the guard; -HAK_SHM_ESHORT if the segment shrank under it. */
+#define HAK_CLI_GUARDED(rc, call)                   \
+    do {                                            \
+        if (sigsetjmp(hak_cli_bus_env, 1) == 0) {   \
+            hak_cli_bus_armed = 1;                  \
+            (rc) = (call);                          \
+            hak_cli_bus_armed = 0;                  \
+        } else {                                    \
+            (rc) = -HAK_SHM_ESHORT;                 \
+        }                                           \
+    } while (0)
+
 #endif /* HAKMEM_TOOLS_CLI_H */

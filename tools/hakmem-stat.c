@@ -69,59 +69,39 @@ static int report_err(int pid, int err, int sys_errno) {
 // ---------------------------------------------------------------------------
 // SIGBUS guard around every read of a mapped segment
 // ---------------------------------------------------------------------------
-static sigjmp_buf bus_env;
-static volatile sig_atomic_t bus_armed;
-
-static void on_sigbus(int sig) {
-    if (bus_armed) {
-        bus_armed = 0;
-        siglongjmp(bus_env, 1);
-    }
-    signal(sig, SIG_DFL);   /* a fault outside a guarded read: a real bug, crash loudly */
-    raise(sig);
-}
-
-static void install_sigbus(void) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigbus;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGBUS, &sa, NULL);
-}
-
 /* The guarded operations.  If the segment shrinks under us the access faults
  * and we land back here with "truncated segment".  (A fault inside
  * hak_shm_open_pid can leak that one mapping; the tool reports and moves on.) */
 static int seg_open(int pid, hak_shm_handle_t *h) {
-    if (sigsetjmp(bus_env, 1) != 0) return -HAK_SHM_ESHORT;
-    bus_armed = 1;
+    if (sigsetjmp(hak_cli_bus_env, 1) != 0) return -HAK_SHM_ESHORT;
+    hak_cli_bus_armed = 1;
     errno = 0;
     int rc = hak_shm_open_pid(pid, h);
-    bus_armed = 0;
+    hak_cli_bus_armed = 0;
     return rc;
 }
 
 static int seg_snapshot(const hak_shm_t *shm, hak_snapshot_t *out) {
-    if (sigsetjmp(bus_env, 1) != 0) return -HAK_SHM_ESHORT;
-    bus_armed = 1;
+    if (sigsetjmp(hak_cli_bus_env, 1) != 0) return -HAK_SHM_ESHORT;
+    hak_cli_bus_armed = 1;
     int rc = hak_shm_snapshot(shm, out);
-    bus_armed = 0;
+    hak_cli_bus_armed = 0;
     return rc;
 }
 
 static int seg_post(hak_shm_t *shm, uint64_t flags, uint64_t cap, uint64_t thr, uint64_t *seq) {
-    if (sigsetjmp(bus_env, 1) != 0) return -HAK_SHM_ESHORT;
-    bus_armed = 1;
+    if (sigsetjmp(hak_cli_bus_env, 1) != 0) return -HAK_SHM_ESHORT;
+    hak_cli_bus_armed = 1;
     *seq = hak_shm_control_post(shm, flags, cap, thr);
-    bus_armed = 0;
+    hak_cli_bus_armed = 0;
     return 0;
 }
 
 static int seg_load(const uint64_t *p, uint64_t *out) {
-    if (sigsetjmp(bus_env, 1) != 0) return -HAK_SHM_ESHORT;
-    bus_armed = 1;
+    if (sigsetjmp(hak_cli_bus_env, 1) != 0) return -HAK_SHM_ESHORT;
+    hak_cli_bus_armed = 1;
     *out = atomic_load_explicit((_Atomic uint64_t *)p, memory_order_acquire);
-    bus_armed = 0;
+    hak_cli_bus_armed = 0;
     return 0;
 }
 
@@ -1145,7 +1125,7 @@ int main(int argc, char **argv) {
     hak_cli_init(PROG);
     int rc = parse_args(argc, argv, &o);
     if (rc != 0) return rc;
-    install_sigbus();
+    hak_cli_install_sigbus();
     if (o.gc) rc = do_gc(&o);
     else if (o.ctl_flags) rc = do_control(&o);
     else if (o.watch) {

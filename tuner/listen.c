@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "hakmem/shm.h"
+#include "../tools/cli.h"
 #include "../tools/metrics.h"
 #include "listen.h"
 
@@ -141,6 +142,26 @@ void tuner_listen_close(tuner_listen_t *l) {
 }
 
 /* Snapshot every live hakmem process of this user; the exposition into f. */
+
+/* One process's snapshot (run under the SIGBUS guard).  The handle is
+ * static: a segment that shrinks under the read is still closed after the
+ * guard's jump (an automatic one would be indeterminate there). */
+static hak_shm_handle_t seg_h = {.fd = -1};
+static int read_segment(int pid, hak_snapshot_t *out) {
+    if (seg_h.shm != NULL) hak_shm_close(&seg_h);       /* left open by a fault */
+    int rc = hak_shm_open_pid(pid, &seg_h);
+    if (rc == 0) {
+        rc = hak_shm_snapshot(seg_h.shm, out);
+        hak_shm_close(&seg_h);
+    }
+    return rc;
+}
+static int read_guarded(int pid, hak_snapshot_t *out) {
+    int rc;
+    HAK_CLI_GUARDED(rc, read_segment(pid, out));
+    return rc;
+}
+
 static void write_metrics(FILE *f) {
     size_t n = 0, cap = 0;
     hak_snapshot_t *v = NULL;
@@ -162,12 +183,7 @@ static void write_metrics(FILE *f) {
             if (nv == NULL) break;
             v = nv, cap = nc;
         }
-        hak_shm_handle_t h;
-        int rc = hak_shm_open_pid((int)pid, &h);
-        if (rc == 0) {
-            rc = hak_shm_snapshot(h.shm, &v[n]);
-            hak_shm_close(&h);
-        }
+        int rc = read_guarded((int)pid, &v[n]);
         if (rc == 0) {
             n++;
             continue;

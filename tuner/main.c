@@ -444,7 +444,10 @@ static void record_logged_decisions(tuner_db_t *db, target_t *t) {
     uint64_t head = t->cur.decision_head;
     if (head <= t->seen_head) return;
     uint64_t from = head - t->seen_head > HAK_SHM_DECISIONS ? head - HAK_SHM_DECISIONS + 1 : t->seen_head + 1;
-    for (uint64_t n = from; n <= head; n++) {
+    /* by count, at most the ring: a head near UINT64_MAX (a corrupt segment)
+     * must not make n <= head true for ever */
+    for (uint64_t i = 0, count = head - from + 1; i < count && i < HAK_SHM_DECISIONS; i++) {
+        uint64_t n = from + i;
         const hak_shm_decision_t *e = &t->h.shm->decisions[(n - 1) % HAK_SHM_DECISIONS];
         hak_shm_decision_t copy;
         if (__atomic_load_n(&e->seq, __ATOMIC_ACQUIRE) != n) continue;
@@ -458,6 +461,21 @@ static void record_logged_decisions(tuner_db_t *db, target_t *t) {
             fprintf(stderr, "hakmem-tuner: pid %d: %s\n", t->pid, tuner_db_errmsg(db));
     }
     t->seen_head = head;
+}
+
+static void target_tick(const opts_t *o, tuner_db_t *db, target_t *t);
+
+/* A tick under the SIGBUS guard: a segment truncated while it is read (or
+ * written, when driving) ends that run, not the daemon and every other run. */
+static void target_tick_guarded(const opts_t *o, tuner_db_t *db, target_t *t) {
+    if (sigsetjmp(hak_cli_bus_env, 1) == 0) {
+        hak_cli_bus_armed = 1;
+        target_tick(o, db, t);
+        hak_cli_bus_armed = 0;
+    } else {
+        fprintf(stderr, "hakmem-tuner: pid %d: %s; giving up on it\n", t->pid, hak_shm_strerror(-HAK_SHM_ESHORT));
+        target_close(db, t, "truncated segment", o->quiet);
+    }
 }
 
 static void target_tick(const opts_t *o, tuner_db_t *db, target_t *t) {
@@ -581,6 +599,7 @@ int main(int argc, char **argv) {
     }
 
     hak_cli_install_stop(1);
+    hak_cli_install_sigbus();
 
     for (int i = 0; i < o.npids; i++) {
         if (find_target(ts, nts, o.pids[i])) continue;
@@ -599,7 +618,7 @@ int main(int argc, char **argv) {
         int alive = 0;
         for (int i = 0; i < nts; i++) {
             if (!ts[i].alive) continue;
-            target_tick(&o, db, &ts[i]);
+            target_tick_guarded(&o, db, &ts[i]);
             alive += ts[i].alive;
         }
         if (!o.all && o.npids && alive == 0) break;   /* every --pid has exited */
