@@ -146,6 +146,10 @@ static uint64_t col_u64(sqlite3_stmt *q, int i) {
     return v < 0 ? 0 : (uint64_t)v;
 }
 
+/* A knob value as the history stores it: the uint64_t's bits (a class cap's
+ * "global", UINT64_MAX, is -1 in SQLite's signed integer), not clamped. */
+static uint64_t col_knob(sqlite3_stmt *q, int i) { return (uint64_t)sqlite3_column_int64(q, i); }
+
 static double col_real(sqlite3_stmt *q, int i) {
     return sqlite3_column_type(q, i) == SQLITE_NULL ? NAN : sqlite3_column_double(q, i);
 }
@@ -322,8 +326,8 @@ static int load_decisions(rp_db_t *db, rp_run_t *r) {
         d->seq = col_u64(q, 2);
         col_text(q, 3, d->knob, sizeof d->knob);
         d->size_class = sqlite3_column_type(q, 4) == SQLITE_NULL ? -1 : sqlite3_column_int64(q, 4);
-        d->old_value = col_u64(q, 5);
-        d->new_value = col_u64(q, 6);
+        d->old_value = col_knob(q, 5);
+        d->new_value = col_knob(q, 6);
         col_text(q, 7, d->reason, sizeof d->reason);
         d->predicted = col_real(q, 8);
         d->before = col_real(q, 9);

@@ -241,6 +241,17 @@ if grep -Eiq '<(script|link|img|iframe|object|embed)[ >]' "$TMP/all.html" ||
 fi
 ok "outputs"
 
+echo "== a class cap back to the global cap (stored as -1: UINT64_MAX's bits)"
+cp "$DB" "$TMP/global.db"
+R1=$(sqlite3 "$TMP/global.db" "SELECT MIN(id) FROM runs")
+sqlite3 "$TMP/global.db" "INSERT INTO decisions (run_id, time_ns, seq, knob, size_class, old_value, new_value, reason, reason_code)
+  VALUES ($R1, (SELECT start_ns FROM runs WHERE id = $R1) + 1000, 9999, 'class_cap', 20, 112, -1, 'idle', 3)" || fail "insert"
+"$REPORT" --db "$TMP/global.db" --run "$R1" >"$TMP/global.txt" 2>/dev/null || fail "report of global.db"
+grep -Eq "9999 +class_cap .* 112 +global " "$TMP/global.txt" || { grep class_cap "$TMP/global.txt"; fail "class cap -> global shown as a number"; }
+"$REPORT" --db "$TMP/global.db" --run "$R1" --format json -o "$TMP/global.json" 2>/dev/null || fail "json of global.db"
+same "class cap -> global in json" "$(json "$TMP/global.json" "[x['new_value'] for x in d['runs'][0]['decisions'] if x['seq'] == 9999][0]")" 18446744073709551615
+ok "class cap -> global"
+
 echo "== edge cases (hand-made)"
 cp "$DB" "$TMP/edge.db"
 sqlite3 "$TMP/edge.db" < "$ROOT/tests/fixtures/report-edge.sql" || fail "fixture SQL"
