@@ -219,7 +219,7 @@ void hak_cli_sleep(double s) {
 // ---------------------------------------------------------------------------
 /* Length of the valid UTF-8 sequence at p (1..4), or 0 if the bytes there are
  * not one (overlong forms, surrogates and code points above U+10FFFF are not). */
-static size_t utf8_len(const unsigned char *p) {
+size_t hak_cli_utf8_len(const unsigned char *p) {
     unsigned c = p[0];
     if (c < 0x80) return 1;
     size_t n;
@@ -270,7 +270,7 @@ size_t hak_json_string_buf(char *buf, size_t n, const char *s) {
                 snprintf(esc, sizeof esc, "\\u%04x", *p);
                 put(buf, n, &len, esc, 6);
                 p++;
-            } else if ((u = utf8_len(p)) > 0) {
+            } else if ((u = hak_cli_utf8_len(p)) > 0) {
                 put(buf, n, &len, (const char *)p, u);
                 p += u;
             } else {

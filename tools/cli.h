@@ -20,6 +20,7 @@
 #define HAKMEM_TOOLS_CLI_H
 
 #include <signal.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -117,6 +118,12 @@ void hak_json_number(FILE *f, double v);
  * needs, as snprintf does. */
 size_t hak_json_string_buf(char *buf, size_t n, const char *s);
 size_t hak_json_number_buf(char *buf, size_t n, double v);
+
+/* Length of the valid UTF-8 sequence at p (1..4), or 0 if the bytes there are
+ * not one (overlong forms, surrogates, code points above U+10FFFF); stops at
+ * a NUL.  The JSON writer and the Prometheus labels replace such bytes with
+ * U+FFFD. */
+size_t hak_cli_utf8_len(const unsigned char *p);
 
 /* SIGBUS guard around reads (and writes) of a mapped segment: a segment
  * truncated under a reader faults on its next access (a "truncated segment",

@@ -12,6 +12,7 @@
 
 #include "hakmem.h"
 
+#include "cli.h"
 #include "metrics.h"
 
 // ---------------------------------------------------------------------------
@@ -104,12 +105,23 @@ typedef struct prom_proc {
     char labels[HAK_SHM_COMM_LEN * 2 + 2 * 256 + 64];   /* escaped comm and exe, pid */
 } prom_proc_t;
 
+/* A label value: backslash, quote and newline escaped; bytes that are not
+ * UTF-8 (a process name is any bytes) become U+FFFD, as the exposition format
+ * wants valid UTF-8 and one bad name must not void every process's metrics. */
 static void label_escape(char *out, size_t n, const char *s) {
     size_t o = 0;
-    for (; *s && o + 3 < n; s++) {
-        if (*s == '\\' || *s == '"') out[o++] = '\\', out[o++] = *s;
-        else if (*s == '\n') out[o++] = '\\', out[o++] = 'n';
-        else out[o++] = *s;
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p && o + 4 < n) {
+        size_t u;
+        if (*p == '\\' || *p == '"') out[o++] = '\\', out[o++] = (char)*p++;
+        else if (*p == '\n') out[o++] = '\\', out[o++] = 'n', p++;
+        else if ((u = hak_cli_utf8_len(p)) > 0) {
+            memcpy(out + o, p, u);
+            o += u, p += u;
+        } else {
+            memcpy(out + o, "\xef\xbf\xbd", 3);
+            o += 3, p++;
+        }
     }
     out[o] = '\0';
 }

@@ -148,6 +148,23 @@ for f in metrics stat; do
   [ ! -s "$TMP/lint.$f" ] || { cat "$TMP/lint.$f"; fail "promtool check metrics printed warnings for $f"; }
 done
 ok "promtool check metrics: clean on /metrics and on hakmem-stat --prometheus"
+# A process whose name is not UTF-8 (a name is any bytes) gets U+FFFD in its
+# labels: the exposition stays valid for every process.
+BADNAME=$TMP/$(printf 'q"b\\\xff\xfez')
+cp "$PHASED" "$BADNAME"
+env HAKMEM_MODE=fixed LD_PRELOAD="$LIB" "$BADNAME" -r 1 -p 2 -c 1 -w 100 -i 4000 >"$TMP/bad.out" 2>&1 &
+BPID=$!
+at_exit kill "$BPID"
+for _ in $(seq 200); do [ -e "/dev/shm/hakmem.$BPID" ] && break; sleep 0.01; done
+"$STAT" --prometheus -p "$BPID" >"$TMP/bad.txt" || fail "hakmem-stat --prometheus -p (bad name)"
+"$PROMTOOL" check metrics <"$TMP/bad.txt" >"$TMP/lint.bad" 2>&1 || { cat "$TMP/lint.bad"; fail "promtool: a non-UTF-8 process name voids the exposition"; }
+python3 - "$TMP/bad.txt" <<'EOF' || fail "the bad name is not escaped with U+FFFD"
+import sys
+t = open(sys.argv[1], "rb").read().decode("utf-8")          # strict: valid UTF-8 throughout
+want = 'comm="q\\"b\\\\\ufffd\ufffdz"'
+assert want in t, [l for l in t.splitlines() if "comm=" in l][:1]
+EOF
+ok "a process name that is not UTF-8: U+FFFD in its labels, promtool clean"
 python3 - "$TMP/metrics.txt" "$WPID" <<'EOF' || fail "metric conventions"
 import re, sys
 text, wpid = open(sys.argv[1]).read(), sys.argv[2]
