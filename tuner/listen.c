@@ -25,6 +25,7 @@
 
 #define REQ_MAX 8192
 #define IO_TIMEOUT_S 2
+#define REQ_MIN_MS   50       /* a request's least time, however close the next sample */
 
 struct tuner_listen {
     int fd;
@@ -205,10 +206,32 @@ static void write_metrics(FILE *f) {
     free(v);
 }
 
+/* One request, read and answered, gets until the next sample is due (at
+ * least REQ_MIN_MS, at most IO_TIMEOUT_S), however slowly the client sends or
+ * reads: the sampling loop serves between samples, and a byte a second must
+ * not hold it.  A scraper sends its request at once and the answer fits the
+ * socket's buffer.  Stop ends it at once. */
+static uint64_t req_deadline_ns;
+static volatile sig_atomic_t *req_stop;
+
+/* Wait until fd is ready for events within the request's time: 1, or 0 (the
+ * time is up, stop, or an error). */
+static int wait_ready(int fd, short events) {
+    for (;;) {
+        if (req_stop && *req_stop) return 0;
+        uint64_t now = mono_ns();
+        if (now >= req_deadline_ns) return 0;
+        struct pollfd p = {.fd = fd, .events = events};
+        int r = poll(&p, 1, (int)((req_deadline_ns - now + 999999) / 1000000));
+        if (r < 0 && errno == EINTR) continue;
+        return r > 0;
+    }
+}
+
 static void send_all(int fd, const char *buf, size_t len) {
-    while (len > 0) {
-        ssize_t w = send(fd, buf, len, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR) continue;
+    while (len > 0 && wait_ready(fd, POLLOUT)) {
+        ssize_t w = send(fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w < 0 && (errno == EINTR || errno == EAGAIN)) continue;
         if (w <= 0) return;
         buf += w, len -= (size_t)w;
     }
@@ -225,15 +248,15 @@ static void respond(int fd, int code, const char *status, const char *type, cons
     if (!head_only) send_all(fd, body, len);
 }
 
-static void serve_one(int fd) {
-    struct timeval tv = {IO_TIMEOUT_S, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+static void serve_one(int fd, uint64_t due_ns, volatile sig_atomic_t *stop) {
+    uint64_t now = mono_ns(), lo = now + REQ_MIN_MS * 1000000ull, hi = now + (uint64_t)IO_TIMEOUT_S * 1000000000ull;
+    req_deadline_ns = due_ns < lo ? lo : due_ns > hi ? hi : due_ns;
+    req_stop = stop;
     char req[REQ_MAX + 1];
     size_t got = 0;
-    while (got < REQ_MAX) {
-        ssize_t r = recv(fd, req + got, REQ_MAX - got, 0);
-        if (r < 0 && errno == EINTR) continue;
+    while (got < REQ_MAX && wait_ready(fd, POLLIN)) {
+        ssize_t r = recv(fd, req + got, REQ_MAX - got, MSG_DONTWAIT);
+        if (r < 0 && (errno == EINTR || errno == EAGAIN)) continue;
         if (r <= 0) break;
         got += (size_t)r;
         req[got] = '\0';
@@ -291,10 +314,7 @@ void tuner_listen_serve_until(tuner_listen_t *l, uint64_t deadline_ns, volatile 
         if (r <= 0 || !(pfd.revents & POLLIN)) continue;
         int c = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
         if (c < 0) continue;
-        /* the accepted socket must block (with timeouts), whatever it inherited */
-        int fl = fcntl(c, F_GETFL);
-        if (fl >= 0) fcntl(c, F_SETFL, fl & ~O_NONBLOCK);
-        serve_one(c);
+        serve_one(c, deadline_ns, stop);
         shutdown(c, SHUT_WR);
         close(c);
         l->requests++;
