@@ -155,7 +155,7 @@ static void parse_args(int argc, char **argv) {
         case O_CONT: opt.cont = true; break;
         case O_NO_PRELOAD: opt.no_preload = true; break;
         case O_CHECK: opt.check_only = true; break;
-        case 'h': usage(stdout); exit(fflush(stdout) == 0 ? HAK_EXIT_OK : HAK_EXIT_ERROR);
+        case 'h': usage(stdout); exit(hak_cli_stdout_done());
         case 'V': exit(hak_cli_version(NULL));
         default: exit(hak_cli_bad_option(c, argv));
         }

@@ -88,9 +88,18 @@ int hak_cli_bad_option(int c, char **argv) {
     return HAK_EXIT_USAGE;
 }
 
+int hak_cli_stdout_done(void) {
+    /* a write that failed while printing (a full disk, /dev/full, a closed
+     * pipe) leaves the error flag, and fflush then has nothing left to fail on */
+    errno = 0;
+    if (fflush(stdout) == 0 && !ferror(stdout)) return HAK_EXIT_OK;
+    fprintf(stderr, "%s: write error on standard output%s%s\n", cli_prog, errno ? ": " : "", errno ? strerror(errno) : "");
+    return HAK_EXIT_ERROR;
+}
+
 int hak_cli_version(const char *extra) {
     printf("%s (hakmem) %s%s%s\n", cli_prog, HAKMEM_VERSION, extra ? ", " : "", extra ? extra : "");
-    return fflush(stdout) == 0 ? HAK_EXIT_OK : HAK_EXIT_ERROR;
+    return hak_cli_stdout_done();
 }
 
 void hak_cli_print_exit_table(FILE *f) {

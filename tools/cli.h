@@ -59,6 +59,9 @@ int hak_cli_exit_of_shm(int err);
 /* Name used in messages ("hakmem-stat"); set once at the top of main. */
 void hak_cli_init(const char *prog);
 const char *hak_cli_prog(void);
+/* What was printed on stdout reached it: HAK_EXIT_OK; else "tool: write error on
+ * standard output" on stderr and HAK_EXIT_ERROR (--help, --version, reports). */
+int hak_cli_stdout_done(void);
 
 /* "tool: <message>" on stderr (an error that is not the command line's). */
 void hak_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

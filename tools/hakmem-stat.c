@@ -675,7 +675,7 @@ static int parse_args(int argc, char **argv, opts_t *o) {
             break;
         case OPT_GC: o->gc = true; break;
         case 'n': o->dry_run = true; break;
-        case 'h': usage(stdout); exit(fflush(stdout) == 0 ? HAK_EXIT_OK : HAK_EXIT_ERROR);
+        case 'h': usage(stdout); exit(hak_cli_stdout_done());
         case 'V': {
             char extra[64];
             snprintf(extra, sizeof extra, "segment layout version %u", HAK_SHM_VERSION);

@@ -128,7 +128,7 @@ static int parse_args(int argc, char **argv, opts_t *o) {
             fputs(usage_text, stdout);
             hak_cli_print_exit_table(stdout);
             fputs(usage_tail, stdout);
-            return -1;
+            return hak_cli_stdout_done() == 0 ? -1 : RP_EXIT_OUTPUT;
         case 'V': return hak_cli_version(NULL) == 0 ? -1 : RP_EXIT_OUTPUT;
         default: return hak_cli_bad_option(c, argv);
         }

@@ -3,7 +3,8 @@
 # "Command-line conventions and exit status"; tools/cli.h):
 #   1. every tool: -h/--help (usage + the shared exit table), -V/--version
 #      (the HAKMEM_VERSION of include/hakmem.h), --bogus (one line + "Try ...",
-#      exit 2, nothing on stdout), a missing value (exit 2)
+#      exit 2, nothing on stdout), a missing value (exit 2); --help and
+#      --version into /dev/full exit 1 with "write error"
 #   2. -p 999999 is "no such process" (3) in every tool that takes a pid, and a
 #      live process without libhakmem is "no hakmem" (4): never the same code
 #   3. hakmem-stat against a live process: -p PID interval count, --watch 0.1 2
@@ -82,6 +83,14 @@ for tool in "${TOOLS[@]}"; do
   run "$tool" --help=x
   [ $RC -eq 2 ] && [ "$(sed -n 1p "$T/err")" = "$name: option '--help' takes no value" ] \
     && ok "$name --help=x: exit 2" || { bad "$name --help=x: exit $RC"; show; }
+  # what cannot be written is an error, not a success (a full disk, a closed pipe)
+  if [ -w /dev/full ]; then
+    for o in --help --version; do
+      RC=0; "$tool" "$o" >/dev/full 2>"$T/err" || RC=$?
+      [ $RC -eq 1 ] && grep -q "^$name: write error on standard output" "$T/err" \
+        && ok "$name $o >/dev/full: exit 1, '$(head -n 1 "$T/err")'" || { bad "$name $o >/dev/full: exit $RC"; show; }
+    done
+  fi
 done
 # the benchmark takes the same -V and the same usage errors
 BENCH=$B/bench_allocators_hakmem
