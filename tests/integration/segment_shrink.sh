@@ -25,13 +25,21 @@ grep -q "^paused 1 " "$T/churn.out" || { cat "$T/churn.out"; fail "churn never p
 [ -f "$SEG" ] || fail "churn has no segment at $SEG"
 cp "$SEG" "$T/seg"
 
+# shrink_under OUT SECONDS CMD...: run CMD, truncate the segment under it
+# after SECONDS, wait; rc = its exit status, which must not be SIGBUS's
+shrink_under() {
+  local out=$1 secs=$2 p
+  shift 2
+  "$@" >"$out" 2>&1 &
+  p=$!
+  sleep "$secs"
+  truncate -s 4096 "$SEG"
+  rc=0; wait "$p" || rc=$?
+  [ "$rc" -ne 135 ] || { cat "$out"; fail "$(basename "$1") died of SIGBUS (exit 135)"; }
+}
+
 # hakmem-tuner: the run ends as "truncated segment"; the daemon does not die.
-"$TUNER" --db "$T/h.db" -p "$C" -i 0.1 -d 4 >"$T/tuner.out" 2>&1 &
-TP=$!
-sleep 1
-truncate -s 4096 "$SEG"
-rc=0; wait "$TP" || rc=$?
-[ "$rc" -ne 135 ] || { cat "$T/tuner.out"; fail "hakmem-tuner died of SIGBUS (exit 135)"; }
+shrink_under "$T/tuner.out" 1 "$TUNER" --db "$T/h.db" -p "$C" -i 0.1 -d 4
 grep -q "pid $C: truncated segment" "$T/tuner.out" || { cat "$T/tuner.out"; fail "hakmem-tuner did not say 'truncated segment'"; }
 grep -q "run 1 ended (truncated segment)" "$T/tuner.out" || { cat "$T/tuner.out"; fail "hakmem-tuner did not end the run"; }
 echo "hakmem-tuner: exit $rc, $(grep -c . "$T/tuner.out") lines, the run ended as truncated"
@@ -39,12 +47,7 @@ echo "hakmem-tuner: exit $rc, $(grep -c . "$T/tuner.out") lines, the run ended a
 # hakmem-probe (root and eBPF only): the cross-check says the segment is truncated.
 cp "$T/seg" "$SEG"
 if [ -x "$PROBE" ] && [ "$(id -u)" -eq 0 ] && "$PROBE" --check >/dev/null 2>&1; then
-  "$PROBE" -p "$C" -P -d 3 >"$T/probe.out" 2>&1 &
-  PP=$!
-  sleep 1.5
-  truncate -s 4096 "$SEG"
-  rc=0; wait "$PP" || rc=$?
-  [ "$rc" -ne 135 ] || { cat "$T/probe.out"; fail "hakmem-probe died of SIGBUS (exit 135)"; }
+  shrink_under "$T/probe.out" 1.5 "$PROBE" -p "$C" -P -d 3
   grep -q "unavailable: truncated segment" "$T/probe.out" || { cat "$T/probe.out"; fail "hakmem-probe did not say 'truncated segment'"; }
   echo "hakmem-probe: exit $rc, the library's counters 'unavailable: truncated segment'"
 else
