@@ -142,8 +142,6 @@ void tuner_listen_close(tuner_listen_t *l) {
     free(l);
 }
 
-/* Snapshot every live hakmem process of this user; the exposition into f. */
-
 /* One process's snapshot (run under the SIGBUS guard).  The handle is
  * static: a segment that shrinks under the read is still closed after the
  * guard's jump (an automatic one would be indeterminate there). */
@@ -157,12 +155,14 @@ static int read_segment(int pid, hak_snapshot_t *out) {
     }
     return rc;
 }
+
 static int read_guarded(int pid, hak_snapshot_t *out) {
     int rc;
     HAK_CLI_GUARDED(rc, read_segment(pid, out));
     return rc;
 }
 
+/* Snapshot every live hakmem process of this user; the exposition into f. */
 static void write_metrics(FILE *f) {
     size_t n = 0, cap = 0;
     hak_snapshot_t *v = NULL;
