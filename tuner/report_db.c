@@ -12,6 +12,7 @@
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <limits.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -27,6 +28,36 @@ static int fail(rp_db_t *db, const char *what) {
     snprintf(db->err, sizeof db->err, "%s: %s: %s", db->path, what,
              db->sql ? sqlite3_errmsg((sqlite3 *)db->sql) : "cannot open");
     return -1;
+}
+
+/* True when PATH-wal exists and is not empty: changes not in the DB file yet. */
+static int wal_holds_changes(const char *path) {
+    char wal[PATH_MAX];
+    struct stat st;
+    if (snprintf(wal, sizeof wal, "%s-wal", path) >= (int)sizeof wal) return 1;
+    return stat(wal, &st) == 0 && st.st_size > 0;
+}
+
+/* Open path again as an immutable file: URI (every byte but the unreserved
+ * ones percent-encoded), read-only, no -shm and no locks. */
+static int reopen_immutable(rp_db_t *db, const char *path) {
+    char uri[3 * PATH_MAX + 32];
+    size_t o = 0;
+    o += (size_t)snprintf(uri, sizeof uri, "file:");
+    for (const unsigned char *p = (const unsigned char *)path; *p && o + 4 < sizeof uri - 16; p++) {
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || strchr("-._~/", *p))
+            uri[o++] = (char)*p;
+        else
+            o += (size_t)snprintf(uri + o, sizeof uri - o, "%%%02X", *p);
+    }
+    snprintf(uri + o, sizeof uri - o, "?immutable=1");
+    sqlite3_close((sqlite3 *)db->sql);
+    sqlite3 *s = NULL;
+    int rc = sqlite3_open_v2(uri, &s, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL);
+    db->sql = s;
+    if (rc != SQLITE_OK) return -1;
+    sqlite3_busy_timeout(s, 2000);
+    return 0;
 }
 
 int rp_db_open(rp_db_t *db, const char *path) {
@@ -55,12 +86,37 @@ int rp_db_open(rp_db_t *db, const char *path) {
     }
     sqlite3_busy_timeout(s, 2000);
     sqlite3_stmt *q = NULL;
+    int code = SQLITE_OK;
     if (sqlite3_prepare_v2(s, "PRAGMA user_version", -1, &q, NULL) != SQLITE_OK || sqlite3_step(q) != SQLITE_ROW) {
         sqlite3_finalize(q);
-        int code = sqlite3_errcode(s);
-        fail(db, code == SQLITE_NOTADB ? "not a SQLite database"
-                 : code == SQLITE_CORRUPT ? "corrupt database" : "cannot read");
-        return -1;
+        q = NULL;
+        code = sqlite3_errcode(s);
+        /* A WAL history in a directory this user cannot write: reading it
+         * needs a -shm file beside it.  With no -wal file holding changes the
+         * DB file is the whole history, and can be read as immutable. */
+        if ((code & 0xff) == SQLITE_READONLY || (code & 0xff) == SQLITE_CANTOPEN) {
+            if (wal_holds_changes(path)) {
+                snprintf(db->err, sizeof db->err,
+                         "%s: cannot read: a WAL history whose directory this user cannot write, with changes in "
+                         "its -wal file (SQLite needs to create %s-shm): read a copy, or as a user who can write there",
+                         path, path);
+                return -1;
+            }
+            if (reopen_immutable(db, path) == 0) {
+                s = (sqlite3 *)db->sql;
+                if (sqlite3_prepare_v2(s, "PRAGMA user_version", -1, &q, NULL) == SQLITE_OK &&
+                    sqlite3_step(q) == SQLITE_ROW)
+                    code = SQLITE_OK;
+                else
+                    code = sqlite3_errcode(s);
+            }
+        }
+        if (code != SQLITE_OK) {
+            sqlite3_finalize(q);
+            fail(db, code == SQLITE_NOTADB ? "not a SQLite database"
+                     : code == SQLITE_CORRUPT ? "corrupt database" : "cannot read");
+            return -1;
+        }
     }
     db->schema = sqlite3_column_int(q, 0);
     sqlite3_finalize(q);
@@ -71,7 +127,7 @@ int rp_db_open(rp_db_t *db, const char *path) {
                            -1, &q, NULL) != SQLITE_OK ||
         sqlite3_step(q) != SQLITE_ROW) {
         sqlite3_finalize(q);
-        int code = sqlite3_errcode(s);
+        code = sqlite3_errcode(s);
         return fail(db, code == SQLITE_NOTADB ? "not a SQLite database"
                         : code == SQLITE_CORRUPT ? "corrupt database" : "cannot read the schema");
     }

@@ -15,7 +15,9 @@
 #      run at 0.05 s records many samples), the old "--interval 100" (ms)
 #      explained, --listen with a malformed address is a usage error (2)
 #   5. hakmem-report on an unreadable DB (as uid 65534: root ignores modes)
-#      names the file and the errno reason, exit 1; a missing one too; its
+#      names the file and the errno reason, exit 1; a missing one too; a
+#      history in a directory it cannot write is read (immutable) unless a
+#      -wal file holds changes (then exit 1, said); its
 #      JSON of a command line with DEL (recorded from /proc/PID/cmdline) is
 #      escaped (the report's own escaper let 0x7f through)
 #   6. README's exit-status table has every row of the tools' --help table
@@ -215,6 +217,19 @@ else AS=(); fi
 run "${AS[@]}" "$REPORT" --db "$T/locked.db"
 [ $RC -eq 1 ] && [ "$(cat "$T/err")" = "hakmem-report: cannot open $T/locked.db: Permission denied" ] \
   && ok "unreadable DB: exit 1: $(cat "$T/err")" || { bad "unreadable DB: exit $RC"; show; }
+if [ ${#AS[@]} -gt 0 ]; then
+  # a WAL history in a directory the reader cannot write (T is root's, 0755): read as immutable
+  cp "$T/hist.db" "$T/ro.db"; chmod 644 "$T/ro.db"; rm -f "$T/ro.db-wal" "$T/ro.db-shm"
+  run "${AS[@]}" "$REPORT" --db "$T/ro.db"
+  [ $RC -eq 0 ] && grep -q "^hakmem report: $T/ro.db" "$T/out" \
+    && ok "a history in a directory the reader cannot write: read (exit 0)" || { bad "read-only directory: exit $RC"; show; }
+  # ... unless a -wal file beside it holds changes: then it says so
+  printf 'x' >"$T/ro.db-wal"; chmod 644 "$T/ro.db-wal"
+  run "${AS[@]}" "$REPORT" --db "$T/ro.db"
+  [ $RC -eq 1 ] && grep -q "directory this user cannot write, with changes in its -wal file" "$T/err" \
+    && ok "the same with changes in its -wal: exit 1, said" || { bad "read-only directory + wal: exit $RC"; show; }
+  rm -f "$T/ro.db-wal"
+fi
 run "$REPORT" --db "$T/missing.db"
 [ $RC -eq 1 ] && [ "$(cat "$T/err")" = "hakmem-report: cannot open $T/missing.db: No such file or directory" ] \
   && ok "missing DB: exit 1: $(cat "$T/err")" || { bad "missing DB: exit $RC"; show; }
